@@ -1,0 +1,3 @@
+from hrnext_trt.cli import main
+
+main()

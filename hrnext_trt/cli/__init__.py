@@ -1,0 +1,61 @@
+"""The ``hrnext-trt`` command.
+
+Each sub-command lives in its own module (``hrnext_trt/cli/<name>.py``, exposing ``command``)
+and is imported only when invoked, so ``hrnext-trt --help`` is instant and a command's heavy
+imports (torch, onnxruntime, tensorrt) never slow down another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hrnext_trt import __version__
+from hrnext_trt.errors import HrnextError
+
+# command name -> (module under hrnext_trt.cli, one-line help shown by --help)
+COMMANDS = {
+    "summary": ("summary", "Parameters, MACs and a per-stage table of a model."),
+    "evaluate": ("evaluate", "Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."),
+    "visualize": ("visualize", "Draw predicted or ground-truth poses on images."),
+    "train": ("train", "Train a model from a YAML config (resumable, DDP-ready)."),
+    "export-engine": ("export_engine", "Export ONNX (FP32/FP16/INT8) and build TensorRT engines."),
+    "trt-eval": ("trt_eval", "Accuracy and latency of PyTorch vs every exported artifact."),
+    "bench": ("bench", "Latency benchmark of every backend and batch size."),
+    "demo": ("demo", "Train, export and compare on the bundled data in one command."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"hrnext_trt.cli.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        # Listing help must not import every command's dependencies.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HrnextError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
+            sys.exit(2)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hrnext-trt")
+def main():
+    """HRNeXt crowd pose estimation: train, export to ONNX/TensorRT, evaluate and benchmark."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+
+def _package_data():
+    # The bundled sample datasets travel with the package (the demo's default input).
+    base = ROOT / "hrnext_trt"
+    return [str(p.relative_to(base)) for p in (base / "bundled_data").rglob("*") if p.is_file()]
+
+
+setup(
+    name="hrnext-trt",
+    version="0.1.0",
+    description="HRNeXt crowd pose estimation: training, ONNX/FP16/INT8 export, TensorRT engines, "
+    "evaluation and benchmarks",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hrnext_trt", "hrnext_trt.*"]),
+    package_data={"hrnext_trt": _package_data()},
+    install_requires=[
+        # A range, never a pin: take the CPU or CUDA build that suits the machine (see README).
+        "torch>=2.4",
+        "numpy>=1.24",
+        # Headless OpenCV: same cv2 API as opencv-python, without GUI libraries servers lack.
+        "opencv-python-headless>=4.8",
+        "pycocotools>=2.0.7",
+        # CrowdPose's evaluation (crowd mode). Build from source under numpy 2: see README.
+        "xtcocotools>=1.14",
+        "click>=8.1",
+        "tqdm>=4.66",
+        "pyyaml>=6.0",
+        "matplotlib>=3.7",
+        "tensorboard>=2.14",
+        "onnx>=1.16",
+        "onnxslim>=0.1.40",
+        # AutoCast (FP16) and Q/DQ post-training quantization (INT8). Brings onnxruntime-gpu,
+        # whose CPU provider runs every precision's ONNX on machines without a GPU.
+        "nvidia-modelopt[onnx]>=0.33",
+    ],
+    extras_require={
+        "trt": ["tensorrt>=10.0", "pycuda>=2024.1"],
+        "dev": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    },
+    entry_points={"console_scripts": ["hrnext-trt=hrnext_trt.cli:main"]},
+)

@@ -1,0 +1,69 @@
+"""Project-level facts: the README's set-up commands, CI, keypoint metadata, the CLI surface."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.keypoints import COCO, CROWDPOSE, OCHUMAN, get_meta, meta_for_joints
+from tests.conftest import REPO
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.startswith("    python3 -m venv")]
+
+
+def test_ci_runs_the_readme_test_command():
+    commands = _readme_commands()
+    tests_cmd = [c for c in commands if "pytest" in c]
+    assert len(tests_cmd) == 1, "README must state exactly one test set-up command"
+    ci_lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests_cmd[0] in [line.strip() for line in ci_lines]
+
+
+def test_readme_main_job_installs_non_editable_and_runs_demo():
+    main = [c for c in _readme_commands() if "pytest" not in c]
+    assert len(main) == 1
+    assert re.search(r"pip install [^&]*--no-build-isolation \. ", main[0]), "main job must install the package itself"
+    assert "hrnext-trt demo" in main[0]
+
+
+def test_flip_pairs_follow_the_names():
+    assert CROWDPOSE.flip_pairs == ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))  # the spec's pairs
+    assert COCO.flip_pairs == ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+    for meta in (COCO, CROWDPOSE, OCHUMAN):
+        perm = meta.flip_index
+        assert sorted(perm) == list(range(meta.num_joints))
+        assert all(perm[perm[j]] == j for j in range(meta.num_joints))  # an involution
+
+
+def test_metadata_matches_the_spec():
+    assert CROWDPOSE.num_joints == 14 and COCO.num_joints == 17 and OCHUMAN.num_joints == 17
+    assert [round(s * 10, 2) for s in CROWDPOSE.sigmas] == [
+        .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]
+    assert CROWDPOSE.eval_mode == "crowdpose" and OCHUMAN.eval_mode == "coco"
+    assert len(CROWDPOSE.upper_body) + len(CROWDPOSE.lower_body) == 14
+    for meta in (COCO, CROWDPOSE):
+        assert all(0 <= a < meta.num_joints and 0 <= b < meta.num_joints for a, b in meta.skeleton)
+
+
+def test_unknown_dataset_and_joint_count_are_one_line_errors():
+    with pytest.raises(HrnextError, match="unknown dataset 'mpii'"):
+        get_meta("mpii")
+    with pytest.raises(HrnextError, match="no dataset has 16 joints"):
+        meta_for_joints(16)
+    assert meta_for_joints(14) is CROWDPOSE
+
+
+def test_cli_lists_every_stage_without_importing_torch():
+    code = ("import sys; from click.testing import CliRunner; from hrnext_trt.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); print(r.output); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for name in ("summary", "evaluate", "visualize", "train", "export-engine", "trt-eval", "bench", "demo"):
+        assert name in out
+    assert out.strip().endswith("False"), "--help must not import torch"

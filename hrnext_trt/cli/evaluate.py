@@ -1,0 +1,33 @@
+"""``hrnext-trt evaluate``: score a COCO-format keypoint results file."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hrnext_trt.keypoints import DATASETS
+
+
+@click.command("evaluate")
+@click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), required=True,
+              help="Which protocol scores the results.")
+@click.option("--ann", "ann_file", type=click.Path(dir_okay=False), required=True,
+              help="The dataset's keypoint annotation file (ground truth).")
+@click.option("--results", "results_file", type=click.Path(dir_okay=False), required=True,
+              help="JSON list of {image_id, category_id, keypoints, score}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metric names as keys.")
+def command(dataset: str, ann_file: str, results_file: str, as_json: bool) -> None:
+    """Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."""
+    from hrnext_trt.evaluation import evaluate_results
+
+    metrics = evaluate_results(dataset, ann_file, results_file)
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    click.echo(f"{dataset} keypoints: {results_file}")
+    width = max(len(name) for name in metrics)
+    for name, value in metrics.items():
+        # -1 is the COCO tools' mark for "no such case" (e.g. no easy CrowdPose image).
+        shown = f"{value:7.4f}" if value >= 0 else "    n/a  (no images of this kind)"
+        click.echo(f"  {name:<{width}}  {shown}")

@@ -1,0 +1,207 @@
+"""Person instances of CrowdPose, COCO and OCHuman, read from each dataset's own layout.
+
+Layouts (as the datasets' download instructions give them)::
+
+    crowdpose/annotations/mmpose_crowdpose_{train,val,trainval,test}.json
+    crowdpose/annotations/det_for_crowd_test_0.1_0.5.json        (YOLOv3 boxes, test)
+    crowdpose/images/*.jpg
+    coco/annotations/person_keypoints_{train,val}2017.json
+    coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json
+    coco/{train,val}2017/*.jpg
+    ochuman/annotations/ochuman_coco_format_{val,test}_range_0.00_1.00.json
+    ochuman/images/*.jpg
+
+Instances come from ground-truth boxes (training, and OCHuman's test protocol) or from a
+detector's boxes above a score threshold (the CrowdPose and COCO test protocol), selected the
+way mmpose 0.x (the HRNeXt code base) selects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.data.files import read_json
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.keypoints import KeypointMeta, get_meta
+
+# Which boxes the paper's test protocol uses (mmpose configs of HRNeXt): OCHuman has no detector
+# file and is tested on ground-truth boxes.
+PROTOCOL_BOXES = {"crowdpose": "det", "coco": "det", "ochuman": "gt"}
+# The split each dataset's accuracy is published on.
+TEST_SPLIT = {"crowdpose": "test", "coco": "val", "ochuman": "test"}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    ann: str  # annotation file, relative to the root, with {split}
+    images: str  # image folder, relative to the root, with {split}
+    det: str | None  # default detector file, relative to the root
+    splits: tuple[str, ...]
+
+
+_LAYOUTS = {
+    "crowdpose": _Layout("annotations/mmpose_crowdpose_{split}.json", "images",
+                         "annotations/det_for_crowd_test_0.1_0.5.json", ("train", "val", "trainval", "test")),
+    "coco": _Layout("annotations/person_keypoints_{split}2017.json", "{split}2017",
+                    "person_detection_results/COCO_val2017_detections_AP_H_56_person.json", ("train", "val")),
+    "ochuman": _Layout("annotations/ochuman_coco_format_{split}_range_0.00_1.00.json", "images", None,
+                       ("val", "test")),
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    path: Path
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One person to crop: a box in an image, with its ground-truth keypoints when known."""
+
+    image_id: int
+    image_path: Path
+    box: np.ndarray  # (4,) float32 x, y, w, h in image pixels
+    box_score: float  # 1.0 for ground-truth boxes
+    keypoints: np.ndarray | None  # (J, 3) float32 x, y, v (COCO visibility 0/1/2); None for detector boxes
+
+
+@dataclass
+class PoseDataset:
+    name: str  # "crowdpose", "coco" or "ochuman"
+    split: str
+    boxes: str  # "gt" or "det"
+    meta: KeypointMeta
+    ann_file: Path
+    image_dir: Path
+    images: dict[int, ImageInfo]  # image id -> info, in annotation-file order
+    instances: list[Instance]  # grouped by image, in annotation-file order
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+
+def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det_file: str | Path | None = None,
+                 det_score_thr: float = 0.0) -> PoseDataset:
+    """Load ``split`` of dataset ``name`` under ``root`` with person boxes from ``boxes``.
+
+    ``boxes="gt"``: annotated people, skipping crowd regions, people without labelled
+    keypoints and degenerate boxes (as mmpose does). ``boxes="det"``: the detector's person
+    boxes with score >= ``det_score_thr`` (``det_file`` defaults to the layout's file); boxes of
+    images outside the split and zero-area boxes are ignored, and an image without boxes simply
+    has no instances.
+    """
+    meta = get_meta(name)
+    layout = _LAYOUTS[name]
+    if split not in layout.splits:
+        raise HrnextError(f"unknown {name} split {split!r}: choose one of {', '.join(layout.splits)}")
+    if boxes not in ("gt", "det"):
+        raise HrnextError(f"boxes must be 'gt' or 'det', got {boxes!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise HrnextError(f"{name} dataset root not found: {root}")
+    ann_file = root / layout.ann.format(split=split)
+    image_dir = root / layout.images.format(split=split)
+    if not image_dir.is_dir():
+        raise HrnextError(f"{name} image folder not found: {image_dir} (expected the dataset's own layout)")
+    data = read_json(ann_file, f"{name} annotation file")
+    images, annotations = _parse_annotations(data, ann_file, meta, image_dir)
+
+    if boxes == "gt":
+        try:
+            instances = _gt_instances(images, annotations, meta)
+        except (TypeError, ValueError) as exc:
+            raise HrnextError(f"annotation file {ann_file} is malformed: bad box or keypoints ({exc})") from None
+    else:
+        if det_file is None:
+            if layout.det is None:
+                raise HrnextError(f"{name} has no detector file in its protocol (it is tested on ground-truth "
+                                  "boxes): use boxes='gt' or pass det_file")
+            det_file = root / layout.det
+        instances = _det_instances(images, Path(det_file), det_score_thr)
+    return PoseDataset(name=name, split=split, boxes=boxes, meta=meta, ann_file=ann_file, image_dir=image_dir,
+                       images=images, instances=instances)
+
+
+def _parse_annotations(data, ann_file: Path, meta: KeypointMeta,
+                       image_dir: Path) -> tuple[dict[int, ImageInfo], dict[int, list[dict]]]:
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise HrnextError(f"annotation file {ann_file} is not a COCO keypoint file (needs 'images' and 'annotations' "
+                          "lists)")
+    try:
+        images = {int(im["id"]): ImageInfo(int(im["id"]), image_dir / im["file_name"], int(im["width"]),
+                                           int(im["height"])) for im in data["images"]}
+        by_image: dict[int, list[dict]] = {i: [] for i in images}
+        for ann in data["annotations"]:
+            n = len(ann.get("keypoints") or ())
+            if n not in (0, 3 * meta.num_joints):
+                raise HrnextError(f"annotation file {ann_file} has {n // 3} keypoints per person but {meta.name} has "
+                                  f"{meta.num_joints}: is it another dataset's file?")
+            image_id = int(ann["image_id"])
+            if image_id not in by_image:
+                raise HrnextError(f"annotation file {ann_file}: annotation {ann.get('id')} refers to image {image_id}, "
+                                  "which its 'images' list lacks")
+            by_image[image_id].append(ann)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HrnextError(f"annotation file {ann_file} is malformed: missing or bad field {exc}") from None
+    return images, by_image
+
+
+def _gt_instances(images: dict[int, ImageInfo], annotations: dict[int, list[dict]],
+                  meta: KeypointMeta) -> list[Instance]:
+    instances = []
+    for image_id, info in images.items():
+        for ann in annotations[image_id]:
+            if ann.get("iscrowd", 0) or "bbox" not in ann or not ann.get("keypoints"):
+                continue
+            keypoints = np.asarray(ann["keypoints"], dtype=np.float32).reshape(meta.num_joints, 3)
+            if keypoints.max() <= 0 or ann.get("num_keypoints", 1) == 0:
+                continue
+            box = _clean_box(ann["bbox"], info.width, info.height)
+            if box is None or ann.get("area", 1) <= 0:
+                continue
+            instances.append(Instance(image_id, info.path, box, 1.0, keypoints))
+    return instances
+
+
+def _clean_box(box, width: int, height: int) -> np.ndarray | None:
+    # mmpose 0.x clips the box to the image with its "w - 1" pixel convention; kept so crops
+    # (and so accuracy) match the code the paper's numbers come from.
+    x, y, w, h = (float(v) for v in box)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float32)
+
+
+def _det_instances(images: dict[int, ImageInfo], det_file: Path, score_thr: float) -> list[Instance]:
+    dets = read_json(det_file, "detector file")
+    if not isinstance(dets, list):
+        raise HrnextError(f"detector file {det_file} must hold a list of {{image_id, bbox, score}} objects")
+    per_image: dict[int, list[Instance]] = {i: [] for i in images}
+    try:
+        for det in dets:
+            if det.get("category_id", 1) != 1:
+                continue
+            image_id = int(det["image_id"])
+            score = float(det["score"])
+            box = np.asarray(det["bbox"], dtype=np.float32)
+            if box.shape != (4,):
+                raise ValueError(f"bbox {det['bbox']!r}")
+            # A zero-area box has no crop (and no inverse transform): it cannot hold a person.
+            if image_id in per_image and score >= score_thr and box[2] > 0 and box[3] > 0:
+                per_image[image_id].append(Instance(image_id, images[image_id].path, box, score, None))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HrnextError(f"detector file {det_file} is malformed: missing or bad field {exc}") from None
+    if dets and not any(per_image.values()) and score_thr <= 0:
+        raise HrnextError(f"detector file {det_file} has no boxes for any image of this split: is it another "
+                          "dataset's or split's file?")
+    return [inst for group in per_image.values() for inst in group]

@@ -1,0 +1,105 @@
+"""Pictures of poses: predicted or ground-truth skeletons drawn on the dataset's images.
+
+Left limbs are orange, right limbs blue and the middle (head, trunk) green, so a swapped
+left/right is visible at a glance.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from hrnext_trt.data.datasets import load_dataset
+from hrnext_trt.data.files import read_image
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation.metrics import read_results
+from hrnext_trt.keypoints import KeypointMeta
+
+_SIDE_COLORS_BGR = {"left": (0, 140, 255), "right": (255, 128, 0), "middle": (60, 200, 60)}
+
+
+@dataclass(frozen=True)
+class VisualizeConfig:
+    dataset: str
+    data_root: Path
+    split: str
+    out_dir: Path
+    results: Path | list[dict] | None = None  # None: draw the ground truth
+    score_thr: float = 0.3  # people below this instance score are not drawn
+    kpt_thr: float = 0.3  # joints below this score are not drawn
+    max_images: int | None = None
+    image_format: str = "png"  # "png" or "jpg"
+
+
+def _side(name: str) -> str:
+    return "left" if name.startswith("left_") else "right" if name.startswith("right_") else "middle"
+
+
+def draw_poses(image_bgr: np.ndarray, poses: np.ndarray, meta: KeypointMeta, kpt_thr: float = 0.3,
+               scores: np.ndarray | None = None) -> np.ndarray:
+    """A copy of ``image_bgr`` with poses (N, J, 3: x, y, score or visibility) drawn on it."""
+    canvas = image_bgr.copy()
+    size = max(canvas.shape[:2])
+    thickness = max(2, round(size / 300))
+    radius = thickness + 1
+    sides = [_side(n) for n in meta.keypoint_names]
+    for p, pose in enumerate(np.asarray(poses, dtype=np.float64)):
+        shown = pose[:, 2] > kpt_thr
+        for a, b in meta.skeleton:
+            if shown[a] and shown[b]:
+                side = sides[a] if sides[a] == sides[b] else "middle"
+                cv2.line(canvas, _pt(pose[a]), _pt(pose[b]), _SIDE_COLORS_BGR[side], thickness, cv2.LINE_AA)
+        for j in np.flatnonzero(shown):
+            cv2.circle(canvas, _pt(pose[j]), radius, _SIDE_COLORS_BGR[sides[j]], -1, cv2.LINE_AA)
+            cv2.circle(canvas, _pt(pose[j]), radius, (255, 255, 255), 1, cv2.LINE_AA)
+        if scores is not None and shown.any():
+            x, y = pose[shown, 0].min(), pose[shown, 1].min()
+            cv2.putText(canvas, f"{scores[p]:.2f}", (int(x), max(int(y) - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                        size / 1600 + 0.3, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def _pt(joint: np.ndarray) -> tuple[int, int]:
+    return int(round(joint[0])), int(round(joint[1]))
+
+
+def visualize(config: VisualizeConfig) -> list[Path]:
+    """Draw every image's poses (predicted when ``config.results`` is given, else ground truth)
+    into ``config.out_dir``; returns the files written."""
+    if config.image_format not in ("png", "jpg"):
+        raise HrnextError(f"image format must be png or jpg, got {config.image_format!r}")
+    dataset = load_dataset(config.dataset, config.data_root, config.split, boxes="gt")
+    meta = dataset.meta
+    poses: dict[int, list[np.ndarray]] = defaultdict(list)
+    scores: dict[int, list[float]] = defaultdict(list)
+    if config.results is None:
+        for inst in dataset.instances:
+            # Visibility 1 (labelled, occluded) and 2 both count as shown.
+            poses[inst.image_id].append(np.concatenate([inst.keypoints[:, :2], inst.keypoints[:, 2:] > 0], axis=1))
+        kpt_thr = 0.5
+    else:
+        for res in read_results(config.results, meta, set(dataset.images)):
+            if res["score"] >= config.score_thr:
+                poses[res["image_id"]].append(np.asarray(res["keypoints"], dtype=np.float64).reshape(-1, 3))
+                scores[res["image_id"]].append(float(res["score"]))
+        kpt_thr = config.kpt_thr
+
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_ids = list(dataset.images)[:config.max_images]
+    written = []
+    for image_id in tqdm(image_ids, desc="visualize", unit="image"):
+        info = dataset.images[image_id]
+        pose_array = np.array(poses[image_id]).reshape(-1, meta.num_joints, 3)
+        canvas = draw_poses(read_image(info.path), pose_array, meta, kpt_thr,
+                            np.array(scores[image_id]) if config.results is not None else None)
+        path = out_dir / f"{info.path.stem}.{config.image_format}"
+        if not cv2.imwrite(str(path), canvas):
+            raise HrnextError(f"cannot write {path}: check that the folder is writable")
+        written.append(path)
+    return written

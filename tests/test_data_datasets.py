@@ -1,0 +1,123 @@
+"""Datasets from their own layouts: instance selection, detector boxes and clear errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hrnext_trt.data.datasets import load_dataset
+from hrnext_trt.data.files import read_image
+from hrnext_trt.errors import HrnextError
+
+
+@pytest.fixture()
+def crowdpose_copy(data_dir, tmp_path):
+    root = tmp_path / "crowdpose"
+    shutil.copytree(data_dir / "crowdpose-mini", root)
+    return root
+
+
+def test_gt_instances_follow_mmpose_selection(data_dir):
+    ds = load_dataset("coco", data_dir / "coco-mini", "train", boxes="gt")
+    anns = json.loads(ds.ann_file.read_text())["annotations"]
+    usable = [a for a in anns if not a["iscrowd"] and a["num_keypoints"] > 0]
+    assert 0 < len(ds) == len(usable) < len(anns)
+    assert all(inst.keypoints.shape == (17, 3) and inst.box_score == 1.0 for inst in ds.instances)
+    # The box is the annotation's, clipped to the image with mmpose's "w - 1" convention.
+    first = next(a for a in usable if a["image_id"] == ds.instances[0].image_id)
+    x, y, w, h = first["bbox"]
+    np.testing.assert_allclose(ds.instances[0].box, [max(x, 0), max(y, 0), w - 1, h - 1], atol=1e-3)
+    assert all(inst.image_path.parent == data_dir / "coco-mini" / "train2017" for inst in ds.instances)
+
+
+@pytest.mark.parametrize("name, sub, split, joints", [("crowdpose", "crowdpose-mini", "test", 14),
+                                                      ("coco", "coco-mini", "val", 17),
+                                                      ("ochuman", "ochuman-mini", "test", 17)])
+def test_every_dataset_loads_from_its_layout(data_dir, name, sub, split, joints):
+    ds = load_dataset(name, data_dir / sub, split, boxes="gt")
+    assert ds.meta.num_joints == joints and len(ds) > 0 and len(ds.images) > 0
+    assert all(inst.image_path.is_file() for inst in ds.instances)
+    assert read_image(ds.instances[0].image_path).ndim == 3
+
+
+def test_detector_boxes_with_threshold(data_dir):
+    dets = json.loads((data_dir / "coco-mini" / "person_detection_results" /
+                       "COCO_val2017_detections_AP_H_56_person.json").read_text())
+    ds = load_dataset("coco", data_dir / "coco-mini", "val", boxes="det")
+    assert len(ds) == sum(d["category_id"] == 1 for d in dets)
+    assert all(inst.keypoints is None for inst in ds.instances)
+    strict = load_dataset("coco", data_dir / "coco-mini", "val", boxes="det", det_score_thr=0.5)
+    assert len(strict) == sum(d["score"] >= 0.5 for d in dets) < len(ds)
+    assert min(inst.box_score for inst in strict.instances) >= 0.5
+
+
+def test_image_without_detector_boxes_has_no_instances(crowdpose_copy):
+    det_file = crowdpose_copy / "annotations" / "det_for_crowd_test_0.1_0.5.json"
+    dets = json.loads(det_file.read_text())
+    kept_image = dets[0]["image_id"]
+    det_file.write_text(json.dumps([d for d in dets if d["image_id"] == kept_image]))
+    ds = load_dataset("crowdpose", crowdpose_copy, "test", boxes="det")
+    assert len(ds.images) == 2 and {inst.image_id for inst in ds.instances} == {kept_image}
+
+
+def _one_line(exc_info, *needles):
+    message = str(exc_info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert str(needle) in message
+    return message
+
+
+def test_missing_and_corrupt_images_name_the_file(crowdpose_copy):
+    image = crowdpose_copy / "images" / "103319.jpg"
+    image.write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(HrnextError) as exc:
+        read_image(image)
+    _one_line(exc, image, "corrupt")
+    image.unlink()
+    with pytest.raises(HrnextError) as exc:
+        read_image(image)
+    _one_line(exc, image, "not found")
+
+
+def test_malformed_json_names_the_file(crowdpose_copy):
+    ann = crowdpose_copy / "annotations" / "mmpose_crowdpose_test.json"
+    ann.write_text('{"images": [')
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("crowdpose", crowdpose_copy, "test")
+    _one_line(exc, ann, "malformed JSON")
+
+
+def test_malformed_detector_file_names_the_file(crowdpose_copy):
+    det_file = crowdpose_copy / "annotations" / "det_for_crowd_test_0.1_0.5.json"
+    det_file.write_text(json.dumps([{"image_id": 103319, "score": 0.9}]))
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("crowdpose", crowdpose_copy, "test", boxes="det")
+    _one_line(exc, det_file, "bbox")
+
+
+def test_annotations_of_another_dataset_are_refused(data_dir, tmp_path):
+    root = tmp_path / "crowdpose"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    shutil.copy(data_dir / "coco-mini" / "annotations" / "person_keypoints_val2017.json",
+                root / "annotations" / "mmpose_crowdpose_test.json")
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("crowdpose", root, "test")
+    _one_line(exc, "17 keypoints", "crowdpose has 14")
+
+
+def test_bad_names_and_protocol_gaps_are_one_line(data_dir):
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("mpii", data_dir / "coco-mini", "val")
+    _one_line(exc, "mpii")
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("coco", data_dir / "coco-mini", "test2017")
+    _one_line(exc, "test2017", "train, val")
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("ochuman", data_dir / "ochuman-mini", "test", boxes="det")
+    _one_line(exc, "ground-truth boxes")
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("coco", data_dir / "no-such-root", "val")
+    _one_line(exc, "no-such-root")

@@ -1,0 +1,72 @@
+"""Pose pictures, and smoke tests of the evaluate and visualize commands."""
+
+import json
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main
+from hrnext_trt.data.files import read_image
+from hrnext_trt.keypoints import CROWDPOSE
+from hrnext_trt.visualize import VisualizeConfig, draw_poses, visualize
+
+CROWDPOSE_ANN = "crowdpose-mini/annotations/mmpose_crowdpose_test.json"
+
+
+def _gt_results(ann_file):
+    data = json.loads(ann_file.read_text())
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 0.9}
+            for a in data["annotations"]]
+
+
+def test_draw_poses_colours_sides_and_hides_low_scores():
+    image = np.zeros((200, 200, 3), np.uint8)
+    pose = np.zeros((1, 14, 3))
+    pose[0, :, :2] = 100
+    pose[0, 0] = (50, 50, 1.0)  # left shoulder
+    pose[0, 2] = (50, 150, 1.0)  # left elbow: a left limb
+    pose[0, 1] = (150, 50, 0.1)  # right shoulder, below the joint threshold
+    canvas = draw_poses(image, pose, CROWDPOSE, kpt_thr=0.3)
+    assert image.sum() == 0  # the input is not drawn on
+    limb = canvas[100, 48:53].max(0)  # on the left limb, halfway
+    assert limb[2] > 200 and limb[0] < 50  # orange (BGR), the left side's colour
+    assert canvas[50, 150].sum() == 0
+
+
+def test_visualize_writes_ground_truth_and_predictions(data_dir, tmp_path):
+    gt_files = visualize(VisualizeConfig("crowdpose", data_dir / "crowdpose-mini", "test", tmp_path / "gt"))
+    assert len(gt_files) == 2 and all(p.suffix == ".png" for p in gt_files)
+    results = _gt_results(data_dir / CROWDPOSE_ANN)
+    pred_files = visualize(VisualizeConfig("crowdpose", data_dir / "crowdpose-mini", "test", tmp_path / "pred",
+                                           results=results, max_images=1, image_format="jpg"))
+    assert len(pred_files) == 1 and pred_files[0].suffix == ".jpg"
+    drawn = cv2.imread(str(gt_files[0]))
+    original = read_image(data_dir / "crowdpose-mini" / "images" / gt_files[0].name.replace(".png", ".jpg"))
+    assert drawn.shape == original.shape
+    assert 0.001 < np.mean(np.any(drawn != original, axis=2)) < 0.2  # skeletons drawn, image still there
+
+
+def test_evaluate_command_prints_one_json_object(data_dir, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_gt_results(data_dir / CROWDPOSE_ANN)))
+    runner = CliRunner()
+    out = runner.invoke(main, ["evaluate", "--dataset", "crowdpose", "--ann", str(data_dir / CROWDPOSE_ANN),
+                               "--results", str(results), "--json"])
+    assert out.exit_code == 0, out.output
+    metrics = json.loads(out.stdout)
+    assert metrics["AP"] == 1.0 and {"AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard"} <= set(metrics)
+    table = runner.invoke(main, ["evaluate", "--dataset", "crowdpose", "--ann", str(data_dir / CROWDPOSE_ANN),
+                                 "--results", str(results)])
+    assert table.exit_code == 0 and "AP_medium" in table.output
+    wrong = runner.invoke(main, ["evaluate", "--dataset", "coco", "--ann", str(data_dir / CROWDPOSE_ANN),
+                                 "--results", str(results)])
+    assert wrong.exit_code == 2
+    assert len(wrong.stderr.strip().splitlines()) == 1 and "14 keypoints" in wrong.stderr
+
+
+def test_visualize_command(data_dir, tmp_path):
+    out = CliRunner().invoke(main, ["visualize", "--dataset", "ochuman", "--data-root", str(data_dir / "ochuman-mini"),
+                                    "--out", str(tmp_path / "vis"), "--max-images", "2"])
+    assert out.exit_code == 0, out.output
+    assert len(list((tmp_path / "vis").glob("*.png"))) == 2

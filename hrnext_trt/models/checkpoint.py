@@ -1,0 +1,141 @@
+"""Reading checkpoints: the project's own format and the paper's mmpose 0.x files.
+
+A project checkpoint records its model (``arch``, ``num_joints``) and holds this project's module
+names. An mmpose checkpoint holds ``backbone.*`` / ``keypoint_head.final_layer.*`` keys and no
+model description, so the caller names the arch and joint count; its keys are remapped by
+:func:`remap_mmpose_state_dict`. Loading is strict: every tensor must fit, none may be missing.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.models.pose_model import PoseModel, arch_entry, build_pose_model
+
+CHECKPOINT_FORMAT = "hrnext-trt"
+CHECKPOINT_FORMAT_VERSION = 1
+_HEAD_KEY = "head.weight"
+
+
+def _safe_globals() -> list:
+    # mmpose 0.x files keep numpy scalars in their ``meta``; allow those, nothing executable.
+    # Files written under numpy 1 name ``numpy.core``, under numpy 2 ``numpy._core``.
+    import numpy as np
+    from numpy._core import multiarray
+
+    names = [(fn, f"{mod}.multiarray.{fn.__name__}") for fn in (multiarray.scalar, multiarray._reconstruct)
+             for mod in ("numpy.core", "numpy._core")]
+    return [np.dtype, np.ndarray, *names, *{type(np.dtype(t)) for t in "?bhilqBHILQefdgFD"}]
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict at ``path``, read with ``weights_only`` (tensors and plain data)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HrnextError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:  # not a pickle at all
+            raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated ({exc})") from exc
+        raise HrnextError(f"cannot read checkpoint {path} safely: it holds a {found.group(1)} object; re-save it "
+                          "with only tensors and plain Python data") from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for a bad file
+        raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated "
+                          f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise HrnextError(f"{path} is not a model checkpoint: it has no state_dict")
+    return ckpt
+
+
+def checkpoint_meta(ckpt: dict) -> dict:
+    """What a checkpoint says about itself: format, arch, num_joints, input_size, dataset, epoch
+    (None where the file does not record it, as in mmpose files)."""
+    if ckpt.get("format") == CHECKPOINT_FORMAT:
+        meta = {k: ckpt.get(k) for k in ("arch", "num_joints", "input_size", "dataset", "epoch")}
+        return {"format": CHECKPOINT_FORMAT, **meta}
+    if any(k.startswith(("backbone.", "keypoint_head.")) for k in ckpt.get("state_dict", {})):
+        return {"format": "mmpose", "arch": None, "num_joints": None, "input_size": None, "dataset": None,
+                "epoch": (ckpt.get("meta") or {}).get("epoch")}
+    return {"format": None}
+
+
+def remap_mmpose_state_dict(state_dict: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
+    """mmpose 0.x keys of the paper's code (or mmpose HRNet) -> this project's module names."""
+    rules = ((r"^keypoint_head\.final_layer\.", "head."), *arch_entry(arch).mmpose_key_rules)
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def _shape(t: Any) -> str:
+    return "(" + ",".join(str(d) for d in t.shape) + ")"
+
+
+def _check_fit(state_dict: dict, model: PoseModel, source: str) -> None:
+    """One line naming what does not fit, or nothing."""
+    expected = model.state_dict()
+    if _HEAD_KEY in state_dict and state_dict[_HEAD_KEY].shape[0] != model.num_joints:
+        raise HrnextError(f"checkpoint {source} has {state_dict[_HEAD_KEY].shape[0]} joints, model {model.arch} "
+                          f"was asked for {model.num_joints}")
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    differ = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    problems = []
+    if differ:
+        k = differ[0]
+        problems.append(f"{len(differ)} tensors differ in shape, e.g. {k}: {_shape(state_dict[k])} in the "
+                        f"checkpoint vs {_shape(expected[k])} in the model")
+    if missing:
+        problems.append(f"{len(missing)} tensors missing, e.g. {missing[0]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors, e.g. {unexpected[0]}")
+    if problems:
+        raise HrnextError(f"checkpoint {source} does not fit {model.arch}: {'; '.join(problems)}")
+
+
+def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
+                    num_joints: int | None = None) -> PoseModel:
+    """A model in eval mode with the checkpoint's weights (project or mmpose 0.x format).
+
+    ``arch`` / ``num_joints`` are required for mmpose files and, for project files, must agree
+    with what the checkpoint records when given.
+    """
+    source = "<dict>" if isinstance(checkpoint, dict) else str(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    meta = checkpoint_meta(ckpt)
+    if meta["format"] == CHECKPOINT_FORMAT:
+        version = ckpt.get("format_version", CHECKPOINT_FORMAT_VERSION)
+        if version > CHECKPOINT_FORMAT_VERSION:
+            raise HrnextError(f"checkpoint {source} has format version {version}; this hrnext-trt reads up to "
+                              f"{CHECKPOINT_FORMAT_VERSION}: upgrade hrnext-trt")
+        if arch is not None and arch != meta["arch"]:
+            raise HrnextError(f"checkpoint {source} holds {meta['arch']}, model {arch} was asked for")
+        if num_joints is not None and int(num_joints) != meta["num_joints"]:
+            raise HrnextError(f"checkpoint {source} has {meta['num_joints']} joints, model {meta['arch']} was "
+                              f"asked for {num_joints}")
+        model = build_pose_model(meta["arch"], meta["num_joints"])
+        state_dict = ckpt["state_dict"]
+    elif meta["format"] == "mmpose":
+        if arch is None or num_joints is None:
+            raise HrnextError(f"checkpoint {source} is an mmpose file, which does not record its model: pass "
+                              "--arch and --joints")
+        model = build_pose_model(arch, num_joints)
+        state_dict = remap_mmpose_state_dict(ckpt["state_dict"], arch)
+    else:
+        raise HrnextError(f"{source} is neither an hrnext-trt nor an mmpose 0.x checkpoint (no format field, "
+                          "no backbone.* keys)")
+    _check_fit(state_dict, model, source)
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()

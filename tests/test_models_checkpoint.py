@@ -1,0 +1,103 @@
+"""Loading checkpoints: project and mmpose formats, strictness, and one-line errors."""
+
+import pytest
+import torch
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.models import build_pose_model, checkpoint_meta, load_pose_model, read_checkpoint
+
+
+@pytest.fixture(scope="module")
+def mmpose_file(fixtures_dir):
+    return fixtures_dir / "hrnext_tiny_crowdpose.pth"
+
+
+def project_checkpoint(model, **overrides):
+    ckpt = {"format": "hrnext-trt", "format_version": 1, "arch": model.arch, "num_joints": model.num_joints,
+            "input_size": [64, 48], "dataset": "crowdpose", "state_dict": model.state_dict(), "config": {},
+            "epoch": 3, "iteration": 30}
+    return {**ckpt, **overrides}
+
+
+def test_project_checkpoint_round_trip(tmp_path, mmpose_file):
+    model = load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=14)
+    path = tmp_path / "ckpt.pth"
+    torch.save(project_checkpoint(model), path)
+    loaded = load_pose_model(path)
+    assert (loaded.arch, loaded.num_joints, loaded.training) == ("hrnext_tiny", 14, False)
+    assert checkpoint_meta(read_checkpoint(path))["input_size"] == [64, 48]
+    x = torch.randn(1, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_project_checkpoint_refuses_another_arch_or_joint_count(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save(project_checkpoint(build_pose_model("hrnext_tiny", 14)), path)
+    with pytest.raises(HrnextError, match="has 14 joints, model hrnext_tiny was asked for 17"):
+        load_pose_model(path, num_joints=17)
+    with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnext_s was asked for"):
+        load_pose_model(path, arch="hrnext_s")
+
+
+def test_project_checkpoint_whose_tensors_do_not_fit(tmp_path):
+    state = build_pose_model("hrnext_tiny", 14).state_dict()
+    state["backbone.conv1.weight"] = torch.zeros(24, 3, 3, 3)
+    del state["backbone.bn1.bias"]
+    path = tmp_path / "ckpt.pth"
+    torch.save(project_checkpoint(build_pose_model("hrnext_tiny", 14), state_dict=state), path)
+    with pytest.raises(HrnextError, match=r"does not fit hrnext_tiny: 1 tensors differ in shape, e.g. "
+                                          r"backbone.conv1.weight: \(24,3,3,3\) in the checkpoint vs \(16,3,3,3\).*"
+                                          r"1 tensors missing, e.g. backbone.bn1.bias"):
+        load_pose_model(path)
+
+
+def test_mmpose_checkpoint_needs_arch_and_joints(mmpose_file):
+    with pytest.raises(HrnextError, match="pass --arch and --joints"):
+        load_pose_model(mmpose_file)
+    with pytest.raises(HrnextError, match="pass --arch and --joints"):
+        load_pose_model(mmpose_file, arch="hrnext_tiny")
+
+
+def test_mmpose_checkpoint_of_another_size_or_joint_count(mmpose_file):
+    with pytest.raises(HrnextError, match="has 14 joints, model hrnext_tiny was asked for 17"):
+        load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=17)
+    with pytest.raises(HrnextError, match=r"does not fit hrnext_s: \d+ tensors differ in shape, e.g. "
+                                          r"backbone.conv1.weight: \(16,3,3,3\) in the checkpoint vs \(64,3,3,3\)"):
+        load_pose_model(mmpose_file, arch="hrnext_s", num_joints=14)
+
+
+def test_mmpose_hrnet_checkpoint_loads(tmp_path):
+    model = build_pose_model("hrnet_w32", 17)
+    state = {k.replace("head.", "keypoint_head.final_layer."): v for k, v in model.state_dict().items()}
+    for key in ("backbone.layer1.0.downsample.0.weight", "backbone.transition1.1.0.0.weight",
+                "backbone.stage2.0.branches.1.3.conv2.weight", "backbone.stage3.3.fuse_layers.2.0.1.1.running_var",
+                "backbone.stage4.2.fuse_layers.0.3.0.weight", "keypoint_head.final_layer.bias"):
+        assert key in state, f"mmpose HRNet key {key} has no module"
+    assert not any(k.startswith("backbone.stage4.2.fuse_layers.1") for k in state)
+    path = tmp_path / "hrnet.pth"
+    torch.save({"meta": {}, "state_dict": state}, path)
+    loaded = load_pose_model(path, arch="hrnet_w32", num_joints=17)
+    assert torch.equal(loaded.head.weight, model.head.weight)
+
+
+def test_unreadable_files_fail_with_one_line(tmp_path):
+    with pytest.raises(HrnextError, match="checkpoint not found"):
+        read_checkpoint(tmp_path / "missing.pth")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(HrnextError, match="not a PyTorch checkpoint or truncated"):
+        read_checkpoint(garbage)
+    no_state = tmp_path / "no_state.pth"
+    torch.save({"weights": torch.zeros(1)}, no_state)
+    with pytest.raises(HrnextError, match="has no state_dict"):
+        read_checkpoint(no_state)
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, foreign)
+    with pytest.raises(HrnextError, match="neither an hrnext-trt nor an mmpose"):
+        load_pose_model(foreign)
+
+
+def test_unknown_arch_is_named():
+    with pytest.raises(HrnextError, match="unknown arch 'hrnext_xl'; choose one of hrnext_tiny"):
+        build_pose_model("hrnext_xl", 17)

@@ -1,0 +1,98 @@
+"""HRNeXt matches the original code: checkpoint layouts, the fixture's heatmaps, parameter counts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hrnext_trt.models import build_pose_model, load_pose_model, remap_mmpose_state_dict
+from hrnext_trt.models.layers import CheckpointedSequential
+
+
+@pytest.fixture(scope="module")
+def tiny_model(fixtures_dir):
+    return load_pose_model(fixtures_dir / "hrnext_tiny_crowdpose.pth", arch="hrnext_tiny", num_joints=14)
+
+
+@pytest.mark.parametrize("mode", ["grouped", "static"])
+def test_fixture_checkpoint_reproduces_the_original_heatmaps(tiny_model, fixtures_dir, mode):
+    io = np.load(fixtures_dir / "hrnext_tiny_crowdpose_io.npz")
+    with torch.no_grad():
+        heatmaps = tiny_model.set_dka_mode(mode)(torch.from_numpy(io["input"])).numpy()
+    assert heatmaps.shape == io["heatmaps"].shape
+    assert np.abs(heatmaps - io["heatmaps"]).max() < 1e-4
+
+
+def test_model_switched_between_dka_modes_gives_the_same_heatmaps(tiny_model, fixtures_dir):
+    x = torch.from_numpy(np.load(fixtures_dir / "hrnext_tiny_crowdpose_io.npz")["input"])
+    with torch.no_grad():
+        grouped = tiny_model.set_dka_mode("grouped")(x)
+        static = tiny_model.set_dka_mode("static")(x)
+    assert (grouped - static).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("arch, layout", [
+    ("hrnext_tiny", "fixtures/hrnext_tiny_crowdpose.json"),
+    ("hrnext_s", "spec/checkpoint_layout_hrnext_small_crowdpose.json"),
+    ("hrnext_b", "spec/checkpoint_layout_hrnext_base_coco.json"),
+])
+def test_remapped_original_layout_is_exactly_the_model(arch, layout, shared_dir):
+    """Every original tensor name and shape maps onto exactly one of ours, none left over."""
+    spec = json.loads((shared_dir / layout).read_text())
+    original = {k: torch.empty(v) for k, v in spec["params"].items()}
+    remapped = remap_mmpose_state_dict(original, arch)
+    ours = build_pose_model(arch, spec["num_joints"]).state_dict()
+    assert sorted(remapped) == sorted(ours)
+    assert all(remapped[k].shape == ours[k].shape for k in ours)
+
+
+def test_remap_pins_the_renamed_keys():
+    keys = {
+        "keypoint_head.final_layer.weight": "head.weight",
+        "backbone.layer1.0.layer_scale_1": "backbone.layer1.blocks.0.scale_dlp",
+        "backbone.layer1.2.norm.bias": "backbone.layer1.norm.bias",
+        "backbone.stage3.1.branches.2.1.norm1.running_var": "backbone.stage3.1.branches.2.blocks.1.norm_gffn.running_var",
+        "backbone.stage2.0.branches.0.0.dlp.dw3x3.conv.aggregation.weight": "backbone.stage2.0.branches.0.blocks.0.dlp.conv.weight",
+        "backbone.stage3.0.branches.2.0.dlp.dw3x3.conv.weight": "backbone.stage3.0.branches.2.blocks.0.dlp.conv.weight",
+        "backbone.layer1.1.mlp1.spatial_gate.dwd.weight": "backbone.layer1.blocks.1.gffn.gsa.dwd.weight",
+        "backbone.layer1.0.mlp2.proj1.conv.attention.norm.weight": "backbone.layer1.blocks.0.dffn.fc1.attention.norm.weight",
+        "backbone.layer1.0.mlp2.norm3.bias": "backbone.layer1.blocks.0.dffn.norm3.bias",
+        "backbone.stage4.0.fuse_layers.3.0.2.3.weight": "backbone.stage4.0.fuse_layers.3.0.2.3.weight",
+        "backbone.transition1.1.0.0.weight": "backbone.transition1.1.0.0.weight",
+    }
+    remapped = remap_mmpose_state_dict({k: torch.zeros(1) for k in keys}, "hrnext_s")
+    assert sorted(remapped) == sorted(keys.values())
+
+
+@pytest.mark.parametrize("arch, joints, millions", [("hrnext_s", 14, 9.48), ("hrnext_b", 17, 31.73)])
+def test_parameter_counts_match_the_paper(arch, joints, millions):
+    # The published counts are of the CrowdPose (14-joint) small and the COCO (17-joint) base model.
+    params = sum(p.numel() for p in build_pose_model(arch, joints).parameters())
+    assert abs(params / 1e6 - millions) / millions < 1e-3
+
+
+def test_stochastic_depth_rises_linearly_to_0_1():
+    model = build_pose_model("hrnext_s", 17)
+    rates = [m.drop_path.p for m in model.modules() if hasattr(m, "drop_path")]
+    assert len(rates) == 2 + 2 * 2 * 2 + 4 * 3 * 2 + 2 * 4 * 2
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+    np.testing.assert_allclose(np.diff(rates), 0.1 / (len(rates) - 1), rtol=1e-5)
+
+
+def test_grad_checkpointing_gives_the_same_gradients(tiny_model):
+    model = build_pose_model("hrnext_tiny", 14)
+    model.load_state_dict(tiny_model.state_dict())
+    model.train()
+    for m in model.modules():  # stochastic depth off: both runs must see the same network
+        if hasattr(m, "drop_path"):
+            m.drop_path.p = 0.0
+    x = torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        assert all(m.grad_checkpointing == enable for m in model.modules() if isinstance(m, CheckpointedSequential))
+        model.zero_grad()
+        model(x).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)

@@ -1,0 +1,48 @@
+"""``hrnext-trt train CONFIG``: train from a YAML config (single process or under torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+# More KEY=VALUE words after --cfg-options land here (click options take one value each).
+@click.argument("more_options", nargs=-1, metavar="")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where checkpoints and logs go [default: work_dirs/<config name>].")
+@click.option("--resume", default=None, metavar="auto|CKPT",
+              help="Continue a run: 'auto' takes the latest epoch_N.pth in the work dir.")
+@click.option("--load-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from these weights only (an hrnext-trt or the paper's mmpose checkpoint).")
+@click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
+              help="Override config keys, values read as YAML: --cfg-options optimizer.lr=1e-3 data.batch_size=16")
+@click.option("--seed", type=int, default=None, help="Override runtime.seed.")
+@click.option("--deterministic", is_flag=True, help="Deterministic algorithms (slower; runs repeat exactly).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Override runtime.device.")
+@click.option("--max-epochs", type=int, default=None,
+              help="Override schedule.epochs (the schedule is stretched or shrunk to fit).")
+def command(config, more_options, work_dir, resume, load_from, cfg_options, seed, deterministic, device, max_epochs):
+    """Train a model from a YAML config (see train/README.md); under torchrun every process runs this."""
+    from hrnext_trt.training import load_config, train
+
+    from hrnext_trt.errors import HrnextError
+
+    stray = [word for word in more_options if "=" not in word]
+    if stray:
+        raise HrnextError(f"unexpected argument {stray[0]!r}: overrides are KEY=VALUE words after --cfg-options")
+    options = [*cfg_options, *more_options]
+    if seed is not None:
+        options.append(f"runtime.seed={seed}")
+    if deterministic:
+        options.append("runtime.deterministic=true")
+    if device is not None:
+        options.append(f"runtime.device={device}")
+    if max_epochs is not None:
+        options.append(f"schedule.epochs={max_epochs}")
+    cfg = load_config(config, options)
+    work_dir = work_dir if work_dir is not None else Path("work_dirs") / config.stem
+    path = train(cfg, work_dir, resume=resume, load_from=load_from)
+    click.echo(f"checkpoint: {path}")

@@ -1,0 +1,111 @@
+"""Checkpoints that survive a kill: atomic writes, RNG state, finding the latest to resume.
+
+A checkpoint is written to a temporary file in the target's folder, flushed to disk and renamed
+over the target (``os.replace`` is atomic on POSIX and Windows), so a crash or a kill during
+the write leaves the previous file as it was. The dict follows docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hrnext_trt.errors import HrnextError
+
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch}.pth"
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` that never leaves a half-written ``path`` behind."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)  # make the rename itself durable
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; the rename is durable there already
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def capture_rng_state() -> dict:
+    """Python, numpy, torch (and CUDA) generator states of this process.
+
+    Plain lists and tensors only, so ``torch.load(weights_only=True)`` reads them.
+    """
+    import numpy as np
+    import torch
+
+    _, key, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", np.asarray(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def find_latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The ``epoch_N.pth`` with the highest N in ``work_dir``, or None."""
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in work_dir.iterdir() if (m := _EPOCH_FILE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def load_training_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint to resume from: it must be this project's and carry training state."""
+    from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise HrnextError(f"{path} is not an hrnext-trt training checkpoint: use --load-from for weights only")
+    if ckpt.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise HrnextError(f"{path} has checkpoint format_version {ckpt.get('format_version')}, this hrnext-trt "
+                          f"resumes {CHECKPOINT_FORMAT_VERSION}: resume with the version that wrote it")
+    missing = [k for k in ("optimizer", "scheduler", "rng", "epoch", "iteration") if k not in ckpt]
+    if missing:
+        raise HrnextError(f"{path} holds weights only (no {', '.join(missing)}): use --load-from, not --resume")
+    return ckpt

@@ -1,0 +1,355 @@
+"""The training loop: one process or one of many (``torchrun``), resumable at every saved epoch.
+
+Checkpoints are taken at epoch ends; each holds model, optimizer, schedule, scaler and the RNG
+states of every rank, and the data order of an epoch depends only on (seed, epoch), so
+``train(..., resume="auto")`` continues exactly where the interrupted run left off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.training.checkpointing import (atomic_torch_save, capture_rng_state, epoch_checkpoint_name,
+                                               find_latest_checkpoint, load_training_checkpoint, restore_rng_state)
+from hrnext_trt.training.config import TrainConfig, save_config
+from hrnext_trt.training.distributed import (DistInfo, all_reduce_min, all_reduce_sum, barrier, broadcast_object,
+                                             cleanup_distributed, gather_objects, init_distributed)
+from hrnext_trt.training.loader import iterations_per_epoch, train_loader
+from hrnext_trt.training.logging import TrainLogger
+
+BEST_NAME = "best.pth"
+
+
+@dataclass
+class _Progress:
+    epoch: int = 0  # completed epochs
+    iteration: int = 0  # completed optimizer steps
+    best_ap: float = -1.0
+    best_epoch: int = 0
+
+
+def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | None = None,
+          load_from: str | Path | None = None, time_budget_s: float | None = None,
+          stop_after_epochs: int | None = None, progress: bool = True) -> Path:
+    """Train ``config`` into ``work_dir``; returns ``best.pth`` (or the last epoch's checkpoint).
+
+    resume: ``"auto"`` (the latest ``epoch_N.pth`` in ``work_dir``, if any) or a checkpoint path.
+    load_from: weights only (this project's checkpoint or the paper's mmpose file).
+    time_budget_s: stop (with a checkpoint and an evaluation) at the first epoch end after which
+    another epoch would not fit. stop_after_epochs: stop once that many epochs are complete, as
+    if killed there (the schedule still spans ``schedule.epochs``).
+    """
+    import torch
+
+    device = _resolve_device(config.runtime.device)
+    dist = init_distributed(device.type)
+    try:
+        if device.type == "cuda" and dist.enabled:
+            device = torch.device("cuda", dist.local_rank)
+        trainer = _Trainer(config, Path(work_dir), device, dist, progress)
+        return trainer.run(resume, load_from, time_budget_s, stop_after_epochs)
+    finally:
+        cleanup_distributed(dist)
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HrnextError("runtime.device is cuda but PyTorch sees no GPU: use --device cpu or install a CUDA build")
+    return torch.device(name)
+
+
+def _set_determinism(deterministic: bool) -> None:
+    import os
+
+    import torch
+
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it before its first call
+    # warn_only: an op without a deterministic kernel warns instead of stopping the run.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, work_dir: Path, device, dist: DistInfo, progress: bool):
+        self.cfg, self.work_dir, self.device, self.dist = cfg, work_dir, device, dist
+        self.progress = progress and dist.is_main
+        self.reported_paths: set[str] = set()
+
+    # --- set-up -------------------------------------------------------------------------------
+    def _setup(self, load_from) -> None:
+        import random
+
+        import numpy as np
+        import torch
+
+        from hrnext_trt.data.torch_dataset import TopDownDataset
+        from hrnext_trt.models import build_pose_model, load_pose_model
+        from hrnext_trt.training.optim import LrSchedule, build_optimizer
+        from hrnext_trt.training.validation import load_split
+
+        cfg = self.cfg
+        _set_determinism(cfg.runtime.deterministic)
+        random.seed(cfg.runtime.seed)
+        np.random.seed(cfg.runtime.seed)
+        torch.manual_seed(cfg.runtime.seed)  # same initial weights on every rank
+
+        pose_train = load_split(cfg.data.train)
+        self.meta = pose_train.meta
+        self.train_set = TopDownDataset(pose_train, cfg.data.input_size, train=True, augment=cfg.data.augmentation,
+                                        sigma=cfg.data.sigma, skip_unreadable=True)
+        self.iters_per_epoch = iterations_per_epoch(len(self.train_set), cfg.data.batch_size, self.dist.world_size)
+
+        model = build_pose_model(cfg.model.arch, self.meta.num_joints)
+        if load_from is not None:
+            weights = load_pose_model(load_from, arch=cfg.model.arch, num_joints=self.meta.num_joints)
+            model.load_state_dict(weights.state_dict())
+        model.set_grad_checkpointing(cfg.model.activation_checkpointing)
+        self.model = model.to(self.device).train()  # the plain module: saved, evaluated
+        self.net = self.model  # what the loop calls: the DDP wrapper when distributed
+        if self.dist.enabled:
+            if cfg.model.sync_bn:
+                if self.device.type != "cuda":
+                    raise HrnextError(f"{cfg.source}: model.sync_bn needs CUDA (PyTorch has no CPU SyncBatchNorm): "
+                                      "pass --cfg-options model.sync_bn=false for a CPU multi-process run")
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # Ranks differ in drop-path masks from here on.
+        torch.manual_seed(cfg.runtime.seed + self.dist.rank)
+
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer)
+        self.schedule = LrSchedule(self.optimizer, cfg.schedule, self.iters_per_epoch)
+        self.autocast_dtype, self.scaler = self._precision()
+
+    def _precision(self):
+        """(autocast dtype or None, GradScaler or None) for runtime.amp on this device."""
+        import torch
+
+        amp = self.cfg.runtime.amp
+        if self.device.type != "cuda" or amp == "none":
+            return None, None
+        if amp == "bf16":
+            if not torch.cuda.is_bf16_supported():
+                raise HrnextError(f"{self.cfg.source}: this GPU has no bfloat16: use --cfg-options runtime.amp=fp16")
+            return torch.bfloat16, None
+        return torch.float16, torch.amp.GradScaler("cuda")  # fp16 gradients underflow without scaling
+
+    def _resume(self, resume) -> _Progress:
+        if resume is None:
+            return _Progress()
+        if str(resume) == "auto":
+            path = find_latest_checkpoint(self.work_dir)
+            if path is None:
+                self._say(f"resume auto: no epoch_N.pth in {self.work_dir}, starting from scratch")
+                return _Progress()
+        else:
+            path = Path(resume)
+        ckpt = load_training_checkpoint(path)
+        if ckpt["arch"] != self.cfg.model.arch or ckpt["num_joints"] != self.meta.num_joints:
+            raise HrnextError(f"{path} holds {ckpt['arch']} with {ckpt['num_joints']} joints, the config trains "
+                              f"{self.cfg.model.arch} with {self.meta.num_joints}: resume with the config it was "
+                              "trained with")
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        rng = ckpt["rng"]
+        # Each rank continues its own generators; with another world size the order still is
+        # exact (it depends on the epoch only), the drop-path masks are not.
+        restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
+        self._say(f"resumed from {path} at epoch {ckpt['epoch']}, iteration {ckpt['iteration']}")
+        return _Progress(ckpt["epoch"], ckpt["iteration"], ckpt.get("best_ap", -1.0), ckpt.get("best_epoch", 0))
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self, resume, load_from, time_budget_s, stop_after_epochs) -> Path:
+        start = time.perf_counter()
+        if self.dist.is_main:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.work_dir / "config.yaml")
+        barrier(self.dist)
+        self._setup(load_from)
+        self.logger = TrainLogger(self.work_dir, enabled=self.dist.is_main)
+        try:
+            state = self._resume(resume)
+            precision = {None: "float32"}.get(self.autocast_dtype, str(self.autocast_dtype).replace("torch.", ""))
+            self._say(f"training {self.cfg.model.arch} on {self.cfg.data.train.name} {self.cfg.data.train.split} "
+                      f"({len(self.train_set)} instances, {self.iters_per_epoch} iterations/epoch) on "
+                      f"{self.dist.world_size} x {self.device.type}, {precision}")
+            self.logger.log("event", state.iteration, event="start", epoch=state.epoch, device=self.device.type,
+                            world_size=self.dist.world_size, precision=precision)
+            last_path = None
+            loop_start, epochs_here = time.perf_counter(), 0
+            while state.epoch < self.cfg.schedule.epochs:
+                self._train_epoch(state)
+                epochs_here += 1
+                per_epoch = (time.perf_counter() - loop_start) / epochs_here
+                stop = broadcast_object(
+                    (stop_after_epochs is not None and state.epoch >= stop_after_epochs)
+                    or (time_budget_s is not None and time.perf_counter() - start + per_epoch > time_budget_s),
+                    self.dist)
+                last_path = self._end_epoch(state, stop) or last_path
+                if stop and state.epoch < self.cfg.schedule.epochs:
+                    self._say(f"stopped after epoch {state.epoch} (time budget or stop_after_epochs)")
+                    break
+        finally:
+            self.logger.close()
+        best = self.work_dir / BEST_NAME
+        if best.is_file():
+            return best
+        return last_path if last_path is not None else find_latest_checkpoint(self.work_dir)
+
+    def _train_epoch(self, state: _Progress) -> None:
+        import torch
+        from tqdm import tqdm
+
+        from hrnext_trt.training.loss import keypoint_mse_loss
+
+        cfg = self.cfg
+        loader = train_loader(self.train_set, cfg.data.batch_size, cfg.data.num_workers, cfg.runtime.seed,
+                              state.epoch, self.dist.rank, self.dist.world_size,
+                              pin_memory=self.device.type == "cuda")
+        self.net.train()
+        amp = (torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+               if self.autocast_dtype is not None else contextlib.nullcontext())
+        bar = tqdm(total=self.iters_per_epoch, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}",
+                   disable=not self.progress, dynamic_ncols=True, leave=False)
+        loss_sum, steps, skipped, window = 0.0, 0, 0, []
+        tick = time.perf_counter()
+        for batch in loader:
+            skipped += self._report_skipped(batch["skipped"])
+            # BatchNorm needs two samples, and every rank must step together (DDP all-reduces
+            # gradients): a batch that unreadable images left too small is skipped on all ranks.
+            if all_reduce_min(len(batch.get("image", ())), self.dist) < 2:
+                continue
+            lr = self.schedule.set_iteration(state.iteration)
+            images = batch["image"].to(self.device, non_blocking=True)
+            targets = batch["target"].to(self.device, non_blocking=True)
+            weights = batch["target_weight"].to(self.device, non_blocking=True)
+            with amp:
+                loss = keypoint_mse_loss(self.net(images), targets, weights)
+            if not torch.isfinite(loss):
+                raise HrnextError(f"loss became {loss.item()} at iteration {state.iteration}: lower optimizer.lr "
+                                  "or use runtime.amp=bf16/none")
+            self.optimizer.zero_grad(set_to_none=True)
+            self._backward_and_step(loss)
+            state.iteration += 1
+            value = loss.item()
+            loss_sum, steps = loss_sum + value, steps + 1
+            window.append(value)
+            now = time.perf_counter()
+            speed = len(images) * self.dist.world_size / max(now - tick, 1e-9)
+            tick = now
+            bar.set_postfix(loss=f"{sum(window[-20:]) / len(window[-20:]):.3g}", lr=f"{lr:.2e}",
+                            img_s=f"{speed:.1f}")
+            bar.update()
+            if state.iteration % cfg.runtime.log_interval == 0:
+                self.logger.log("train", state.iteration, epoch=state.epoch + 1,
+                                loss=sum(window) / len(window), lr=lr, images_per_s=speed)
+                window = []
+        bar.close()
+        loss_sum, steps, skipped = all_reduce_sum([loss_sum, steps, skipped], self.dist)
+        state.epoch += 1
+        mean_loss = loss_sum / max(steps, 1)
+        self.logger.log("epoch", state.iteration, epoch=state.epoch, loss=mean_loss, skipped_images=int(skipped))
+        self._say(f"epoch {state.epoch}/{cfg.schedule.epochs}: loss {mean_loss:.4g}"
+                  + (f", skipped {int(skipped)} unreadable images" if skipped else ""))
+
+    def _backward_and_step(self, loss) -> None:
+        import torch
+
+        clip = self.cfg.optimizer.grad_clip
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+
+    def _report_skipped(self, skipped: list[tuple[str, str]]) -> int:
+        """Warn once per unreadable file (every rank reports its own); returns the count."""
+        for path, error in skipped:
+            if path not in self.reported_paths:
+                self.reported_paths.add(path)
+                print(f"warning: skipped an unreadable training image: {error}", file=sys.stderr)
+        return len(skipped)
+
+    def _end_epoch(self, state: _Progress, stop: bool) -> Path | None:
+        """Evaluate and save as the config's intervals (or a stop) ask; returns a saved path."""
+        rt = self.cfg.runtime
+        last = state.epoch >= self.cfg.schedule.epochs
+        new_best = False
+        if state.epoch % rt.eval_interval == 0 or last or stop:
+            metrics = self._evaluate() if self.dist.is_main else None
+            metrics = broadcast_object(metrics, self.dist)
+            self.logger.log("val", state.iteration, epoch=state.epoch, **metrics)
+            self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            if metrics["AP"] > state.best_ap:
+                state.best_ap, state.best_epoch, new_best = metrics["AP"], state.epoch, True
+        save = state.epoch % rt.checkpoint_interval == 0 or last or stop
+        if not (save or new_best):
+            return None
+        ckpt = self._checkpoint(state)  # every rank: the RNG states are gathered
+        path = None
+        if self.dist.is_main:
+            if new_best:
+                path = atomic_torch_save(ckpt, self.work_dir / BEST_NAME)
+                self._say(f"new best AP {state.best_ap:.4f} -> {path}")
+            if save:
+                path = atomic_torch_save(ckpt, self.work_dir / epoch_checkpoint_name(state.epoch))
+        barrier(self.dist)
+        return path
+
+    def _evaluate(self) -> dict[str, float]:
+        from hrnext_trt.training.validation import evaluate_model, load_split
+
+        if not hasattr(self, "val_set"):
+            self.val_set = load_split(self.cfg.data.val)
+        return evaluate_model(self.model, self.val_set, self.cfg.data.input_size, self.cfg.data.val_batch_size,
+                              self.cfg.runtime.flip_test, self.device, self.autocast_dtype, progress=self.progress)
+
+    def _checkpoint(self, state: _Progress) -> dict:
+        from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
+
+        rng = gather_objects(capture_rng_state(), self.dist)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "arch": self.cfg.model.arch,
+            "num_joints": self.meta.num_joints,
+            "input_size": list(self.cfg.data.input_size),
+            "dataset": self.cfg.dataset,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "config": self.cfg.to_dict(),
+            "epoch": state.epoch,
+            "iteration": state.iteration,
+            "best_ap": state.best_ap,
+            "best_epoch": state.best_epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rng,
+        }
+
+    def _say(self, message: str) -> None:
+        if self.dist.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,189 @@
+"""Training end to end on coco-mini: CLI run, learning, exact resume, unreadable images, DDP.
+
+Every run shrinks a real config of train/ with --cfg-options: the narrow hrnext_tiny at 64x48.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main as cli
+from hrnext_trt.models import load_pose_model, read_checkpoint
+from hrnext_trt.training import load_config, train
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "train" / "hrnext_s_coco_256x192.yaml"
+
+
+def tiny_options(coco: Path, **extra) -> list[str]:
+    """Overrides that turn the paper's COCO config into a seconds-long CPU run on coco-mini."""
+    options = {
+        "model.arch": "hrnext_tiny", "model.activation_checkpointing": "false", "model.sync_bn": "false",
+        "data.input_size": "[64,48]", "data.batch_size": "8", "data.num_workers": "0",
+        "data.train.root": str(coco), "data.val.root": str(coco), "data.val.boxes": "gt",
+        "schedule.epochs": "1", "schedule.warmup_iters": "5", "runtime.device": "cpu", "runtime.log_interval": "5",
+    }
+    options.update(extra)
+    return [f"{k}={v}" for k, v in options.items()]
+
+
+def records(work_dir: Path, kind: str) -> list[dict]:
+    lines = (work_dir / "log.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+@pytest.fixture
+def restore_determinism():
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_cli_trains_a_real_config_end_to_end(data_dir, tmp_path):
+    work = tmp_path / "work"
+    result = CliRunner().invoke(cli, ["train", str(CONFIG), "--work-dir", str(work), "--cfg-options",
+                                      *tiny_options(data_dir / "coco-mini")])
+    assert result.exit_code == 0, result.output
+    assert f"checkpoint: {work / 'best.pth'}" in result.output
+
+    ckpt = read_checkpoint(work / "epoch_1.pth")
+    assert ckpt["format"] == "hrnext-trt" and ckpt["format_version"] == 1
+    assert (ckpt["arch"], ckpt["num_joints"], ckpt["input_size"], ckpt["dataset"]) == ("hrnext_tiny", 17, [64, 48],
+                                                                                        "coco")
+    assert (ckpt["epoch"], ckpt["iteration"]) == (1, 86 // 8)
+    for key in ("optimizer", "scheduler", "scaler", "rng", "best_ap", "config"):
+        assert key in ckpt
+    # The resolved config: in the work dir and in the checkpoint, the same.
+    assert load_config(work / "config.yaml").to_dict() == ckpt["config"]
+    assert ckpt["config"]["optimizer"]["lr"] == 4e-3 and ckpt["config"]["data"]["input_size"] == [64, 48]
+
+    model = load_pose_model(work / "best.pth")
+    assert model.arch == "hrnext_tiny" and model.num_joints == 17
+    assert [r["iteration"] for r in records(work, "train")] == [5, 10]
+    (val,) = records(work, "val")
+    assert 0.0 <= val["AP"] <= 1.0
+    assert list((work / "tensorboard").iterdir())
+
+
+def test_loss_halves_on_one_fixed_batch(data_dir):
+    from torch.utils.data import default_collate
+
+    from hrnext_trt.data import load_dataset
+    from hrnext_trt.data.torch_dataset import TopDownDataset
+    from hrnext_trt.models import build_pose_model
+    from hrnext_trt.training.loss import keypoint_mse_loss
+    from hrnext_trt.training.optim import build_optimizer
+
+    torch.manual_seed(0)
+    cfg = load_config(CONFIG)
+    crops = TopDownDataset(load_dataset("coco", data_dir / "coco-mini", "train"), (64, 48), train=False)
+    batch = default_collate([crops[i] for i in range(4)])
+    model = build_pose_model("hrnext_tiny", 17).train()
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    losses = []
+    for _ in range(50):
+        loss = keypoint_mse_loss(model(batch["image"]), batch["target"], batch["target_weight"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    silent = keypoint_mse_loss(torch.zeros_like(batch["target"]), batch["target"], batch["target_weight"]).item()
+    assert losses[-1] < 0.5 * losses[0]
+    # Not just silenced outputs: the heatmaps fit the peaks twice as well as all-zero maps would.
+    assert losses[-1] < 0.5 * silent
+
+
+def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determinism):
+    cfg = load_config(CONFIG, tiny_options(data_dir / "coco-mini", **{
+        "schedule.epochs": "2", "runtime.deterministic": "true", "runtime.checkpoint_interval": "1",
+        "runtime.eval_interval": "100", "runtime.flip_test": "false", "data.val.split": "val"}))
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    train(cfg, tmp_path / "split", stop_after_epochs=1, progress=False)
+    assert not (tmp_path / "split" / "epoch_2.pth").exists()
+    train(cfg, tmp_path / "split", resume="auto", progress=False)
+
+    a = read_checkpoint(tmp_path / "straight" / "epoch_2.pth")
+    b = read_checkpoint(tmp_path / "split" / "epoch_2.pth")
+    assert a["iteration"] == b["iteration"] == 2 * (86 // 8)
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    assert [e["event"] for e in records(tmp_path / "split", "event")] == ["start", "start"]
+    assert straight.name == "best.pth"
+
+
+def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, capfd):
+    # A copy of 8 coco-mini images, one person each, one image replaced by garbage.
+    src = data_dir / "coco-mini"
+    ann = json.loads((src / "annotations" / "person_keypoints_train2017.json").read_text())
+    people = {}
+    for a in ann["annotations"]:
+        if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0):
+            people.setdefault(a["image_id"], a)
+    chosen = list(people)[:8]
+    images = [im for im in ann["images"] if im["id"] in chosen]
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").mkdir()
+    for im in images:
+        shutil.copy(src / "train2017" / im["file_name"], root / "train2017" / im["file_name"])
+    bad = root / "train2017" / images[3]["file_name"]
+    bad.write_bytes(b"this is not a JPEG")
+    subset = {**ann, "images": images, "annotations": [people[i] for i in chosen]}
+    (root / "annotations" / "person_keypoints_train2017.json").write_text(json.dumps(subset))
+
+    cfg = load_config(CONFIG, tiny_options(src, **{"data.train.root": str(root), "data.batch_size": "4",
+                                                   "data.val.split": "val", "schedule.epochs": "2"}))
+    train(cfg, tmp_path / "work", progress=False)
+    epochs = records(tmp_path / "work", "epoch")
+    assert [r["skipped_images"] for r in epochs] == [1, 1]
+    err = capfd.readouterr().err
+    assert err.count(str(bad)) == 1  # reported once, by path
+    assert read_checkpoint(tmp_path / "work" / "epoch_2.pth")["iteration"] == 4
+
+
+def test_epoch_batches_repeat_with_workers(data_dir):
+    from hrnext_trt.data import load_dataset
+    from hrnext_trt.data.torch_dataset import TopDownDataset
+    from hrnext_trt.training.loader import train_loader
+
+    crops = TopDownDataset(load_dataset("coco", data_dir / "coco-mini", "train"), (64, 48), train=True)
+
+    def first_batch(epoch: int):
+        return next(iter(train_loader(crops, 4, 2, seed=3, epoch=epoch, rank=0, world_size=1)))
+
+    a, b, c = first_batch(5), first_batch(5), first_batch(6)
+    assert torch.equal(a["index"], b["index"]) and torch.equal(a["image"], b["image"])  # order and augmentation
+    assert not torch.equal(a["image"], c["image"])
+
+
+def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
+    work = tmp_path / "work"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(work), "--cfg-options",
+           *tiny_options(data_dir / "coco-mini", **{"data.batch_size": "4", "data.val.split": "val",
+                                                    "runtime.flip_test": "false"})]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in work.glob("*.pth")) == ["best.pth", "epoch_1.pth"]
+    ckpt = read_checkpoint(work / "epoch_1.pth")
+    assert ckpt["iteration"] == 86 // 2 // 4  # each rank saw half the data
+    assert len(ckpt["rng"]) == 2  # both ranks' generators
+    (start,) = records(work, "event")
+    assert start["world_size"] == 2
+
+
+def test_cli_config_error_is_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(CONFIG), "--work-dir", str(tmp_path), "--cfg-options",
+                                      "optimizer.betas=[0.9]"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "optimizer.betas" in lines[0]

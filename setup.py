@@ -19,8 +19,10 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["hrnext_trt", "hrnext_trt.*"]),
-    package_data={"hrnext_trt": _package_data()},
+    # train/ (the YAML recipes) installs as hrnext_trt/recipes, so the demo's preset travels too.
+    packages=find_packages(include=["hrnext_trt", "hrnext_trt.*"]) + ["hrnext_trt.recipes"],
+    package_dir={"hrnext_trt.recipes": "train"},
+    package_data={"hrnext_trt": _package_data(), "hrnext_trt.recipes": ["*.md", "*.yaml", "*/*.yaml"]},
     install_requires=[
         # A range, never a pin: take the CPU or CUDA build that suits the machine (see README).
         "torch>=2.4",

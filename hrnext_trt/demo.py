@@ -1,0 +1,134 @@
+"""The main job in one command, on the bundled coco-mini sample: train, export, compare, draw.
+
+1. train the small preset (``coco_mini_demo.yaml``: hrnext_tiny at 128x96) on coco-mini's 80
+   training images for a bounded time, on the GPU when there is one;
+2. export FP32, FP16 and INT8 ONNX (INT8 calibrated on those training images) and, where
+   TensorRT and a GPU exist, engines;
+3. ``trt-eval`` every backend this machine has on the same images with ground-truth boxes --
+   the model's own training data, so the AP shows the road works end to end, not how well the
+   model generalises;
+4. draw the predicted poses.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from hrnext_trt.bundled import recipe_path
+from hrnext_trt.errors import HrnextError
+
+DEMO_DATASET = "coco"
+DEMO_BUNDLE = "coco-mini"
+OWN_DATA_NOTE = ("evaluated on coco-mini's own 80 training images with ground-truth boxes: the AP measures the "
+                 "fit of the training set, not generalisation")
+
+
+def demo_preset() -> Path:
+    """The training preset of the demo (``train/presets/coco_mini_demo.yaml``, installed with the package)."""
+    return recipe_path("presets/coco_mini_demo.yaml")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("demo_out")
+    train_minutes: float = 8.0  # the training stage stops at the first epoch end past this budget
+    checkpoint: Path | None = None  # skip training and use these weights (a coco checkpoint)
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    device: str = "auto"
+    threads: int | None = None
+    batch: int = 32
+    iters: int = 10
+    warmup: int = 2
+    pose_images: int | None = None  # None: every image
+
+    def __post_init__(self):
+        object.__setattr__(self, "out", Path(self.out))
+        if self.train_minutes <= 0:
+            raise HrnextError(f"--train-minutes must be positive, got {self.train_minutes}")
+        if "fp32" not in self.precisions or set(self.precisions) - {"fp32", "fp16", "int8"}:
+            raise HrnextError(f"demo precisions {','.join(self.precisions)} must include fp32 and may add fp16, int8")
+
+
+class _Stages:
+    """Numbered stage banners with elapsed times, on stderr (the table goes to stdout)."""
+
+    def __init__(self, total: int, echo: Callable[[str], None]):
+        self.total, self.echo, self.n = total, echo, 0
+        self.start = time.perf_counter()
+
+    def begin(self, title: str) -> float:
+        self.n += 1
+        self.echo(f"\n== [{self.n}/{self.total}] {title}  (t = {self.elapsed()})")
+        return time.perf_counter()
+
+    def done(self, started: float, what: str) -> None:
+        self.echo(f"   done in {time.perf_counter() - started:.0f} s: {what}")
+
+    def elapsed(self) -> str:
+        seconds = int(time.perf_counter() - self.start)
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def run_demo(config: DemoConfig, echo: Callable[[str], None] | None = None):
+    """Run the four stages into ``config.out``; returns the trt-eval report."""
+    from hrnext_trt.bundled import bundled_dataset_root
+    from hrnext_trt.export import ExportConfig, export_artifacts
+    from hrnext_trt.runners import resolve_device
+    from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+    from hrnext_trt.visualize import VisualizeConfig, visualize
+
+    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    device = resolve_device(config.device)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)  # every stage: training, export checks, evaluation
+    root = bundled_dataset_root(DEMO_BUNDLE)
+    stages = _Stages(4, echo)
+
+    if config.checkpoint is None:
+        started = stages.begin(f"train the demo preset on {DEMO_BUNDLE} train (80 images) on {device}, "
+                               f"at most ~{config.train_minutes:g} min")
+        checkpoint = train_demo_model(config.out / "train", config.train_minutes * 60, device)
+        stages.done(started, f"checkpoint {checkpoint}")
+    else:
+        started = stages.begin(f"training skipped: using {config.checkpoint}")
+        checkpoint = Path(config.checkpoint)
+        stages.done(started, "no training")
+
+    started = stages.begin(f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 calibrated on "
+                           f"{DEMO_BUNDLE} train) and TensorRT engines where possible")
+    engines = config.out / "engines"
+    export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, fp16="fp16" in config.precisions,
+                                  int8="int8" in config.precisions, calib_dataset=DEMO_DATASET, calib_data=root),
+                     echo=lambda line: echo("   " + line.replace("\n", "\n   ")))
+    stages.done(started, f"artifacts in {engines}")
+
+    started = stages.begin(f"trt-eval every backend on {DEMO_BUNDLE} train ({OWN_DATA_NOTE})")
+    report_dir = config.out / "report"
+    report = run_trt_eval(TrtEvalConfig(
+        checkpoint=checkpoint, engines=engines, dataset=DEMO_DATASET, data_root=root, split="train", boxes="gt",
+        batch=config.batch, device=device, threads=config.threads, iters=config.iters, warmup=config.warmup,
+        out=report_dir, notes=(OWN_DATA_NOTE,)))
+    stages.done(started, f"reports and plot in {report_dir}")
+
+    started = stages.begin("draw the PyTorch model's poses")
+    reference = next(r for r in report.rows if r["status"] == "ok")
+    pictures = visualize(VisualizeConfig(DEMO_DATASET, root, "train", config.out / "poses",
+                                         results=Path(reference["results"]), max_images=config.pose_images))
+    stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
+                         f"({reference['backend']} {reference['precision']})")
+    echo(f"\nwhole demo: {stages.elapsed()} (min:s)")
+    return report
+
+
+def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
+    """Train the demo preset into ``work_dir`` within about ``budget_s`` seconds; the checkpoint's path."""
+    from hrnext_trt.training import load_config, train
+
+    config = load_config(demo_preset(), [f"runtime.device={device}"])
+    return train(config, work_dir, time_budget_s=budget_s)

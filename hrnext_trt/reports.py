@@ -1,0 +1,136 @@
+"""Comparison reports: one table, printed and saved as JSON, CSV and Markdown, plus a plot.
+
+A ``Report`` is a list of flat row dicts, the columns to show (key, header, number format),
+footnotes and free-form metadata. Rows keep every value (a column may show only some); a
+missing value prints as "-", so a backend that did not run is still a row with its reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    fmt: str = ""  # format spec for numbers, e.g. ".3f"; strings print as they are
+
+    def cell(self, row: dict) -> str:
+        value = row.get(self.key)
+        if value is None or value == "":
+            return "-"
+        if isinstance(value, float) and self.fmt:
+            return format(value, self.fmt)
+        return str(value)
+
+
+@dataclass
+class Report:
+    title: str
+    columns: list[Column]
+    rows: list[dict]
+    footnotes: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def _cells(self) -> list[list[str]]:
+        return [[c.cell(row) for c in self.columns] for row in self.rows]
+
+    def table(self) -> str:
+        """Aligned plain-text table for the terminal (numbers right-aligned)."""
+        headers = [c.header for c in self.columns]
+        cells = self._cells()
+        widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+        def line(values):
+            return "  ".join(v.rjust(w) if c.fmt else v.ljust(w)
+                             for v, w, c in zip(values, widths, self.columns)).rstrip()
+
+        rule = "-" * len(line(["-" * w for w in widths]))
+        out = [self.title, rule, line(headers), rule] + [line(r) for r in cells] + [rule]
+        out += [f"* {note}" for note in self.footnotes]
+        return "\n".join(out)
+
+    def markdown(self) -> str:
+        def line(values):
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+        out = [f"## {self.title}", "", line([c.header for c in self.columns]),
+               line(["---:" if c.fmt else "---" for c in self.columns])]
+        out += [line(r) for r in self._cells()]
+        if self.footnotes:
+            out += [""] + [f"- {note}" for note in self.footnotes]
+        return "\n".join(out) + "\n"
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "meta": self.meta, "rows": self.rows, "footnotes": self.footnotes}
+
+    def write_json(self, path: str | Path) -> Path:
+        return _write(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+    def write_markdown(self, path: str | Path) -> Path:
+        return _write(path, self.markdown())
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Every key of every row (not only the shown columns), one row per line."""
+        keys = list(dict.fromkeys(k for row in self.rows for k in row))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: _csv_value(row.get(k)) for k in keys})
+        return path
+
+    def write_all(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
+        """``stem.json``, ``stem.csv`` and ``stem.md`` in ``out_dir``."""
+        out_dir = Path(out_dir)
+        return {"json": self.write_json(out_dir / f"{stem}.json"),
+                "csv": self.write_csv(out_dir / f"{stem}.csv"),
+                "markdown": self.write_markdown(out_dir / f"{stem}.md")}
+
+
+def _csv_value(value):
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def _write(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str, label: str,
+                          x_label: str, y_label: str, title: str, caption: str = "") -> Path:
+    """Scatter of ``y`` against ``x`` (one labelled point per row that has both), saved as a PNG;
+    ``caption`` is printed under the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float))]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for row in points:
+        ax.scatter(row[x], row[y], s=40)
+        ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.2, y=0.15)  # room for the labels right of the points
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
+    if not points:
+        ax.text(0.5, 0.5, "no backend produced both numbers", ha="center", va="center", transform=ax.transAxes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0.05 if caption else 0, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,108 @@
+"""What an export folder holds, and a runner for each file.
+
+The folder's ``manifest.json`` (written by ``hrnext-trt export-engine``) is the authority: it
+lists every file with its precision and the input size the export was made for. A folder
+without a manifest (ONNX files copied by hand) is read by file name: ``model.onnx`` (FP32),
+``model_fp16.onnx``, ``model_int8.onnx`` and ``*.engine``, with the input size taken from each
+ONNX file's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hrnext_trt.engines.manifest_check import MANIFEST_NAME, load_manifest
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.runners import Runner, unavailable_reason
+
+_BACKEND_OF_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt"}
+_FALLBACK_ONNX = {"model.onnx": "fp32", "model_fp16.onnx": "fp16", "model_int8.onnx": "int8"}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    backend: str  # "onnxruntime" or "tensorrt"
+    precision: str  # "fp32", "fp16" or "int8"
+    input_size: tuple[int, int] | None  # (H, W) the file was exported for; None if unknown
+    manifest: dict | None = None
+
+    def runner(self, device: str = "cpu", threads: int | None = None) -> Runner:
+        """A (not yet active) runner for this file; ``device`` applies to ONNX files."""
+        if self.backend == "tensorrt":
+            from hrnext_trt.runners.tensorrt import TensorRTRunner
+
+            return TensorRTRunner(self.path, self.precision, manifest=self.manifest)
+        from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(self.path, self.precision, device=device, threads=threads)
+
+    def check_input_size(self, input_size: tuple[int, int], what: str) -> None:
+        """One line when the file was exported for another crop size than ``what`` takes."""
+        if self.input_size is not None and tuple(self.input_size) != tuple(input_size):
+            have, want = "x".join(map(str, self.input_size)), "x".join(map(str, input_size))
+            raise HrnextError(f"{self.path} was exported for {have} crops but {what} takes {want}: export again "
+                              f"with --input-size {want}, or use the matching checkpoint")
+
+
+def _precision_from_name(name: str) -> str:
+    for precision in ("fp16", "int8", "fp32"):
+        if precision in name:
+            return precision
+    return "fp32"
+
+
+def discover_artifacts(folder: str | Path) -> list[Artifact]:
+    """Every ONNX file and TensorRT engine of an export folder, FP32 first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HrnextError(f"engines folder {folder} not found: export with `hrnext-trt export-engine --out {folder}`")
+    if (folder / MANIFEST_NAME).is_file():
+        artifacts = _from_manifest(folder, load_manifest(folder))
+    else:
+        artifacts = _from_file_names(folder)
+    if not artifacts:
+        raise HrnextError(f"{folder} holds no model.onnx, model_fp16.onnx, model_int8.onnx or *.engine: "
+                          "export with `hrnext-trt export-engine`")
+    order = {"fp32": 0, "fp16": 1, "int8": 2}
+    return sorted(artifacts, key=lambda a: (a.backend != "onnxruntime", order.get(a.precision, 3), a.path.name))
+
+
+def _from_manifest(folder: Path, manifest: dict) -> list[Artifact]:
+    input_size = tuple(manifest["model"]["input_size"])
+    artifacts = []
+    for name, entry in manifest["artifacts"].items():
+        backend = _BACKEND_OF_SUFFIX.get(Path(name).suffix)
+        if backend is None:
+            continue  # timing cache, calibration cache, ...
+        path = folder / name
+        if not path.is_file():
+            raise HrnextError(f"{path} is listed in {folder / MANIFEST_NAME} but missing: copy the whole export "
+                              "folder, or export again")
+        precision = entry.get("precision") or _precision_from_name(name)
+        artifacts.append(Artifact(path, backend, precision, input_size, manifest))
+    return artifacts
+
+
+def _from_file_names(folder: Path) -> list[Artifact]:
+    from hrnext_trt.runners.onnxruntime import read_onnx_metadata
+
+    artifacts = []
+    for name, precision in _FALLBACK_ONNX.items():
+        path = folder / name
+        if path.is_file():
+            size = read_onnx_metadata(path).get("input_size")
+            artifacts.append(Artifact(path, "onnxruntime", precision, tuple(size) if size else None))
+    for path in sorted(folder.glob("*.engine")):
+        artifacts.append(Artifact(path, "tensorrt", _precision_from_name(path.stem), None))
+    return artifacts
+
+
+def no_engine_reason(artifacts: list[Artifact]) -> str | None:
+    """Why a comparison has no TensorRT engine to run (None when it has one): the first missing
+    piece, the package and GPU before the engine files."""
+    if any(a.backend == "tensorrt" for a in artifacts):
+        return None
+    return unavailable_reason("tensorrt", "cuda") or "no .engine file in the engines folder (export-engine builds " \
+                                                     "them on a machine with TensorRT and a GPU)"

@@ -1,0 +1,100 @@
+"""ONNX Runtime runner: FP32, FP16 and INT8 (Q/DQ) ONNX files on the CPU or CUDA provider.
+
+No torch here: this runner is part of the deployment runtime. ``onnxruntime`` itself is imported
+on activation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.runners import INPUT_NAME, BackendUnavailable, Runner, check_input_shape, nvidia_gpu_present
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def unavailable_reason(device: str) -> str | None:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "not installed (pip install onnxruntime, or onnxruntime-gpu for CUDA)"
+    import onnxruntime as ort
+
+    if _PROVIDERS[device] not in ort.get_available_providers():
+        return f"{_PROVIDERS[device]} is not in this onnxruntime build (pip install onnxruntime-gpu)"
+    if device == "cuda" and not nvidia_gpu_present():
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+def read_onnx_metadata(path: str | Path) -> dict:
+    """The ``hrnext_trt`` metadata the exporter embeds (arch, input_size, precision, ...); {} if none."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise HrnextError(f"ONNX file {path} does not exist: run `hrnext-trt export-engine` first")
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    return json.loads(props["hrnext_trt"]) if "hrnext_trt" in props else {}
+
+
+class OnnxRuntimeRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, precision: str, device: str = "cpu", threads: int | None = None,
+                 name: str | None = None):
+        self.path = Path(path)
+        self.threads = threads
+        super().__init__(name or f"onnxruntime-{precision}", precision, device)
+        self._session = None
+        self._input_shape: tuple = ()
+
+    def _activate(self) -> None:
+        if not self.path.is_file():
+            raise HrnextError(f"ONNX file {self.path} does not exist: run `hrnext-trt export-engine` first")
+        reason = unavailable_reason(self.device)
+        if reason:
+            raise BackendUnavailable(f"onnxruntime on {self.device}: {reason}")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3  # warnings about unused initialisers would flood the table
+        providers = [_PROVIDERS[self.device]] + (["CPUExecutionProvider"] if self.device == "cuda" else [])
+        session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+        if _PROVIDERS[self.device] not in session.get_providers():
+            # onnxruntime falls back to the CPU when CUDA fails to load; never time the CPU as CUDA.
+            raise BackendUnavailable(f"onnxruntime could not load {_PROVIDERS[self.device]} for {self.path}")
+        inputs = {i.name: i for i in session.get_inputs()}
+        if INPUT_NAME not in inputs:
+            raise HrnextError(f"{self.path} has inputs {sorted(inputs)}, not {INPUT_NAME!r}: "
+                              "export it with `hrnext-trt export-engine`")
+        self._input_type = np.float16 if inputs[INPUT_NAME].type == "tensor(float16)" else np.float32
+        self._input_shape = tuple(d if isinstance(d, int) else None for d in inputs[INPUT_NAME].shape[1:])
+        self._output_names = [o.name for o in session.get_outputs()]
+        self._session = session
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    @property
+    def input_shape(self) -> tuple:
+        """(C, H, W) of the model's input once active; None marks a dynamic dimension."""
+        return self._input_shape
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = feed[INPUT_NAME]
+        check_input_shape(f"{self.path}", self._input_shape, images)
+        images = np.ascontiguousarray(images, dtype=self._input_type)
+        outputs = self._session.run(self._output_names, {INPUT_NAME: images})
+        return {name: np.asarray(out, dtype=np.float32) for name, out in zip(self._output_names, outputs)}
+
+
+RUNNER = OnnxRuntimeRunner

@@ -1,0 +1,57 @@
+"""TensorRT runner: a thin wrapper over ``hrnext_trt.engines.TensorRTEngine`` (no torch here)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.runners import BackendUnavailable, Runner, nvidia_gpu_present
+
+def unavailable_reason(device: str) -> str | None:
+    # The engines only ever run on a GPU, so ``device`` does not matter; the machine does.
+    for package in ("tensorrt", "pycuda"):
+        if importlib.util.find_spec(package) is None:
+            return f"{package} not installed ({TRT_INSTALL_HINT})"
+    if not nvidia_gpu_present():
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+class TensorRTRunner(Runner):
+    backend = "tensorrt"
+
+    def __init__(self, path: str | Path, precision: str, manifest: dict | None = None, name: str | None = None):
+        super().__init__(name or f"tensorrt-{precision}", precision, "cuda")
+        self.path = Path(path)
+        self.manifest = manifest
+        self._engine = None
+
+    def _activate(self) -> None:
+        if not self.path.is_file():
+            raise HrnextError(f"TensorRT engine {self.path} does not exist: build it with `hrnext-trt export-engine`")
+        reason = unavailable_reason(self.device)
+        if reason:
+            raise BackendUnavailable(f"tensorrt: {reason}")
+        from hrnext_trt.engines import TensorRTEngine
+
+        engine = TensorRTEngine(self.path, manifest=self.manifest)
+        engine.activate()
+        self._engine = engine
+
+    def _deactivate(self) -> None:
+        self._engine.deactivate()
+        self._engine = None
+
+    @property
+    def cuda_stream(self):
+        return self._engine.stream if self._engine is not None else None
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._engine.infer(feed)
+
+
+RUNNER = TensorRTRunner

@@ -1,0 +1,57 @@
+"""Reports: the printed table, and JSON / CSV / Markdown files that parse back to the same rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from hrnext_trt.reports import Column, Report, plot_accuracy_latency
+
+ROWS = [
+    {"backend": "pytorch", "precision": "fp32", "AP": 0.7123, "p50_ms": 12.5, "status": "ok", "notes": ""},
+    {"backend": "onnxruntime", "precision": "int8", "AP": 0.7001, "p50_ms": 30.25, "status": "ok",
+     "notes": "CPU: accuracy check only"},
+    {"backend": "tensorrt", "precision": "fp16", "AP": None, "p50_ms": None, "status": "unavailable",
+     "notes": "tensorrt not installed (pip install 'hrnext-trt[trt]')"},
+]
+COLUMNS = [Column("backend", "backend"), Column("precision", "prec"), Column("AP", "AP", ".3f"),
+           Column("p50_ms", "p50 ms", ".2f"), Column("status", "status"), Column("notes", "notes")]
+
+
+def _report() -> Report:
+    return Report("comparison", COLUMNS, ROWS, footnotes=["latency: model only"], meta={"batch": 8})
+
+
+def test_table_shows_every_row_with_formatted_numbers_and_dashes():
+    text = _report().table()
+    lines = text.splitlines()
+    assert lines[0] == "comparison"
+    assert any(line.startswith("pytorch") and "0.712" in line and "12.50" in line for line in lines)
+    trt = next(line for line in lines if line.startswith("tensorrt"))
+    assert " - " in trt and "pip install 'hrnext-trt[trt]'" in trt
+    assert lines[-1] == "* latency: model only"
+
+
+def test_json_csv_markdown_parse_back(tmp_path):
+    paths = _report().write_all(tmp_path, "cmp")
+    data = json.loads(paths["json"].read_text())
+    assert data["rows"] == ROWS and data["meta"] == {"batch": 8} and data["footnotes"] == ["latency: model only"]
+
+    with paths["csv"].open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["backend"] for r in rows] == ["pytorch", "onnxruntime", "tensorrt"]
+    assert float(rows[1]["AP"]) == 0.7001 and rows[2]["AP"] == ""
+
+    md = paths["markdown"].read_text().splitlines()
+    table = [line for line in md if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == [c.header for c in COLUMNS]
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert [r[0] for r in body] == ["pytorch", "onnxruntime", "tensorrt"]
+    assert body[0][2] == "0.712" and body[2][2] == "-"
+
+
+def test_plot_writes_a_png(tmp_path):
+    path = plot_accuracy_latency(ROWS, tmp_path / "plot.png", x="p50_ms", y="AP", label="precision",
+                                 x_label="ms", y_label="AP", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,142 @@
+"""Runners: lifecycle, ONNX Runtime numerics, clear one-line errors, unavailable backends."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.runners import (BackendUnavailable, nvidia_gpu_present, parse_backends, runner_class,
+                                unavailable_reason)
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
+
+H, W, J = 32, 24, 3
+
+
+def write_conv_onnx(path, weight: np.ndarray, height=H, width=W):
+    """A one-Conv ONNX with the project's I/O names: images (B,3,H,W) -> heatmaps (B,J,H/4,W/4)."""
+    node = helper.make_node("Conv", ["images", "w"], ["heatmaps"], kernel_shape=[4, 4], strides=[4, 4])
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["batch", J, height // 4, width // 4])],
+        [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"hrnext_trt": json.dumps({"precision": "fp32", "input_size": [height, width]})})
+    onnx.save(model, str(path))
+    return path
+
+
+def conv_reference(images, weight):
+    b = images.shape[0]
+    patches = images.reshape(b, 3, H // 4, 4, W // 4, 4)
+    return np.einsum("bcyixj,kcij->bkyx", patches, weight)
+
+
+@pytest.fixture()
+def conv_onnx(tmp_path):
+    weight = np.random.default_rng(0).standard_normal((J, 3, 4, 4)).astype(np.float32)
+    return write_conv_onnx(tmp_path / "model.onnx", weight), weight
+
+
+def test_onnxruntime_runner_lifecycle_and_numerics(conv_onnx):
+    path, weight = conv_onnx
+    runner = OnnxRuntimeRunner(path, "fp32", threads=1)
+    assert (runner.name, runner.backend, runner.precision, runner.device) == ("onnxruntime-fp32", "onnxruntime",
+                                                                              "fp32", "cpu")
+    images = np.random.default_rng(1).standard_normal((2, 3, H, W)).astype(np.float32)
+    with pytest.raises(HrnextError, match="not active"):
+        runner.infer({"images": images})
+    with runner:
+        assert runner.is_active and runner.input_shape == (3, H, W)
+        out = runner.infer({"images": images})
+        heatmaps = runner.heatmap_fn()(images[:1])
+    assert not runner.is_active
+    assert set(out) == {"heatmaps"} and out["heatmaps"].dtype == np.float32
+    np.testing.assert_allclose(out["heatmaps"], conv_reference(images, weight), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(heatmaps, out["heatmaps"][:1], rtol=1e-5, atol=1e-6)
+
+
+def test_onnxruntime_runner_rejects_another_input_shape_in_one_line(conv_onnx):
+    path, _ = conv_onnx
+    with OnnxRuntimeRunner(path, "fp32") as runner:
+        with pytest.raises(HrnextError) as err:
+            runner.infer({"images": np.zeros((1, 3, 64, 48), np.float32)})
+    assert "(B, 3x32x24)" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_onnx_file_is_one_clear_line(tmp_path):
+    with pytest.raises(HrnextError) as err:
+        OnnxRuntimeRunner(tmp_path / "model_int8.onnx", "int8").activate()
+    assert "model_int8.onnx does not exist" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(HrnextError, match="does not exist"):
+        read_onnx_metadata(tmp_path / "nothing.onnx")
+
+
+def test_onnx_metadata_is_read(conv_onnx):
+    assert read_onnx_metadata(conv_onnx[0]) == {"precision": "fp32", "input_size": [H, W]}
+
+
+def test_cuda_provider_is_refused_without_a_gpu(conv_onnx):
+    reason = unavailable_reason("onnxruntime", "cuda")
+    if nvidia_gpu_present():
+        assert reason is None
+    else:
+        assert reason == "no NVIDIA GPU on this machine"
+        with pytest.raises(BackendUnavailable, match="no NVIDIA GPU"):
+            OnnxRuntimeRunner(conv_onnx[0], "fp32", device="cuda").activate()
+
+
+def test_tensorrt_reports_why_it_cannot_run(tmp_path):
+    reason = unavailable_reason("tensorrt", "cuda")
+    if importlib.util.find_spec("tensorrt") is None:
+        assert reason == 'tensorrt not installed (pip install "hrnext-trt[trt]")'
+    elif not nvidia_gpu_present():
+        assert reason == "no NVIDIA GPU on this machine"
+    runner = runner_class("tensorrt")(tmp_path / "model_fp16.engine", "fp16")
+    assert (runner.backend, runner.device, runner.precision) == ("tensorrt", "cuda", "fp16")
+    with pytest.raises(HrnextError, match="model_fp16.engine does not exist"):
+        runner.activate()
+
+
+def test_backend_names_are_validated():
+    assert parse_backends(None) == ["pytorch", "onnxruntime", "tensorrt"]
+    assert parse_backends("onnxruntime, pytorch") == ["onnxruntime", "pytorch"]
+    with pytest.raises(HrnextError, match="unknown backend 'ort'"):
+        parse_backends("pytorch,ort")
+    with pytest.raises(HrnextError, match="precision 'fp8'"):
+        OnnxRuntimeRunner("x.onnx", "fp8")
+
+
+def test_pytorch_runner_runs_the_fastest_eager_dka_form_and_matches_the_model():
+    import torch
+
+    from hrnext_trt.models import DEFAULT_DKA_MODE, build_pose_model
+    from hrnext_trt.models.dka import DynamicConv2d
+    from hrnext_trt.runners.pytorch import PyTorchRunner
+
+    torch.manual_seed(0)
+    model = build_pose_model("hrnext_tiny", 14).eval().set_dka_mode("static")  # as export leaves a copy
+    images = np.random.default_rng(2).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(images)).numpy()
+    runner = PyTorchRunner(model, threads=1)
+    assert (runner.name, runner.backend, runner.precision, runner.device) == ("pytorch-fp32", "pytorch", "fp32",
+                                                                              "cpu")
+    with runner:
+        modes = {m.mode for m in runner.module.modules() if isinstance(m, DynamicConv2d)}
+        heatmaps = runner.infer({"images": images})["heatmaps"]
+    assert modes == {DEFAULT_DKA_MODE} and runner.module is None
+    assert heatmaps.shape == (2, 14, 16, 16) and heatmaps.dtype == np.float32
+    np.testing.assert_allclose(heatmaps, expected, rtol=1e-4, atol=1e-5)
+
+    with pytest.raises(HrnextError, match="needs --device cuda"):
+        PyTorchRunner(model, "fp16", "cpu")
+    with pytest.raises(HrnextError, match="no int8 mode"):
+        PyTorchRunner(model, "int8")

@@ -1,0 +1,142 @@
+"""trt-eval: PyTorch and ONNX Runtime rows on the same boxes, reports that parse, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.benchmark import write_arch_checkpoint
+from hrnext_trt.cli import main
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.runners import CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE
+from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+
+INPUT_SIZE = (64, 64)
+
+
+def make_tiny_export(tmp_path_factory):
+    """(checkpoint, export folder) of an untrained hrnext_tiny at 64x64, made once per test process."""
+    from hrnext_trt.export import ExportConfig, export_artifacts
+
+    base = tmp_path_factory.getbasetemp() / "tiny_export"
+    checkpoint, engines = base / "hrnext_tiny.pth", base / "engines"
+    if not (engines / "manifest.json").is_file():
+        write_arch_checkpoint("hrnext_tiny", 14, INPUT_SIZE, "crowdpose", checkpoint)
+        export_artifacts(ExportConfig(checkpoint, engines, verify_images=4), echo=lambda line: None)
+    return checkpoint, engines
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    return make_tiny_export(tmp_path_factory)
+
+
+def _config(checkpoint, engines, data_dir, **kw) -> TrtEvalConfig:
+    kw = {"backends": ("pytorch", "onnxruntime", "tensorrt"), "batch": 4, "iters": 2, "warmup": 1,
+          "device": "cpu", "threads": 1, "progress": False, **kw}
+    return TrtEvalConfig(checkpoint, engines, "crowdpose", data_dir / "crowdpose-mini", **kw)
+
+
+def test_fp32_onnx_row_equals_pytorch_and_reports_parse(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export
+    report = run_trt_eval(_config(checkpoint, engines, data_dir, out=tmp_path / "out", json=tmp_path / "copy.json"))
+    rows = {(r["backend"], r["precision"]): r for r in report.rows}
+    assert list(rows) == [("pytorch", "fp32"), ("onnxruntime", "fp32"), ("tensorrt", "-")]
+    torch_row, onnx_row, trt_row = rows.values()
+
+    # Same boxes, same pipeline: the FP32 ONNX predicts what PyTorch predicts.
+    assert onnx_row["AP"] == pytest.approx(torch_row["AP"], abs=1e-3)
+    assert onnx_row["delta_AP"] == pytest.approx(onnx_row["AP"] - torch_row["AP"]) and torch_row["delta_AP"] == 0
+    ref, got = (json.loads(open(r["results"]).read()) for r in (torch_row, onnx_row))
+    assert len(ref) == len(got) > 0 and [r["image_id"] for r in ref] == [r["image_id"] for r in got]
+    ref_kpt, got_kpt = (np.array([r["keypoints"] for r in res]).reshape(len(res), -1, 3) for res in (ref, got))
+    assert (np.abs(ref_kpt[..., :2] - got_kpt[..., :2]) < 0.5).mean() > 0.98
+    for key in ("AP_easy", "AP_medium", "AP_hard", "AR"):
+        assert isinstance(torch_row[key], float) and isinstance(onnx_row[key], float)
+
+    for row in (torch_row, onnx_row):
+        assert row["status"] == "ok" and row["device"] == "cpu"
+        for key in ("p50_ms", "p95_ms", "images_per_s", "e2e_persons_per_s", "speedup"):
+            assert row[key] > 0, key
+        assert row["p95_ms"] >= row["p50_ms"] and row["latency"]["batch"] == 4
+    assert torch_row["speedup"] == 1.0
+    assert trt_row["status"] == "unavailable" and trt_row["notes"] and trt_row["AP"] is None
+
+    table = report.table()
+    assert "AP easy" in table and "speed-up" in table and "latency: model-only" in table
+    out = tmp_path / "out"
+    data = json.loads((out / "trt_eval.json").read_text())
+    assert data == json.loads((tmp_path / "copy.json").read_text())
+    assert [(r["backend"], r["AP"]) for r in data["rows"]] == [(r["backend"], r["AP"]) for r in report.rows]
+    assert data["meta"]["persons"] == 6 and data["meta"]["input_size"] == list(INPUT_SIZE)
+    with (out / "trt_eval.csv").open() as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["backend"] for r in csv_rows] == ["pytorch", "onnxruntime", "tensorrt"]
+    assert float(csv_rows[1]["p50_ms"]) == pytest.approx(onnx_row["p50_ms"])
+    md_rows = [line for line in (out / "trt_eval.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(md_rows) == 2 + 3 and md_rows[0].startswith("| backend | precision | device | AP |")
+    assert (out / "trt_eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_onnx_folder_without_manifest_is_read_by_file_names(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    shutil.copy(engines / "model.onnx", folder / "model.onnx")
+    shutil.copy(engines / "model.onnx", folder / "model_int8.onnx")  # labelled INT8 by its name
+    report = run_trt_eval(_config(checkpoint, folder, data_dir, backends=("onnxruntime",), flip_test=False))
+    assert [(r["backend"], r["precision"]) for r in report.rows] == [("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+    assert report.rows[0]["notes"] == "" and report.rows[1]["notes"] == CPU_LOW_PRECISION_NOTE
+    assert report.rows[0]["delta_AP"] is None  # no PyTorch row asked for, nothing to compare with
+    assert CPU_LOW_PRECISION_FOOTNOTE in report.footnotes
+
+
+def _one_line_error(config) -> str:
+    with pytest.raises(HrnextError) as err:
+        run_trt_eval(config)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_missing_engine_file_is_one_clear_line(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export
+    folder = tmp_path / "engines"
+    shutil.copytree(engines, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["artifacts"]["model_fp16.engine"] = {"kind": "tensorrt", "precision": "fp16", "size": 1, "sha256": "0"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    message = _one_line_error(_config(checkpoint, folder, data_dir))
+    assert "model_fp16.engine is listed in" in message and "missing" in message
+
+    result = CliRunner().invoke(main, ["trt-eval", "--checkpoint", str(checkpoint), "--engines", str(folder),
+                                       "--dataset", "crowdpose", "--data-root", str(data_dir / "crowdpose-mini")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {message}"]
+
+    message = _one_line_error(_config(checkpoint, tmp_path / "nowhere", data_dir))
+    assert "engines folder" in message and "not found" in message
+
+
+def test_export_for_another_input_shape_is_one_clear_line(tiny_export, data_dir, tmp_path):
+    _, engines = tiny_export
+    other = write_arch_checkpoint("hrnext_tiny", 14, (128, 96), "crowdpose", tmp_path / "other.pth")
+    message = _one_line_error(_config(other, engines, data_dir))
+    assert "model.onnx was exported for 64x64 crops but the checkpoint takes 128x96" in message
+
+
+def test_trt_eval_command_prints_the_table_and_writes_reports(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export
+    result = CliRunner().invoke(main, ["trt-eval", "--checkpoint", str(checkpoint), "--engines", str(engines),
+                                       "--dataset", "crowdpose", "--data-root", str(data_dir / "crowdpose-mini"),
+                                       "--backends", "onnxruntime", "--batch", "2", "--no-flip", "--iters", "1",
+                                       "--warmup", "0", "--device", "cpu", "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("trt-eval: crowdpose test (det boxes, 6 persons, 2 images), input 64x64, batch 2")
+    assert any(line.startswith("onnxruntime  fp32") for line in lines)
+    assert json.loads((tmp_path / "r.json").read_text())["meta"]["flip_test"] is False

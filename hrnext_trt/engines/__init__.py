@@ -1,0 +1,22 @@
+"""The deployment runtime: TensorRT engines with their manifest checks (tensorrt, pycuda, numpy only).
+
+Importing this package needs neither TensorRT nor a GPU; ``TensorRTEngine.activate`` does.
+"""
+
+from hrnext_trt.engines.manifest_check import (
+    MANIFEST_NAME,
+    check_engine_runtime,
+    check_input_shape,
+    load_manifest,
+    verify_files,
+)
+from hrnext_trt.engines.runtime import TensorRTEngine
+
+__all__ = [
+    "MANIFEST_NAME",
+    "TensorRTEngine",
+    "check_engine_runtime",
+    "check_input_shape",
+    "load_manifest",
+    "verify_files",
+]

@@ -1,0 +1,40 @@
+"""The GPU this process would run on, as pycuda reports it (name, compute capability, CUDA versions).
+
+Both sides ask here: the export writes it into the manifest, the runtime compares against it.
+"""
+
+from __future__ import annotations
+
+from hrnext_trt.errors import HrnextError
+
+TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
+
+
+def import_pycuda():
+    """``pycuda.driver``, initialised; one clear line when pycuda is missing."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError:
+        raise HrnextError(f"pycuda is not installed: TensorRT engines need it ({TRT_INSTALL_HINT})") from None
+    cuda.init()
+    return cuda
+
+
+def gpu_info(device: int = 0) -> dict | None:
+    """``{"name", "compute_capability", "cuda_driver"}`` of a CUDA device, or None without pycuda or a GPU."""
+    try:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        if cuda.Device.count() <= device:
+            return None
+        dev = cuda.Device(device)
+    except Exception:  # pycuda missing, or no driver / no device: there is no GPU to describe
+        return None
+    major, minor = dev.compute_capability()
+    driver = cuda.get_driver_version()  # e.g. 12040 -> "12.4"
+    return {
+        "name": dev.name(),
+        "compute_capability": f"{major}.{minor}",
+        "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}",
+    }

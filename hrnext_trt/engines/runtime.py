@@ -1,0 +1,194 @@
+"""Run a TensorRT engine made by ``hrnext-trt export-engine``: the deployment runtime.
+
+Imports tensorrt, pycuda and numpy only (never torch, never training code). Lifecycle as the
+runners: a cheap constructor, ``activate()`` (or ``with``) checks the manifest, deserialises the
+engine and allocates device buffers for the largest batch of the profile, ``infer`` runs
+``execute_async_v3`` on a pycuda stream, ``deactivate()`` frees everything.
+
+Inputs are numpy arrays (copied through page-locked memory) or CUDA tensors of any library
+that exposes ``data_ptr()``, ``is_cuda`` and ``new_empty`` (torch): those are read in place and
+the heatmaps come back as a tensor of the same library on the same GPU, with no host copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT, gpu_info, import_pycuda
+from hrnext_trt.engines.manifest_check import (
+    MANIFEST_NAME,
+    check_engine_runtime,
+    check_input_shape,
+    load_manifest,
+    sha256_file,
+)
+from hrnext_trt.errors import HrnextError
+
+# The I/O names of every export (ONNX and engines); hrnext_trt.runners reads them from here.
+INPUT_NAME = "images"
+OUTPUT_NAME = "heatmaps"
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise HrnextError(f"TensorRT is not installed: engines need TensorRT and a GPU ({TRT_INSTALL_HINT})") from None
+    return trt
+
+
+def _is_cuda_tensor(array) -> bool:
+    return hasattr(array, "data_ptr") and bool(getattr(array, "is_cuda", False))
+
+
+class TensorRTEngine:
+    """One engine file; ``manifest`` is a dict or path (default: ``manifest.json`` beside the engine)."""
+
+    def __init__(self, path: str | Path, manifest: dict | str | Path | None = None, device: int = 0):
+        self.path = Path(path)
+        self._manifest_source = manifest if manifest is not None else self.path.parent / MANIFEST_NAME
+        self.device = device
+        self.manifest: dict | None = None
+        self._active = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> "TensorRTEngine":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        if self._active:
+            return
+        if not self.path.is_file():
+            raise HrnextError(f"engine {self.path} not found: build it with `hrnext-trt export-engine` on a GPU machine")
+        manifest = self._manifest_source
+        self.manifest = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+        trt = import_tensorrt()
+        gpu = gpu_info(self.device)
+        if gpu is None:
+            raise HrnextError(f"no CUDA GPU {self.device} is visible: TensorRT engines need a GPU and its driver")
+        # Every check that can fail cleanly runs before deserialisation, which may abort the process.
+        check_engine_runtime(self.manifest, self.path.name, trt.__version__, gpu["name"], gpu["compute_capability"])
+        if sha256_file(self.path) != self.manifest["artifacts"][self.path.name]["sha256"]:
+            raise HrnextError(f"{self.path} differs from the engine the manifest describes (sha256 mismatch): "
+                              "copy the export folder anew or rebuild")
+
+        cuda = import_pycuda()
+        self._cuda = cuda
+        # The primary context is the one torch and the CUDA runtime use: tensors from there are valid here.
+        self._ctx = cuda.Device(self.device).retain_primary_context()
+        self._ctx.push()
+        try:
+            self._logger = trt.Logger(trt.Logger.WARNING)
+            self._runtime = trt.Runtime(self._logger)
+            self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self._engine is None:
+                raise HrnextError(f"TensorRT could not deserialise {self.path}: rebuild it with this TensorRT version")
+            self._context = self._engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._allocate(trt)
+        except BaseException:
+            self._release()
+            raise
+        self._active = True
+
+    def _allocate(self, trt) -> None:
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        if sorted(names) != sorted([INPUT_NAME, OUTPUT_NAME]):
+            raise HrnextError(f"{self.path} has I/O tensors {names}, expected {INPUT_NAME!r} and {OUTPUT_NAME!r}: "
+                              "build engines from hrnext-trt's ONNX export")
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        _, _, max_shape = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)
+        max_shape = tuple(max_shape)
+        self._context.set_input_shape(INPUT_NAME, max_shape)
+        out_max = tuple(self._context.get_tensor_shape(OUTPUT_NAME))
+        cuda = self._cuda
+        self._host = {
+            INPUT_NAME: cuda.pagelocked_empty(max_shape, self._dtypes[INPUT_NAME]),
+            OUTPUT_NAME: cuda.pagelocked_empty(out_max, self._dtypes[OUTPUT_NAME]),
+        }
+        self._device_buf = {name: cuda.mem_alloc(buf.nbytes) for name, buf in self._host.items()}
+
+    def deactivate(self) -> None:
+        if not self._active:
+            return
+        self._stream.synchronize()
+        self._release()
+        self._active = False
+
+    def _release(self) -> None:
+        for buf in getattr(self, "_device_buf", {}).values():
+            buf.free()
+        # TensorRT objects must go before the CUDA context they live in is released.
+        for name in ("_context", "_engine", "_runtime", "_host", "_device_buf", "_stream"):
+            if hasattr(self, name):
+                delattr(self, name)
+        self._ctx.pop()
+        self._ctx.detach()
+
+    # -- inference -------------------------------------------------------------------------------
+
+    @property
+    def batch_profile(self) -> dict:
+        return self.manifest["batch_profile"]
+
+    @property
+    def stream(self):
+        """The pycuda stream inference is queued on (for CUDA-event timing); None when inactive."""
+        return self._stream if self._active else None
+
+    def infer(self, feed: dict) -> dict:
+        """``{"images": (B,3,H,W)}`` -> ``{"heatmaps": (B,J,H/4,W/4)}``, numpy in -> numpy out."""
+        if not self._active:
+            raise HrnextError("TensorRTEngine.infer called before activate(): use `with TensorRTEngine(path) as engine`")
+        if set(feed) != {INPUT_NAME}:
+            raise HrnextError(f"the engine takes one input {INPUT_NAME!r}, got {sorted(feed)}")
+        images = feed[INPUT_NAME]
+        shape = tuple(images.shape)
+        check_input_shape(self.manifest, shape)
+        self._context.set_input_shape(INPUT_NAME, shape)
+        out_shape = tuple(self._context.get_tensor_shape(OUTPUT_NAME))
+        if _is_cuda_tensor(images):
+            return {OUTPUT_NAME: self._infer_device(images, out_shape)}
+        return {OUTPUT_NAME: self._infer_host(np.asarray(images), shape, out_shape)}
+
+    def _execute(self) -> None:
+        if not self._context.execute_async_v3(self._stream.handle):
+            raise HrnextError(f"TensorRT failed to run {self.path.name} (see the TensorRT log above)")
+
+    def _infer_host(self, images: np.ndarray, shape: tuple, out_shape: tuple) -> np.ndarray:
+        cuda = self._cuda
+        count = int(np.prod(shape))
+        host_in = self._host[INPUT_NAME].reshape(-1)[:count].reshape(shape)
+        host_in[...] = images  # casts to the engine's input dtype
+        host_out = self._host[OUTPUT_NAME].reshape(-1)[: int(np.prod(out_shape))].reshape(out_shape)
+        self._context.set_tensor_address(INPUT_NAME, int(self._device_buf[INPUT_NAME]))
+        self._context.set_tensor_address(OUTPUT_NAME, int(self._device_buf[OUTPUT_NAME]))
+        cuda.memcpy_htod_async(self._device_buf[INPUT_NAME], host_in, self._stream)
+        self._execute()
+        cuda.memcpy_dtoh_async(host_out, self._device_buf[OUTPUT_NAME], self._stream)
+        self._stream.synchronize()
+        return host_out.copy()  # the page-locked buffer is reused by the next call
+
+    def _infer_device(self, images, out_shape: tuple):
+        want = self._dtypes[INPUT_NAME]
+        if self._dtypes[OUTPUT_NAME] != want:
+            raise HrnextError(f"{self.path.name} has {want.name} input but {self._dtypes[OUTPUT_NAME].name} output: "
+                              "pass numpy arrays, or export with float32 I/O (the default)")
+        if str(images.dtype).rsplit(".", 1)[-1] != want.name or not images.is_contiguous():
+            raise HrnextError(f"CUDA input must be a contiguous {want.name} tensor, got {images.dtype} "
+                              f"(contiguous={images.is_contiguous()}): convert it with .to(dtype).contiguous()")
+        heatmaps = images.new_empty(out_shape)  # same library, device and dtype as the input (float32 I/O)
+        # The producer of `images` may still be running on another stream of this context.
+        self._cuda.Context.synchronize()
+        self._context.set_tensor_address(INPUT_NAME, int(images.data_ptr()))
+        self._context.set_tensor_address(OUTPUT_NAME, int(heatmaps.data_ptr()))
+        self._execute()
+        self._stream.synchronize()
+        return heatmaps

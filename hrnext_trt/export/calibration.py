@@ -1,0 +1,85 @@
+"""Real crops for INT8 calibration and for the accuracy checks, from the project's own data pipeline.
+
+Crops come from a dataset's training split through ``hrnext_trt.data`` (the same boxes-to-crop
+geometry and normalisation as inference), split BY IMAGE into two disjoint sets: held-out crops
+that only the accuracy checks see, and calibration crops that only the quantizer sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.errors import HrnextError
+
+# The split calibration reads: the training split, except OCHuman, a benchmark that has none (its
+# val split is the one not behind the published test numbers).
+CALIB_SPLIT = {"crowdpose": "train", "coco": "train", "ochuman": "val"}
+SEED = 0  # which images are held out is fixed, so two exports of one model are comparable
+
+
+@dataclass
+class CropSets:
+    calibration: np.ndarray  # (N, 3, H, W) float32, normalised
+    heldout: np.ndarray  # (M, 3, H, W) float32, from other images than the calibration crops
+    source: dict  # dataset, root, split and counts, recorded in the manifest
+
+
+def default_calib_root(dataset: str) -> Path:
+    """Without --calib-data the bundled coco-mini sample calibrates (the only bundle with a train split)."""
+    from hrnext_trt.bundled import bundled_dataset_root
+
+    if dataset != "coco":
+        raise HrnextError(f"--calib-dataset {dataset} needs --calib-data: the root of the {dataset} dataset "
+                          "(only coco has a bundled training sample)")
+    return bundled_dataset_root("coco-mini")
+
+
+def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int], calib_images: int,
+                   verify_images: int) -> CropSets:
+    """Held-out crops first (``verify_images`` of them), then up to ``calib_images`` calibration crops
+    (0: none, when nothing is quantized)."""
+    from hrnext_trt.data import load_dataset
+
+    root = Path(root) if root is not None else default_calib_root(dataset)
+    split = CALIB_SPLIT[dataset]
+    data = load_dataset(dataset, root, split, boxes="gt")
+    people = Counter(inst.image_id for inst in data.instances)
+    heldout_ids, calib_ids, n_held, n_calib = set(), set(), 0, 0
+    for image_id in np.random.default_rng(SEED).permutation(sorted(people)).tolist():
+        if n_held < verify_images:
+            heldout_ids.add(image_id)
+            n_held += people[image_id]
+        elif n_calib < calib_images:
+            calib_ids.add(image_id)
+            n_calib += people[image_id]
+    if calib_images and not calib_ids:
+        raise HrnextError(f"{dataset} {split} split under {root} has {len(data.instances)} people in "
+                          f"{len(people)} images: too few for {verify_images} held-out crops plus calibration "
+                          "crops; pass a larger --calib-data")
+    heldout = _crops(data, heldout_ids, input_size)[:verify_images]
+    calibration = _crops(data, calib_ids, input_size)[:calib_images]
+    source = {
+        "dataset": dataset,
+        "root": str(root),
+        "split": split,
+        "calibration_crops": len(calibration),
+        "calibration_images": len(calib_ids),
+        "heldout_crops": len(heldout),
+        "heldout_images": len(heldout_ids),
+        "requested_calibration_crops": calib_images,
+    }
+    return CropSets(calibration, heldout, source)
+
+
+def _crops(data, image_ids: set, input_size: tuple[int, int]) -> np.ndarray:
+    """Crops of every person in ``image_ids``, made by the inference pipeline itself."""
+    from hrnext_trt.pipeline import iter_batches
+
+    subset = dataclasses.replace(data, instances=[i for i in data.instances if i.image_id in image_ids])
+    batches = [b.images for b in iter_batches(subset, input_size, batch_size=64)]
+    return np.concatenate(batches) if batches else np.empty((0, 3, *input_size), dtype=np.float32)

@@ -1,0 +1,86 @@
+"""How far each exported artifact is from the PyTorch model, on held-out crops: computed, stored, printed.
+
+Every artifact is compared with the same PyTorch FP32 heatmaps:
+- ``max_abs_err``: the largest absolute heatmap difference (the FP32 ONNX check: ~1e-5);
+- ``rel_err``: ||test - ref|| / ||ref|| over all heatmaps (the FP16 / INT8 check);
+- ``mean_px`` and ``within_2px``: decoded keypoints (``HeatmapCodec.decode``, in crop pixels)
+  against PyTorch's: the mean distance and the share of joints within 2 px (half a heatmap cell,
+  so "same heatmap peak"), the figure that decides whether accuracy survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.data import HeatmapCodec
+
+CHUNK = 8  # crops per forward pass: bounds peak memory of the large models
+
+
+def run_batched(infer: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int = CHUNK,
+                min_batch: int = 1) -> np.ndarray:
+    """``infer`` over ``images`` in chunks; a last chunk below ``min_batch`` is padded, then trimmed."""
+    out = []
+    for i in range(0, len(images), chunk):
+        part = images[i:i + chunk]
+        padded = np.concatenate([part, np.repeat(part[-1:], min_batch - len(part), axis=0)]) \
+            if len(part) < min_batch else part
+        out.append(infer(padded)[:len(part)])
+    return np.concatenate(out)
+
+
+def torch_heatmaps(model, images: np.ndarray) -> np.ndarray:
+    """The reference: the PyTorch model as loaded (eval mode, its own DKA form), FP32 on the CPU."""
+    import torch
+
+    with torch.inference_mode():
+        return run_batched(lambda x: model(torch.from_numpy(x)).numpy(), images)
+
+
+def onnx_heatmaps(path: Path, precision: str, images: np.ndarray) -> np.ndarray:
+    """One ONNX file through ONNX Runtime's CPU provider (the project's own runner)."""
+    from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(path, precision, "cpu") as runner:
+        return run_batched(runner.heatmap_fn(), images)
+
+
+def engine_heatmaps(path: Path, manifest: dict, images: np.ndarray) -> np.ndarray:
+    from hrnext_trt.engines import TensorRTEngine
+
+    profile = manifest["batch_profile"]
+    with TensorRTEngine(path, manifest=manifest) as engine:
+        return run_batched(lambda x: engine.infer({"images": x})["heatmaps"], images,
+                           chunk=min(CHUNK, profile["max"]), min_batch=profile["min"])
+
+
+def agreement(reference: np.ndarray, test: np.ndarray, codec: HeatmapCodec) -> dict:
+    ref_xy, _ = codec.decode(reference)
+    test_xy, _ = codec.decode(test)
+    distance = np.linalg.norm(test_xy - ref_xy, axis=-1)
+    return {
+        "max_abs_err": float(np.abs(test - reference).max()),
+        "rel_err": float(np.linalg.norm(test - reference) / np.linalg.norm(reference)),
+        "mean_px": float(distance.mean()),
+        "within_2px": float((distance <= 2.0).mean()),
+    }
+
+
+def format_table(rows: list[dict], crops: int) -> str:
+    """rows: {"file", "precision", "size", "check"} with check an agreement dict or a reason string."""
+    header = (f"{'artifact':<20} {'precision':<9} {'size':>9}  {'max|err|':>9} {'rel err':>9} "
+              f"{'kpt dist':>9} {'<=2 px':>7}")
+    lines = [f"accuracy vs PyTorch FP32 on {crops} held-out crops", header, "-" * len(header)]
+    for row in rows:
+        size = f"{row['size'] / 1e6:.1f} MB"
+        check = row["check"]
+        if isinstance(check, dict):
+            numbers = (f"{check['max_abs_err']:>9.2e} {check['rel_err']:>9.2e} {check['mean_px']:>6.2f} px "
+                       f"{check['within_2px']:>7.1%}")
+        else:
+            numbers = f"  {check}"
+        lines.append(f"{row['file']:<20} {row['precision']:<9} {size:>9}  {numbers}")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""The deployment runtime's manifest checks: pure Python, so they run without TensorRT or a GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hrnext_trt.engines import TensorRTEngine, check_engine_runtime, check_input_shape, load_manifest, verify_files
+from hrnext_trt.engines.manifest_check import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
+from hrnext_trt.errors import HrnextError
+
+TRT = "10.13.3.9"
+GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+
+
+@pytest.fixture()
+def export_dir(tmp_path):
+    """A folder as export-engine leaves it: one engine file and its manifest."""
+    engine = tmp_path / "model_fp16.engine"
+    engine.write_bytes(b"serialized engine bytes")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "model": {"arch": "hrnext_s", "num_joints": 14, "input_size": [256, 192]},
+        "versions": {"tensorrt": TRT},
+        "gpu": GPU,
+        "batch_profile": {"min": 1, "opt": 8, "max": 16},
+        "artifacts": {engine.name: {"kind": "tensorrt", "precision": "fp16", "size": engine.stat().st_size,
+                                    "sha256": sha256_file(engine), "tensorrt_version": TRT, "gpu": GPU}},
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_matching_runtime_and_shapes_pass(export_dir):
+    manifest = load_manifest(export_dir)
+    check_engine_runtime(manifest, "model_fp16.engine", TRT, GPU["name"], GPU["compute_capability"])
+    for batch in (1, 8, 16):
+        check_input_shape(manifest, (batch, 3, 256, 192))
+    verify_files(manifest, export_dir)
+
+
+def test_other_tensorrt_version_is_one_clear_line(export_dir):
+    manifest = load_manifest(export_dir)
+    with pytest.raises(HrnextError, match=r"built with TensorRT 10\.13\.3\.9 but TensorRT 10\.8\.0\.43 is running") as err:
+        check_engine_runtime(manifest, "model_fp16.engine", "10.8.0.43", GPU["name"], "9.0")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, capability, message", [
+    ("NVIDIA A100-SXM4-80GB", "8.0", r"compute capability 9\.0 .* has 8\.0"),
+    ("NVIDIA H100 PCIe", "9.0", r"built on a NVIDIA H100 80GB HBM3 but this GPU is a NVIDIA H100 PCIe"),
+])
+def test_other_gpu_is_refused(export_dir, name, capability, message):
+    with pytest.raises(HrnextError, match=message):
+        check_engine_runtime(load_manifest(export_dir), "model_fp16.engine", TRT, name, capability)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((17, 3, 256, 192), r"batch 17 is outside the engine's batch profile 1\.\.16"),
+    ((0, 3, 256, 192), r"batch 0 is outside"),
+    ((4, 3, 384, 288), r"input shape \(4, 3, 384, 288\) does not fit this export: it takes \(batch, 3, 256, 192\)"),
+    ((3, 256, 192), r"does not fit"),
+])
+def test_shape_outside_the_export_is_refused(export_dir, shape, message):
+    with pytest.raises(HrnextError, match=message):
+        check_input_shape(load_manifest(export_dir), shape)
+
+
+def test_changed_or_missing_file_is_found(export_dir):
+    manifest = load_manifest(export_dir)
+    (export_dir / "model_fp16.engine").write_bytes(b"serialized engine bytez")  # same size, one byte differs
+    with pytest.raises(HrnextError, match="sha256 mismatch"):
+        verify_files(manifest, export_dir)
+    (export_dir / "model_fp16.engine").unlink()
+    with pytest.raises(HrnextError, match="listed in the manifest but missing"):
+        verify_files(manifest, export_dir)
+
+
+def test_unlisted_engine_and_bad_manifests(export_dir, tmp_path_factory):
+    manifest = load_manifest(export_dir / "manifest.json")
+    with pytest.raises(HrnextError, match="model_int8.engine is not listed in the manifest"):
+        check_engine_runtime(manifest, "model_int8.engine", TRT, GPU["name"], "9.0")
+    other = tmp_path_factory.mktemp("bad")
+    with pytest.raises(HrnextError, match="not found"):
+        load_manifest(other)
+    (other / "manifest.json").write_text("{not json")
+    with pytest.raises(HrnextError, match="not readable JSON"):
+        load_manifest(other)
+    (other / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "format_version": 99}))
+    with pytest.raises(HrnextError, match="format version 99"):
+        load_manifest(other)
+
+
+def test_engine_without_tensorrt_is_one_clear_line(export_dir):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: this checks the machine without it")
+    engine = TensorRTEngine(export_dir / "model_fp16.engine")  # cheap: nothing is loaded yet
+    with pytest.raises(HrnextError, match=r'TensorRT is not installed.*pip install "hrnext-trt\[trt\]"'):
+        with engine:
+            pass
+    with pytest.raises(HrnextError, match="not found"):
+        TensorRTEngine(export_dir / "missing.engine").activate()

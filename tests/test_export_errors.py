@@ -1,0 +1,72 @@
+"""Wrong input for an export fails at once with one line that names the value and the fix."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, parse_input_size
+
+torch = pytest.importorskip("torch")
+
+FIXTURE = "hrnext_tiny_crowdpose.pth"
+
+
+@pytest.fixture(scope="module")
+def project_checkpoint(tmp_path_factory):
+    """A checkpoint in the project's own format that records its arch and its 256x192 input size."""
+    from hrnext_trt.models import build_pose_model
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.save({"format": "hrnext-trt", "format_version": 1, "arch": "hrnext_tiny", "num_joints": 14,
+                "input_size": [256, 192], "dataset": "crowdpose",
+                "state_dict": build_pose_model("hrnext_tiny", 14).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("250x190", "not made of positive multiples of 32"),
+    ("256", "not HEIGHTxWIDTH"),
+    ("256x192x3", "not HEIGHTxWIDTH"),
+    ("0x192", "multiples of 32"),
+])
+def test_bad_input_size(text, message):
+    with pytest.raises(HrnextError, match=message):
+        parse_input_size(text)
+
+
+def test_bad_batch_profile(tmp_path, fixtures_dir):
+    with pytest.raises(HrnextError, match="not MIN,OPT,MAX"):
+        parse_batch("1;8;16")
+    with pytest.raises(HrnextError, match="1 <= MIN <= OPT <= MAX"):
+        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, batch=parse_batch("8,4,16"))
+
+
+def test_input_size_other_than_trained(project_checkpoint, tmp_path):
+    config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path / "out", input_size=(384, 288))
+    with pytest.raises(HrnextError, match=r"384x288 differs from the 256x192 the checkpoint was trained at"):
+        export_artifacts(config, echo=lambda line: None)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_checkpoint_of_another_arch(project_checkpoint, tmp_path, fixtures_dir):
+    # The paper-layout fixture holds hrnext_tiny weights: they do not fit hrnext_s.
+    config = ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, arch="hrnext_s", num_joints=14)
+    with pytest.raises(HrnextError, match="does not fit hrnext_s"):
+        export_artifacts(config, echo=lambda line: None)
+    config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path, arch="hrnet_w32")
+    with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnet_w32 was asked for"):
+        export_artifacts(config, echo=lambda line: None)
+
+
+def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
+    from hrnext_trt.cli import main
+
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "mmpose file, which does not record its model: pass --arch and --joints" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(tmp_path / "missing.pth")])
+    assert result.exit_code == 2 and "not found" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--input-size", "255x192"])
+    assert result.exit_code == 2 and "multiples of 32" in result.output

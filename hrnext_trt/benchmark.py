@@ -196,15 +196,13 @@ def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int
     import torch
 
     from hrnext_trt.models import build_pose_model
-    from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
+    from hrnext_trt.models.checkpoint import make_checkpoint
 
     torch.manual_seed(seed)
     model = build_pose_model(arch, num_joints).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION, "arch": arch,
-                "num_joints": num_joints, "input_size": list(input_size), "dataset": dataset,
-                "state_dict": model.state_dict()}, path)
+    torch.save(make_checkpoint(model, input_size, dataset), path)
     return path
 
 

@@ -23,11 +23,29 @@ CHECKPOINT_FORMAT_VERSION = 1
 _HEAD_KEY = "head.weight"
 
 
+def make_checkpoint(model: PoseModel, input_size: tuple[int, int], dataset: str, **state: Any) -> dict:
+    """The project's checkpoint dict of ``model`` (what :func:`load_pose_model` reads); training adds its
+    own state (config, epoch, optimizer, RNG ...) as keyword arguments."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "arch": model.arch,
+        "num_joints": model.num_joints,
+        "input_size": list(input_size),
+        "dataset": dataset,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **state,
+    }
+
+
 def _safe_globals() -> list:
     # mmpose 0.x files keep numpy scalars in their ``meta``; allow those, nothing executable.
     # Files written under numpy 1 name ``numpy.core``, under numpy 2 ``numpy._core``.
     import numpy as np
-    from numpy._core import multiarray
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
 
     names = [(fn, f"{mod}.multiarray.{fn.__name__}") for fn in (multiarray.scalar, multiarray._reconstruct)
              for mod in ("numpy.core", "numpy._core")]

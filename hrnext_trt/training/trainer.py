@@ -326,27 +326,21 @@ class _Trainer:
                               self.cfg.runtime.flip_test, self.device, self.autocast_dtype, progress=self.progress)
 
     def _checkpoint(self, state: _Progress) -> dict:
-        from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
+        from hrnext_trt.models.checkpoint import make_checkpoint
 
         rng = gather_objects(capture_rng_state(), self.dist)
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "arch": self.cfg.model.arch,
-            "num_joints": self.meta.num_joints,
-            "input_size": list(self.cfg.data.input_size),
-            "dataset": self.cfg.dataset,
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "config": self.cfg.to_dict(),
-            "epoch": state.epoch,
-            "iteration": state.iteration,
-            "best_ap": state.best_ap,
-            "best_epoch": state.best_epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rng,
-        }
+        return make_checkpoint(
+            self.model, self.cfg.data.input_size, self.cfg.dataset,
+            config=self.cfg.to_dict(),
+            epoch=state.epoch,
+            iteration=state.iteration,
+            best_ap=state.best_ap,
+            best_epoch=state.best_epoch,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.schedule.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            rng=rng,
+        )
 
     def _say(self, message: str) -> None:
         if self.dist.is_main:

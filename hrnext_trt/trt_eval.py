@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ class TrtEvalConfig:
     batch: int = 32
     device: str = "auto"  # for PyTorch and ONNX Runtime; TensorRT is always CUDA
     threads: int | None = None
-    flip_test: bool = True
+    flip_test: bool | None = None  # None: as the checkpoint's recipe validates (flip test unless it says not)
     iters: int = 20
     warmup: int = 3
     out: Path | None = None  # report folder: trt_eval.{json,csv,md,png}
@@ -68,7 +68,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
 
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
-    model, model_input_size = _load_model(config, artifacts)
+    model, model_input_size, recipe_flip = _load_model(config, artifacts)
+    config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
     input_size = model_input_size or (artifacts[0].input_size if artifacts else None)
     if input_size is None:
         raise HrnextError("the input size is unknown: the checkpoint does not record it and the engines folder has "
@@ -137,21 +138,24 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None) -> d
 
 
 def _load_model(config: TrtEvalConfig, artifacts: list):
-    """The PyTorch model (None when there is no PyTorch row) and the checkpoint's input size (or None)."""
+    """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None) and
+    whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
     if config.checkpoint is None:
-        return None, None
+        return None, None, True
     from hrnext_trt.models import checkpoint_meta, load_pose_model, read_checkpoint
 
     ckpt = read_checkpoint(config.checkpoint)
     meta = checkpoint_meta(ckpt)
     size = tuple(meta["input_size"]) if meta.get("input_size") else None
+    # A model trained without mirrored crops (the coco-mini demo preset) is blurred by flip test.
+    flip = bool((ckpt.get("config") or {}).get("runtime", {}).get("flip_test", True))
     if "pytorch" not in config.backends:
-        return None, size
+        return None, size, flip
     model_info = (artifacts[0].manifest or {}).get("model", {}) if artifacts else {}
     # The paper's mmpose files do not record their model; the export manifest does.
     arch = None if meta.get("arch") else model_info.get("arch")
     joints = None if meta.get("num_joints") else model_info.get("num_joints")
-    return load_pose_model(ckpt, arch=arch, num_joints=joints), size
+    return load_pose_model(ckpt, arch=arch, num_joints=joints), size, flip
 
 
 def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarray:

@@ -140,3 +140,20 @@ def test_trt_eval_command_prints_the_table_and_writes_reports(tiny_export, data_
     assert lines[0].startswith("trt-eval: crowdpose test (det boxes, 6 persons, 2 images), input 64x64, batch 2")
     assert any(line.startswith("onnxruntime  fp32") for line in lines)
     assert json.loads((tmp_path / "r.json").read_text())["meta"]["flip_test"] is False
+
+
+def test_flip_test_follows_the_checkpoint_recipe_unless_asked(tmp_path, data_dir):
+    import torch
+
+    from hrnext_trt.models import build_pose_model, make_checkpoint
+
+    model = build_pose_model("hrnext_tiny", 14)
+    no_flip = tmp_path / "trained_without_mirrors.pth"
+    torch.save(make_checkpoint(model, INPUT_SIZE, "crowdpose", config={"runtime": {"flip_test": False}}), no_flip)
+    paper = write_arch_checkpoint("hrnext_tiny", 14, INPUT_SIZE, "crowdpose", tmp_path / "no_recipe.pth")
+    flips = {}
+    for name, checkpoint, asked in (("recipe off", no_flip, None), ("no recipe", paper, None),
+                                    ("asked on", no_flip, True)):
+        report = run_trt_eval(_config(checkpoint, None, data_dir, backends=("pytorch",), flip_test=asked))
+        flips[name] = report.meta["flip_test"]
+    assert flips == {"recipe off": False, "no recipe": True, "asked on": True}

@@ -24,7 +24,8 @@ import click
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Device of PyTorch and ONNX Runtime (TensorRT is always the GPU).")
 @click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
-@click.option("--no-flip", is_flag=True, help="Evaluate without flip test.")
+@click.option("--flip/--no-flip", "flip_test", default=None,
+              help="Flip test on or off (default: as the checkpoint's recipe validates; on for the paper's files).")
 @click.option("--iters", type=int, default=20, show_default=True, help="Timed calls of the latency measurement.")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls before them.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -32,7 +33,7 @@ import click
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here too.")
 def command(checkpoint, engines, dataset, data_root, split, boxes, det_file, backends, batch, device, threads,
-            no_flip, iters, warmup, out, json_path) -> None:
+            flip_test, iters, warmup, out, json_path) -> None:
     """Evaluate the PyTorch model and every artifact of an export folder on the same person boxes."""
     from hrnext_trt.runners import parse_backends
     from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
@@ -40,7 +41,7 @@ def command(checkpoint, engines, dataset, data_root, split, boxes, det_file, bac
     config = TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=dataset, data_root=data_root, split=split, boxes=boxes,
         det_file=det_file, backends=tuple(parse_backends(backends)), batch=batch, device=device, threads=threads,
-        flip_test=not no_flip, iters=iters, warmup=warmup, out=out, json=json_path)
+        flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path)
     report = run_trt_eval(config)
     click.echo(report.table())
     for path in (out, json_path):

@@ -363,11 +363,11 @@ def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchC
     if reason is not None:
         return [_row(runner.backend, runner.precision, runner.device, None, "unavailable", reason)]
     rows = []
+    notes = " ".join(n for n in (low_precision_note(runner),
+                                 "torch.compile" if getattr(runner, "compile", False) else "") if n)
     try:
         for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
                                    disable=not config.progress, file=sys.stderr):
-            notes = " ".join(n for n in (low_precision_note(runner),
-                                         "torch.compile" if getattr(runner, "compile", False) else "") if n)
             row = _row(runner.backend, runner.precision, runner.device, batch, "ok", notes)
             if runner.backend == "tensorrt" and runner.manifest is not None:
                 from hrnext_trt.engines import check_input_shape

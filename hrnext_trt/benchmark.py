@@ -1,150 +1,38 @@
-"""One timing harness for every runner, and the ``bench`` command's library.
+"""The ``bench`` command's library: model-only and end-to-end latency of every backend and batch size.
 
-How a call is timed is the same for every backend: warm-up calls are run and thrown away, then
-each of N calls is timed on its own; the report gives median, p90, p95, p99, mean and throughput
-(images per second at the median). The clock is the host's wall clock on the CPU, and CUDA events
-around the call, followed by a synchronisation, on the GPU (``torch.cuda.Event`` for PyTorch, the
-engine's own stream for TensorRT). ONNX Runtime's ``run`` returns host arrays, so it is complete
-when it returns and the host clock is its true latency on either device.
+Every row is timed by ``hrnext_trt.runners.timing`` (the same harness for every backend).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
-import time
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.contract import resolve_device, unavailable_reason
+from hrnext_trt.data import box_to_center_scale, crop_images, load_dataset, read_image
+from hrnext_trt.engines import check_engine_input_shape
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export import ExportConfig, export_artifacts
+from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
+from hrnext_trt.keypoints import get_meta
+from hrnext_trt.pipeline import decode_heatmaps
 from hrnext_trt.reports import Column, Report
-from hrnext_trt.runners import (CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, INPUT_NAME, BackendUnavailable, Runner, low_precision_note,
-                                resolve_device, unavailable_reason)
+from hrnext_trt.runners import (CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, BackendUnavailable, PyTorchRunner,
+                                Runner, low_precision_note)
+from hrnext_trt.runners.export_folder import discover_artifacts, no_engine_reason
+from hrnext_trt.runners.timing import time_fn, time_runner
 
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Per-call latency of ``iters`` timed calls on batches of ``batch`` images, in milliseconds."""
-
-    batch: int
-    iters: int
-    warmup: int
-    clock: str  # "host" or "cuda-events"
-    median_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    max_ms: float
-    cpu_median_ms: float | None  # process CPU time per call (all threads): steadier than wall time on a busy machine
-
-    @property
-    def images_per_s(self) -> float:
-        return 1000.0 * self.batch / self.median_ms
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "images_per_s": self.images_per_s}
-
-
-def summarize(times_ms: list[float], batch: int, warmup: int, clock: str,
-              cpu_times_ms: list[float] | None = None) -> LatencyStats:
-    t = np.asarray(times_ms, dtype=np.float64)
-    p50, p90, p95, p99 = np.percentile(t, [50, 90, 95, 99])
-    return LatencyStats(batch=batch, iters=len(t), warmup=warmup, clock=clock, median_ms=float(p50),
-                        p90_ms=float(p90), p95_ms=float(p95), p99_ms=float(p99), mean_ms=float(t.mean()),
-                        min_ms=float(t.min()), max_ms=float(t.max()),
-                        cpu_median_ms=float(np.median(cpu_times_ms)) if cpu_times_ms else None)
-
-
-class HostClock:
-    name = "host"
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def stop(self) -> float:
-        return (time.perf_counter() - self._t0) * 1000.0
-
-
-class TorchCudaClock:
-    """CUDA events on torch's current stream; ``stop`` waits for the end event."""
-
-    name = "cuda-events"
-
-    def __init__(self):
-        import torch
-
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
-
-    def start(self) -> None:
-        self._start.record()
-
-    def stop(self) -> float:
-        self._end.record()
-        self._end.synchronize()
-        return float(self._start.elapsed_time(self._end))
-
-
-class StreamClock:
-    """CUDA events on a runner's own pycuda stream (TensorRT)."""
-
-    name = "cuda-events"
-
-    def __init__(self, stream):
-        import pycuda.driver as cuda
-
-        self._stream = stream
-        self._start, self._end = cuda.Event(), cuda.Event()
-
-    def start(self) -> None:
-        self._start.record(self._stream)
-
-    def stop(self) -> float:
-        self._end.record(self._stream)
-        self._end.synchronize()
-        return float(self._start.time_till(self._end))
-
-
-def clock_for(runner: Runner):
-    """The clock that gives ``runner``'s true latency (see the module docstring)."""
-    if runner.device == "cuda" and runner.cuda_stream is not None:
-        return StreamClock(runner.cuda_stream)
-    if runner.device == "cuda" and runner.backend == "pytorch":
-        return TorchCudaClock()
-    return HostClock()
-
-
-def time_fn(fn: Callable[[], object], *, batch: int, iters: int, warmup: int, clock=None) -> LatencyStats:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``iters`` calls timed one by one."""
-    if iters < 1 or warmup < 0:
-        raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {iters} and {warmup})")
-    clock = clock or HostClock()
-    for _ in range(warmup):
-        fn()
-    times, cpu_times = [], []
-    for _ in range(iters):
-        cpu_start = time.process_time()
-        clock.start()
-        fn()
-        times.append(clock.stop())
-        cpu_times.append((time.process_time() - cpu_start) * 1000.0)
-    return summarize(times, batch, warmup, clock.name, cpu_times)
-
-
-def time_runner(runner: Runner, images: np.ndarray, *, iters: int, warmup: int) -> LatencyStats:
-    """Model-only latency: ``runner.infer`` on a fixed batch of preprocessed crops."""
-    feed = {INPUT_NAME: images}
-    return time_fn(lambda: runner.infer(feed), batch=len(images), iters=iters, warmup=warmup,
-                   clock=clock_for(runner))
-
-
-# --- the bench command ----------------------------------------------------------------------
+log = logging.getLogger(__name__)
 
 E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the batch's people from decoded images in "
                 "memory (bundled coco-mini), infer, decode to image pixels; no flip test, image reading excluded. "
@@ -195,8 +83,7 @@ def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int
     """A checkpoint (project format) of a freshly initialised ``arch``: what bench times for an arch name."""
     import torch
 
-    from hrnext_trt.models import build_pose_model
-    from hrnext_trt.models.checkpoint import make_checkpoint
+    from hrnext_trt.models import build_pose_model, make_checkpoint  # torch side
 
     torch.manual_seed(seed)
     model = build_pose_model(arch, num_joints).eval()
@@ -208,9 +95,6 @@ def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int
 
 def person_batches(input_size: tuple[int, int], batches) -> dict[int, "PersonBatch"]:
     """One ``PersonBatch`` per batch size, from the bundled coco-mini training people."""
-    from hrnext_trt.bundled import bundled_dataset_root
-    from hrnext_trt.data import load_dataset
-
     people = load_dataset("coco", bundled_dataset_root("coco-mini"), "train", boxes="gt").instances
     return {b: PersonBatch([people[i % len(people)] for i in range(b)], input_size) for b in batches}
 
@@ -219,8 +103,6 @@ class PersonBatch:
     """People (dataset instances) with their decoded images in memory, for end-to-end timing."""
 
     def __init__(self, people: list, input_size: tuple[int, int]):
-        from hrnext_trt.data import box_to_center_scale, read_image
-
         self.input_size = input_size
         self.centers, self.scales = box_to_center_scale(np.stack([p.box for p in people]), input_size)
         paths = list(dict.fromkeys(p.image_path for p in people))
@@ -230,24 +112,16 @@ class PersonBatch:
                        for path in paths]
 
     def crops(self) -> np.ndarray:
-        from hrnext_trt.data import crop_images
-
         return np.concatenate([crop_images(image, self.centers[idx], self.scales[idx], self.input_size)
                                for image, idx in self.groups])
 
     def run(self, infer: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """Crop, infer, decode: keypoints (B, J, 3) in image pixels."""
-        from hrnext_trt.pipeline import decode_heatmaps
-
         return decode_heatmaps(infer(self.crops()), self.centers, self.scales, self.input_size)
 
 
 def run_bench(config: BenchConfig) -> Report:
     """Model-only and end-to-end latency of every backend x batch; rows of unavailable backends say why."""
-    import tempfile
-
-    from hrnext_trt.runners.artifacts import discover_artifacts, no_engine_reason
-
     device = resolve_device(config.device)
     with tempfile.TemporaryDirectory(prefix="hrnext_bench_") as tmp:
         checkpoint, input_size = _bench_checkpoint(config, Path(tmp))
@@ -303,9 +177,7 @@ def machine_info() -> dict:
 
 def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, int]]:
     """The checkpoint to time (written to ``tmp`` for an arch name) and the input size."""
-    from hrnext_trt.export.artifacts import DEFAULT_INPUT_SIZE, resolve_input_size
-    from hrnext_trt.keypoints import get_meta
-    from hrnext_trt.models import ARCHS, checkpoint_meta, read_checkpoint
+    from hrnext_trt.models import ARCHS, checkpoint_meta, read_checkpoint  # torch side
 
     if config.model in ARCHS:
         input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
@@ -322,21 +194,18 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:
     """ONNX files (and engines where TensorRT runs) of ``checkpoint`` in ``out``, by the export library."""
-    from hrnext_trt.export import ExportConfig, export_artifacts
-
-    say = (lambda line: print(f"[bench export] {line}", file=sys.stderr)) if config.progress else (lambda line: None)
-    export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=out, input_size=input_size,
-                                  fp16="fp16" in config.export_precisions, int8="int8" in config.export_precisions,
-                                  batch=(1, max(config.batches), max(config.batches)),
-                                  build_engines="tensorrt" in config.backends and device == "cuda"), echo=say)
+    log.info("bench: exporting %s to a temporary folder", checkpoint.name)
+    manifest = export_artifacts(ExportConfig(
+        checkpoint=checkpoint, out_dir=out, input_size=input_size, fp16="fp16" in config.export_precisions,
+        int8="int8" in config.export_precisions, batch=(1, max(config.batches), max(config.batches)),
+        build_engines="tensorrt" in config.backends and device == "cuda"))
+    log.info("%s", summary(manifest, out))
     return out
 
 
 def _bench_runners(config: BenchConfig, checkpoint: Path, artifacts: list, device: str) -> list[Runner]:
     runners: list[Runner] = []
     if "pytorch" in config.backends:
-        from hrnext_trt.runners.pytorch import PyTorchRunner
-
         precisions = config.torch_precisions or (("fp32", "fp16") if device == "cuda" else ("fp32",))
         runners += [PyTorchRunner(checkpoint, p, device, compile=config.torch_compile, threads=config.threads)
                     for p in precisions]
@@ -352,8 +221,6 @@ def _row(backend: str, precision: str, device: str, batch: int | None, status: s
 
 def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[dict]:
     """One row per batch size (or one row saying why the runner cannot run here)."""
-    from tqdm import tqdm
-
     reason = unavailable_reason(runner.backend, runner.device)
     try:
         if reason is None:
@@ -370,10 +237,8 @@ def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchC
                                    disable=not config.progress, file=sys.stderr):
             row = _row(runner.backend, runner.precision, runner.device, batch, "ok", notes)
             if runner.backend == "tensorrt" and runner.manifest is not None:
-                from hrnext_trt.engines import check_input_shape
-
                 try:  # an engine only takes the batch sizes of its optimisation profile
-                    check_input_shape(runner.manifest, (batch, 3, *persons.input_size))
+                    check_engine_input_shape(runner.manifest, (batch, 3, *persons.input_size))
                 except HrnextError as exc:
                     rows.append({**row, "status": "skipped", "notes": str(exc)})
                     continue

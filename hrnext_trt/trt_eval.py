@@ -5,7 +5,7 @@ only the network call differs, so an accuracy gap between rows belongs to the ba
 
 Latency, two numbers per row:
 - model only: the runner's ``infer`` on one batch of ``batch`` real crops of the dataset, timed
-  by ``hrnext_trt.benchmark`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU);
+  by ``hrnext_trt.runners.timing`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU);
   p50 / p95 per batch, images/s = batch / p50, speed-up = PyTorch p50 / row p50.
 - end to end: persons per second of the whole evaluation run (read images, crop, infer with
   flip test, decode, NMS), wall clock.
@@ -20,10 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import BACKENDS, resolve_device, unavailable_reason
+from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
+from hrnext_trt.engines import check_engine_input_shape
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation import evaluate_results
+from hrnext_trt.pipeline import iter_batches, predict
 from hrnext_trt.reports import Column, Report, plot_accuracy_latency
-from hrnext_trt.runners import (BACKENDS, CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, BackendUnavailable, Runner, low_precision_note,
-                                resolve_device, unavailable_reason)
+from hrnext_trt.runners import (CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, BackendUnavailable, PyTorchRunner,
+                                Runner, low_precision_note)
+from hrnext_trt.runners.export_folder import discover_artifacts, no_engine_reason
+from hrnext_trt.runners.timing import time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
                     "{warmup} warm-up ({clock}); p50/p95 per batch; img/s = batch / p50; speed-up = PyTorch p50 / "
@@ -63,9 +70,6 @@ class TrtEvalConfig:
 
 def run_trt_eval(config: TrtEvalConfig) -> Report:
     """Evaluate every backend, print nothing, write the reports when ``config.out`` / ``json`` say so."""
-    from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
-    from hrnext_trt.runners.artifacts import discover_artifacts, no_engine_reason
-
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
     model, model_input_size, recipe_flip = _load_model(config, artifacts)
@@ -77,9 +81,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     for artifact in artifacts:
         artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
         if artifact.backend == "tensorrt" and artifact.manifest is not None and "tensorrt" in config.backends:
-            from hrnext_trt.engines import check_input_shape
-
-            check_input_shape(artifact.manifest, (config.batch, 3, *input_size))  # --batch inside the profile
+            check_engine_input_shape(artifact.manifest, (config.batch, 3, *input_size))  # --batch inside the profile
 
     dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
                            boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
@@ -89,8 +91,6 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
 
     rows = []
     if "pytorch" in config.backends and model is not None:
-        from hrnext_trt.runners.pytorch import PyTorchRunner
-
         rows.append(_evaluate(PyTorchRunner(model, "fp32", device, threads=config.threads), None, dataset,
                               input_size, crops, config))
     for artifact in artifacts:
@@ -142,7 +142,7 @@ def _load_model(config: TrtEvalConfig, artifacts: list):
     whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
     if config.checkpoint is None:
         return None, None, True
-    from hrnext_trt.models import checkpoint_meta, load_pose_model, read_checkpoint
+    from hrnext_trt.models import checkpoint_meta, load_pose_model, read_checkpoint  # torch side
 
     ckpt = read_checkpoint(config.checkpoint)
     meta = checkpoint_meta(ckpt)
@@ -160,8 +160,6 @@ def _load_model(config: TrtEvalConfig, artifacts: list):
 
 def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` real crops of the dataset (its first persons, repeated if it has fewer)."""
-    from hrnext_trt.pipeline import iter_batches
-
     crops = next(iter_batches(dataset, input_size, batch)).images
     return np.ascontiguousarray(np.resize(crops, (batch,) + crops.shape[1:]))
 
@@ -169,10 +167,6 @@ def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarra
 def _evaluate(runner: Runner, path: Path | None, dataset, input_size, crops: np.ndarray,
               config: TrtEvalConfig) -> dict:
     """One row; with ``config.out``, the backend's COCO-format results go to results_<backend>_<precision>.json."""
-    from hrnext_trt.benchmark import time_runner
-    from hrnext_trt.evaluation import evaluate_results
-    from hrnext_trt.pipeline import predict
-
     reason = unavailable_reason(runner.backend, runner.device)
     if reason:
         return _unavailable_row(runner.backend, runner.precision, runner.device, path, reason)

@@ -24,7 +24,7 @@ def exported(tmp_path_factory, fixtures_dir, data_dir):
     config = ExportConfig(checkpoint=fixtures_dir / "hrnext_tiny_crowdpose.pth", out_dir=out, arch="hrnext_tiny",
                           num_joints=14, fp16=True, int8=True, calib_data=data_dir / "coco-mini", calib_images=32,
                           verify_images=8, batch=(1, 2, 4))
-    return out, export_artifacts(config, echo=lambda line: None)
+    return out, export_artifacts(config)
 
 
 def test_engines_and_logs_are_listed_and_hashed(exported):

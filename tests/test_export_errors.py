@@ -46,7 +46,7 @@ def test_bad_batch_profile(tmp_path, fixtures_dir):
 def test_input_size_other_than_trained(project_checkpoint, tmp_path):
     config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path / "out", input_size=(384, 288))
     with pytest.raises(HrnextError, match=r"384x288 differs from the 256x192 the checkpoint was trained at"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
@@ -54,10 +54,10 @@ def test_checkpoint_of_another_arch(project_checkpoint, tmp_path, fixtures_dir):
     # The paper-layout fixture holds hrnext_tiny weights: they do not fit hrnext_s.
     config = ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, arch="hrnext_s", num_joints=14)
     with pytest.raises(HrnextError, match="does not fit hrnext_s"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
     config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path, arch="hrnet_w32")
     with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnet_w32 was asked for"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
 
 
 def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):

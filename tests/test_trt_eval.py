@@ -27,7 +27,7 @@ def make_tiny_export(tmp_path_factory):
     checkpoint, engines = base / "hrnext_tiny.pth", base / "engines"
     if not (engines / "manifest.json").is_file():
         write_arch_checkpoint("hrnext_tiny", 14, INPUT_SIZE, "crowdpose", checkpoint)
-        export_artifacts(ExportConfig(checkpoint, engines, verify_images=4), echo=lambda line: None)
+        export_artifacts(ExportConfig(checkpoint, engines, verify_images=4))
     return checkpoint, engines
 
 

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.benchmark import BenchConfig, parse_batches, run_bench
+from hrnext_trt.contract import parse_input_size
+from hrnext_trt.runners import parse_backends
+
 
 @click.command("bench")
 @click.argument("model")
@@ -30,10 +34,6 @@ import click
 def command(model, engines, backends, batches, input_size, dataset, export_precisions, torch_precisions,
             torch_compile, iters, warmup, device, threads, json_path) -> None:
     """Latency of MODEL (a checkpoint, or an arch name with random weights) on every backend and batch size."""
-    from hrnext_trt.benchmark import BenchConfig, parse_batches, run_bench
-    from hrnext_trt.export import parse_input_size
-    from hrnext_trt.runners import parse_backends
-
     config = BenchConfig(
         model=model, engines=engines, backends=tuple(parse_backends(backends)), batches=parse_batches(batches),
         input_size=parse_input_size(input_size) if input_size else None, dataset=dataset,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.demo import DemoConfig, run_demo
+
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"), show_default=True,
@@ -18,8 +20,6 @@ import click
 @click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch (every stage) and ONNX Runtime.")
 def command(out, train_minutes, checkpoint, device, threads) -> None:
     """Train a small HRNeXt on the bundled coco-mini, export FP32/FP16/INT8, compare every backend, draw poses."""
-    from hrnext_trt.demo import DemoConfig, run_demo
-
     report = run_demo(DemoConfig(out=out, train_minutes=train_minutes, checkpoint=checkpoint, device=device,
                                  threads=threads))
     click.echo(report.table())

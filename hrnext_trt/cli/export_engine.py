@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.contract import parse_input_size
+from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, summary
 from hrnext_trt.export.config import CALIB_DATASETS
 
 
@@ -38,8 +40,6 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
             verify_images, batch, out_dir, workspace_gb, timing_cache) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build TensorRT engines where TensorRT and a
     GPU exist, check every artifact against PyTorch and write manifest.json."""
-    from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, parse_input_size
-
     config = ExportConfig(
         checkpoint=checkpoint,
         out_dir=out_dir or Path("engines") / checkpoint.stem,
@@ -56,4 +56,4 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         workspace_gb=workspace_gb,
         timing_cache=timing_cache,
     )
-    export_artifacts(config, echo=click.echo)
+    click.echo(summary(export_artifacts(config), config.out_dir))

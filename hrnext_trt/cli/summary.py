@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hrnext_trt.export.config import parse_input_size
+from hrnext_trt.contract import parse_input_size
 
 
 @click.command(name="summary")
@@ -16,7 +16,7 @@ from hrnext_trt.export.config import parse_input_size
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def command(arch: str, input_size: str, joints: int, as_json: bool) -> None:
     """Parameters and multiply-accumulates of ARCH (hrnext_tiny, hrnext_s, hrnext_b, hrnet_w32, hrnet_w48)."""
-    from hrnext_trt.models.complexity import arch_summary, format_summary
+    from hrnext_trt.models.complexity import arch_summary, format_summary  # imports torch
 
     summary = arch_summary(arch, joints, parse_input_size(input_size))
     click.echo(json.dumps(summary) if as_json else format_summary(summary))

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.runners import parse_backends
+from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+
 
 @click.command("trt-eval")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -35,9 +38,6 @@ import click
 def command(checkpoint, engines, dataset, data_root, split, boxes, det_file, backends, batch, device, threads,
             flip_test, iters, warmup, out, json_path) -> None:
     """Evaluate the PyTorch model and every artifact of an export folder on the same person boxes."""
-    from hrnext_trt.runners import parse_backends
-    from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
-
     config = TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=dataset, data_root=data_root, split=split, boxes=boxes,
         det_file=det_file, backends=tuple(parse_backends(backends)), batch=batch, device=device, threads=threads,

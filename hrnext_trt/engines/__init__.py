@@ -5,8 +5,8 @@ Importing this package needs neither TensorRT nor a GPU; ``TensorRTEngine.activa
 
 from hrnext_trt.engines.manifest_check import (
     MANIFEST_NAME,
+    check_engine_input_shape,
     check_engine_runtime,
-    check_input_shape,
     load_manifest,
     verify_files,
 )
@@ -15,8 +15,8 @@ from hrnext_trt.engines.runtime import TensorRTEngine
 __all__ = [
     "MANIFEST_NAME",
     "TensorRTEngine",
+    "check_engine_input_shape",
     "check_engine_runtime",
-    "check_input_shape",
     "load_manifest",
     "verify_files",
 ]

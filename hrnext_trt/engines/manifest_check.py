@@ -88,7 +88,7 @@ def check_engine_runtime(manifest: dict, file_name: str, tensorrt_version: str, 
                           "tunes engines per GPU model; rebuild the engine on this GPU")
 
 
-def check_input_shape(manifest: dict, shape: Sequence[int]) -> None:
+def check_engine_input_shape(manifest: dict, shape: Sequence[int]) -> None:
     """Fail unless ``shape`` is (B, 3, H, W) with H, W the export's and B inside the batch profile."""
     height, width = manifest["model"]["input_size"]
     profile = manifest["batch_profile"]

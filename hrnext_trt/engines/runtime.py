@@ -16,19 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT, gpu_info, import_pycuda
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, TRT_INSTALL_HINT
+from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
 from hrnext_trt.engines.manifest_check import (
     MANIFEST_NAME,
+    check_engine_input_shape,
     check_engine_runtime,
-    check_input_shape,
     load_manifest,
     sha256_file,
 )
 from hrnext_trt.errors import HrnextError
-
-# The I/O names of every export (ONNX and engines); hrnext_trt.runners reads them from here.
-INPUT_NAME = "images"
-OUTPUT_NAME = "heatmaps"
 
 
 def import_tensorrt():
@@ -151,7 +148,7 @@ class TensorRTEngine:
             raise HrnextError(f"the engine takes one input {INPUT_NAME!r}, got {sorted(feed)}")
         images = feed[INPUT_NAME]
         shape = tuple(images.shape)
-        check_input_shape(self.manifest, shape)
+        check_engine_input_shape(self.manifest, shape)
         self._context.set_input_shape(INPUT_NAME, shape)
         out_shape = tuple(self._context.get_tensor_shape(OUTPUT_NAME))
         if _is_cuda_tensor(images):

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.pipeline import iter_batches
 
 # The split calibration reads: the training split, except OCHuman, a benchmark that has none (its
 # val split is the one not behind the published test numbers).
@@ -31,8 +34,6 @@ class CropSets:
 
 def default_calib_root(dataset: str) -> Path:
     """Without --calib-data the bundled coco-mini sample calibrates (the only bundle with a train split)."""
-    from hrnext_trt.bundled import bundled_dataset_root
-
     if dataset != "coco":
         raise HrnextError(f"--calib-dataset {dataset} needs --calib-data: the root of the {dataset} dataset "
                           "(only coco has a bundled training sample)")
@@ -43,8 +44,6 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
                    verify_images: int) -> CropSets:
     """Held-out crops first (``verify_images`` of them), then up to ``calib_images`` calibration crops
     (0: none, when nothing is quantized)."""
-    from hrnext_trt.data import load_dataset
-
     root = Path(root) if root is not None else default_calib_root(dataset)
     split = CALIB_SPLIT[dataset]
     data = load_dataset(dataset, root, split, boxes="gt")
@@ -78,8 +77,6 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
 
 def _crops(data, image_ids: set, input_size: tuple[int, int]) -> np.ndarray:
     """Crops of every person in ``image_ids``, made by the inference pipeline itself."""
-    from hrnext_trt.pipeline import iter_batches
-
     subset = dataclasses.replace(data, instances=[i for i in data.instances if i.image_id in image_ids])
     batches = [b.images for b in iter_batches(subset, input_size, batch_size=64)]
     return np.concatenate(batches) if batches else np.empty((0, 3, *input_size), dtype=np.float32)

@@ -5,28 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hrnext_trt.contract import validate_input_size
 from hrnext_trt.errors import HrnextError
 
 CALIB_DATASETS = ("crowdpose", "coco", "ochuman")
-# The lowest of the four branches runs at 1/32 of the input, so both sides must divide by 32.
-INPUT_MULTIPLE = 32
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> (256, 192): height x width, both multiples of 32."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise HrnextError(f"input size {text!r} is not HEIGHTxWIDTH: write e.g. 256x192") from None
-    return validate_input_size((height, width))
-
-
-def validate_input_size(size) -> tuple[int, int]:
-    height, width = (int(v) for v in size)
-    if height <= 0 or width <= 0 or height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-        raise HrnextError(f"input size {height}x{width} is not made of positive multiples of {INPUT_MULTIPLE}: "
-                          "the network's lowest branch is 1/32 of the input; use e.g. 256x192 or 384x288")
-    return height, width
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:

@@ -15,8 +15,8 @@ import platform
 from pathlib import Path
 
 from hrnext_trt import __version__
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, heatmap_size
 from hrnext_trt.engines.manifest_check import MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, sha256_file
-from hrnext_trt.engines.runtime import INPUT_NAME, OUTPUT_NAME
 
 # Module -> the version recorded under this name ("none" where the package is absent).
 _VERSIONED_MODULES = {"torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxslim": "onnxslim",
@@ -54,7 +54,7 @@ def new_manifest(model_metadata: dict, checkpoint: Path, batch: tuple[int, int, 
         "gpu": gpu,
         "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, height, width], "dtype": "float32"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", joints, height // 4, width // 4], "dtype": "float32"},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", joints, *heatmap_size((height, width))], "dtype": "float32"},
         "artifacts": {},
         "timings_s": {},
     }

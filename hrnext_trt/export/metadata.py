@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 
+from hrnext_trt.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, heatmap_size
 from hrnext_trt.data.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
-from hrnext_trt.engines.runtime import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.keypoints import KeypointMeta
-
-# Read back by hrnext_trt.runners.onnxruntime.read_onnx_metadata (the deployment side).
-METADATA_KEY = "hrnext_trt"
 
 
 def model_metadata(arch: str, num_joints: int, input_size: tuple[int, int], meta: KeypointMeta) -> dict:
@@ -21,7 +18,7 @@ def model_metadata(arch: str, num_joints: int, input_size: tuple[int, int], meta
         "arch": arch,
         "num_joints": num_joints,
         "input_size": list(input_size),
-        "heatmap_size": [input_size[0] // 4, input_size[1] // 4],
+        "heatmap_size": list(heatmap_size(input_size)),
         "mean": list(IMAGENET_MEAN_RGB),  # what hrnext_trt.data.preprocess.crop_images normalises with
         "std": list(IMAGENET_STD_RGB),
         "color": "rgb",

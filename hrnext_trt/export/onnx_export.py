@@ -12,9 +12,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.export.metadata import set_onnx_metadata
 from hrnext_trt.export.simplify import simplify
-from hrnext_trt.engines.runtime import INPUT_NAME, OUTPUT_NAME
 
 
 def export_onnx(model, path: Path, input_size: tuple[int, int], opset: int, metadata: dict) -> dict:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT
+from hrnext_trt.contract import unavailable_reason
+from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import BackendUnavailable, Runner, nvidia_gpu_present
-
-def unavailable_reason(device: str) -> str | None:
-    # The engines only ever run on a GPU, so ``device`` does not matter; the machine does.
-    for package in ("tensorrt", "pycuda"):
-        if importlib.util.find_spec(package) is None:
-            return f"{package} not installed ({TRT_INSTALL_HINT})"
-    if not nvidia_gpu_present():
-        return "no NVIDIA GPU on this machine"
-    return None
+from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 
 class TensorRTRunner(Runner):
@@ -33,11 +24,9 @@ class TensorRTRunner(Runner):
     def _activate(self) -> None:
         if not self.path.is_file():
             raise HrnextError(f"TensorRT engine {self.path} does not exist: build it with `hrnext-trt export-engine`")
-        reason = unavailable_reason(self.device)
+        reason = unavailable_reason(self.backend, self.device)
         if reason:
             raise BackendUnavailable(f"tensorrt: {reason}")
-        from hrnext_trt.engines import TensorRTEngine
-
         engine = TensorRTEngine(self.path, manifest=self.manifest)
         engine.activate()
         self._engine = engine
@@ -53,5 +42,3 @@ class TensorRTRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._engine.infer(feed)
 
-
-RUNNER = TensorRTRunner

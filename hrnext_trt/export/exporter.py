@@ -7,15 +7,30 @@ numbers go into the manifest and the printed table.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.contract import TRT_INSTALL_HINT, unavailable_reason
+from hrnext_trt.data import HeatmapCodec
+from hrnext_trt.engines.cuda_device import gpu_info
+from hrnext_trt.engines.runtime import import_tensorrt
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export.calibration import make_crop_sets
 from hrnext_trt.export.config import ExportConfig
+from hrnext_trt.export.manifest import file_entry, new_manifest, write_manifest
+from hrnext_trt.export.metadata import model_metadata
+from hrnext_trt.export.onnx_export import export_onnx, save_checked
+from hrnext_trt.export.precision import convert_fp16_file, quantize_int8
+from hrnext_trt.export.tensorrt_build import build_engine
+from hrnext_trt.export.verify import agreement, engine_heatmaps, format_table, onnx_heatmaps, torch_heatmaps
+from hrnext_trt.keypoints import get_meta, meta_for_joints
+
+log = logging.getLogger(__name__)
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 DEFAULT_INPUT_SIZE = (256, 192)
@@ -34,21 +49,12 @@ def resolve_input_size(requested: tuple[int, int] | None, recorded) -> tuple[int
     return tuple(requested or recorded or DEFAULT_INPUT_SIZE)
 
 
-def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) -> dict:
-    """Write every artifact of ``config`` into ``config.out_dir``; returns the manifest (also saved)."""
+def export_artifacts(config: ExportConfig) -> dict:
+    """Write every artifact of ``config`` into ``config.out_dir``; returns the manifest (also saved).
+    Each step is logged with its time; :func:`summary` is the table to show at the end."""
     import onnx
 
-    from hrnext_trt.data import HeatmapCodec
-    from hrnext_trt.engines.cuda_device import gpu_info
-    from hrnext_trt.export.calibration import make_crop_sets
-    from hrnext_trt.export.manifest import file_entry, new_manifest, write_manifest
-    from hrnext_trt.export.metadata import model_metadata
-    from hrnext_trt.export.onnx_export import export_onnx, save_checked
-    from hrnext_trt.export.precision import convert_fp16_file, quantize_int8
-    from hrnext_trt.export.verify import agreement, onnx_heatmaps, torch_heatmaps
-    from hrnext_trt.keypoints import get_meta, meta_for_joints
-    from hrnext_trt.models import checkpoint_meta, load_pose_model, prepare_for_export, read_checkpoint
-    from hrnext_trt.runners.tensorrt import unavailable_reason
+    from hrnext_trt.models import checkpoint_meta, load_pose_model, prepare_for_export, read_checkpoint  # torch
 
     timings: dict[str, float] = {}
 
@@ -57,7 +63,7 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
         start = time.perf_counter()
         yield
         timings[name] = round(time.perf_counter() - start, 2)
-        echo(f"{what} ({timings[name]:.1f} s)")
+        log.info("%s (%.1f s)", what, timings[name])
 
     out = config.out_dir
     with step("load", f"loaded {config.checkpoint}"):
@@ -69,7 +75,7 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
     metadata = model_metadata(model.arch, model.num_joints, input_size, keypoints)
     out.mkdir(parents=True, exist_ok=True)
 
-    engines_reason = unavailable_reason("cuda")
+    engines_reason = unavailable_reason("tensorrt", "cuda")
     gpu = gpu_info() if engines_reason is None else None
     manifest = new_manifest(metadata, config.checkpoint, config.batch, gpu)
 
@@ -79,8 +85,9 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
         reference = torch_heatmaps(model, crops.heldout)
     manifest["crops"] = crops.source
     if config.int8 and crops.source["calibration_crops"] < config.calib_images:
-        echo(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the {config.calib_images} "
-             f"asked: the {crops.source['dataset']} {crops.source['split']} split at {crops.source['root']} has no more")
+        log.info(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the "
+                 f"{config.calib_images} asked: the {crops.source['dataset']} {crops.source['split']} split at "
+                 f"{crops.source['root']} has no more")
 
     paths = {p: out / ONNX_FILES[p] for p in config.precisions}
     graphs = {}  # precision -> {"opset", "nodes", ...} of its ONNX file
@@ -99,7 +106,7 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
             fp16_job.result()
             graphs["fp16"] = save_checked(onnx.load(str(paths["fp16"])), paths["fp16"], metadata, "fp16")
             timings["onnx_fp16"] = round(time.perf_counter() - started, 2)
-            echo(f"converted {paths['fp16']} (AutoCast FP16, in parallel) ({timings['onnx_fp16']:.1f} s)")
+            log.info("converted %s (AutoCast FP16, in parallel) (%.1f s)", paths["fp16"], timings["onnx_fp16"])
 
     codec = HeatmapCodec(input_size)
     with step("verify_onnx", "checked every ONNX file with ONNX Runtime against PyTorch"):
@@ -114,17 +121,11 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
         manifest["engines"] = {"built": False, "reason": engines_reason}
     manifest["timings_s"] = timings
     write_manifest(manifest, out)
-    echo(summary(manifest, out))
     return manifest
 
 
 def _build_engines(config: ExportConfig, manifest: dict, paths: dict, input_size, gpu, reference, heldout, codec,
                    step) -> None:
-    from hrnext_trt.engines.runtime import import_tensorrt
-    from hrnext_trt.export.manifest import file_entry
-    from hrnext_trt.export.tensorrt_build import build_engine
-    from hrnext_trt.export.verify import agreement, engine_heatmaps
-
     trt_version = import_tensorrt().__version__
     out = config.out_dir
     for precision, onnx_path in paths.items():
@@ -143,9 +144,6 @@ def _build_engines(config: ExportConfig, manifest: dict, paths: dict, input_size
 
 def summary(manifest: dict, folder: Path) -> str:
     """The accuracy table of the export in ``folder`` and the command that evaluates it."""
-    from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT
-    from hrnext_trt.export.verify import format_table
-
     rows = [{"file": name, "precision": e["precision"], "size": e["size"], "check": e["accuracy"]}
             for name, e in manifest["artifacts"].items() if "accuracy" in e]
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
@@ -159,8 +157,6 @@ def summary(manifest: dict, folder: Path) -> str:
 def eval_command(manifest: dict, folder: Path) -> str:
     """``hrnext-trt trt-eval`` on the model's own dataset: the calibration root if it is that dataset,
     else the bundled sample of it."""
-    from hrnext_trt.bundled import bundled_dataset_root
-
     dataset = manifest["model"]["dataset"]
     crops = manifest["crops"]
     root = crops["root"] if crops["dataset"] == dataset else str(bundled_dataset_root(f"{dataset}-mini"))

@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hrnext_trt.contract import unavailable_reason
 from hrnext_trt.engines.manifest_check import MANIFEST_NAME, load_manifest
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import Runner, unavailable_reason
+from hrnext_trt.runners.base import Runner
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
+from hrnext_trt.runners.tensorrt import TensorRTRunner
 
 _BACKEND_OF_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt"}
 _FALLBACK_ONNX = {"model.onnx": "fp32", "model_fp16.onnx": "fp16", "model_int8.onnx": "int8"}
@@ -31,11 +34,7 @@ class Artifact:
     def runner(self, device: str = "cpu", threads: int | None = None) -> Runner:
         """A (not yet active) runner for this file; ``device`` applies to ONNX files."""
         if self.backend == "tensorrt":
-            from hrnext_trt.runners.tensorrt import TensorRTRunner
-
             return TensorRTRunner(self.path, self.precision, manifest=self.manifest)
-        from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
-
         return OnnxRuntimeRunner(self.path, self.precision, device=device, threads=threads)
 
     def check_input_size(self, input_size: tuple[int, int], what: str) -> None:
@@ -86,8 +85,6 @@ def _from_manifest(folder: Path, manifest: dict) -> list[Artifact]:
 
 
 def _from_file_names(folder: Path) -> list[Artifact]:
-    from hrnext_trt.runners.onnxruntime import read_onnx_metadata
-
     artifacts = []
     for name, precision in _FALLBACK_ONNX.items():
         path = folder / name

@@ -12,24 +12,20 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 from tqdm import tqdm
 
 from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.contract import resolve_device, unavailable_reason
-from hrnext_trt.data import box_to_center_scale, crop_images, load_dataset, read_image
-from hrnext_trt.engines import check_engine_input_shape
+from hrnext_trt.compare import Row, compare, comparison_footnotes
+from hrnext_trt.contract import BACKENDS, check_export_precisions, resolve_device
+from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts
 from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
 from hrnext_trt.keypoints import get_meta
-from hrnext_trt.pipeline import decode_heatmaps
+from hrnext_trt.pipeline import PersonBatch
 from hrnext_trt.reports import Column, Report
-from hrnext_trt.runners import (CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, BackendUnavailable, PyTorchRunner,
-                                Runner, low_precision_note)
-from hrnext_trt.runners.export_folder import discover_artifacts, no_engine_reason
+from hrnext_trt.runners import PyTorchRunner, Runner
+from hrnext_trt.runners.export_folder import discover_artifacts
 from hrnext_trt.runners.timing import time_fn, time_runner
 
 log = logging.getLogger(__name__)
@@ -45,12 +41,12 @@ E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the ba
 class BenchConfig:
     model: str  # a checkpoint path or an arch name (random weights)
     engines: Path | None = None  # export folder; None: export a temporary one
-    backends: tuple[str, ...] = ("pytorch", "onnxruntime", "tensorrt")
+    backends: tuple[str, ...] = BACKENDS
     batches: tuple[int, ...] = (1, 8, 32)
     input_size: tuple[int, int] | None = None  # None: the checkpoint's, else 256x192
     dataset: str = "crowdpose"  # joints of an arch's head
     export_precisions: tuple[str, ...] = ("fp32",)  # of the temporary export
-    torch_precisions: tuple[str, ...] | None = None  # None: fp32 on the CPU, fp32 and fp16 on CUDA
+    torch_precisions: tuple[str, ...] | None = None  # of TORCH_PRECISIONS; None: fp32 on the CPU, +fp16 on CUDA
     torch_compile: bool = False
     iters: int = 50
     warmup: int = 10
@@ -61,63 +57,16 @@ class BenchConfig:
 
     def __post_init__(self):
         if not self.batches or min(self.batches) < 1:
-            raise HrnextError(f"--batch needs positive batch sizes, got {','.join(map(str, self.batches))}")
+            raise HrnextError(f"batches needs positive batch sizes, got {','.join(map(str, self.batches))}")
         if self.iters < 1 or self.warmup < 0:
-            raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
-        unknown = set(self.export_precisions) - {"fp32", "fp16", "int8"}
-        if unknown or "fp32" not in self.export_precisions:
-            raise HrnextError(f"--export-precisions {','.join(self.export_precisions)} must include fp32 and may "
-                              "add fp16, int8")
+            raise HrnextError(f"iters must be >= 1 and warmup >= 0 (got {self.iters} and {self.warmup})")
+        check_export_precisions(self.export_precisions, "export_precisions")
 
 
-def parse_batches(text: str) -> tuple[int, ...]:
-    """``"1,8,32"`` -> (1, 8, 32)."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise HrnextError(f"--batch {text!r} is not a comma-separated list of batch sizes: write e.g. 1,8,32") from None
-
-
-def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int], dataset: str,
-                          path: str | Path, seed: int = 0):
-    """A checkpoint (project format) of a freshly initialised ``arch``: what bench times for an arch name."""
-    import torch
-
-    from hrnext_trt.models import build_pose_model, make_checkpoint  # torch side
-
-    torch.manual_seed(seed)
-    model = build_pose_model(arch, num_joints).eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(make_checkpoint(model, input_size, dataset), path)
-    return path
-
-
-def person_batches(input_size: tuple[int, int], batches) -> dict[int, "PersonBatch"]:
+def person_batches(input_size: tuple[int, int], batches) -> dict[int, PersonBatch]:
     """One ``PersonBatch`` per batch size, from the bundled coco-mini training people."""
     people = load_dataset("coco", bundled_dataset_root("coco-mini"), "train", boxes="gt").instances
     return {b: PersonBatch([people[i % len(people)] for i in range(b)], input_size) for b in batches}
-
-
-class PersonBatch:
-    """People (dataset instances) with their decoded images in memory, for end-to-end timing."""
-
-    def __init__(self, people: list, input_size: tuple[int, int]):
-        self.input_size = input_size
-        self.centers, self.scales = box_to_center_scale(np.stack([p.box for p in people]), input_size)
-        paths = list(dict.fromkeys(p.image_path for p in people))
-        images = {path: read_image(path) for path in paths}
-        # Runs of people of the same image, cropped together as the pipeline does.
-        self.groups = [(images[path], np.array([i for i, p in enumerate(people) if p.image_path == path]))
-                       for path in paths]
-
-    def crops(self) -> np.ndarray:
-        return np.concatenate([crop_images(image, self.centers[idx], self.scales[idx], self.input_size)
-                               for image, idx in self.groups])
-
-    def run(self, infer: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Crop, infer, decode: keypoints (B, J, 3) in image pixels."""
-        return decode_heatmaps(infer(self.crops()), self.centers, self.scales, self.input_size)
 
 
 def run_bench(config: BenchConfig) -> Report:
@@ -130,21 +79,15 @@ def run_bench(config: BenchConfig) -> Report:
             engines = _temporary_export(config, checkpoint, input_size, Path(tmp) / "engines", device)
         artifacts = discover_artifacts(engines) if engines is not None else []
         for artifact in artifacts:
-            artifact.check_input_size(input_size, f"--input-size / {checkpoint.name}")
+            artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
         runners = _bench_runners(config, checkpoint, artifacts, device)
         people = person_batches(input_size, config.batches)
-        rows = []
-        for runner in runners:
-            rows += _bench_runner(runner, people, config)
-        reason = no_engine_reason(artifacts)
-        if "tensorrt" in config.backends and reason:
-            rows.append(_row("tensorrt", "-", "cuda", None, "unavailable", reason))
-    _speedups(rows)
+        rows = compare(runners, lambda runner: _bench_runner(runner, people, config), BenchRow, artifacts,
+                       config.backends)
     clock = "GPU rows: CUDA events around model calls, host clock end to end" if device == "cuda" else \
         "host wall clock"
-    footnotes = [E2E_FOOTNOTE.format(clock=clock, warmup=config.warmup, iters=config.iters)]
-    if any(r["notes"] == CPU_LOW_PRECISION_NOTE for r in rows):
-        footnotes.append(CPU_LOW_PRECISION_FOOTNOTE)
+    footnotes = [E2E_FOOTNOTE.format(clock=clock, warmup=config.warmup, iters=config.iters),
+                 *comparison_footnotes(rows)]
     meta = {"model": config.model, "input_size": list(input_size), "batches": list(config.batches),
             "device": device, "threads": config.threads, "iters": config.iters, "warmup": config.warmup,
             "engines": str(config.engines) if config.engines else "temporary export", "machine": machine_info()}
@@ -163,7 +106,6 @@ BENCH_COLUMNS = [
     Column("e2e_p99_ms", "e2e p99 ms", ".2f"), Column("e2e_images_per_s", "e2e img/s", ".1f"),
     Column("e2e_speedup", "e2e speed-up", ".2f"), Column("status", "status"), Column("notes", "notes"),
 ]
-_STAT_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cpu_ms", "images_per_s")
 
 
 def machine_info() -> dict:
@@ -177,7 +119,7 @@ def machine_info() -> dict:
 
 def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, int]]:
     """The checkpoint to time (written to ``tmp`` for an arch name) and the input size."""
-    from hrnext_trt.models import ARCHS, checkpoint_meta, read_checkpoint  # torch side
+    from hrnext_trt.models import ARCHS, checkpoint_spec, read_checkpoint, write_arch_checkpoint  # torch side
 
     if config.model in ARCHS:
         input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
@@ -188,16 +130,15 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, 
     if not path.is_file():
         raise HrnextError(f"{config.model} is neither a checkpoint file nor an arch: pass a .pth file or one of "
                           f"{', '.join(ARCHS)}")
-    recorded = checkpoint_meta(read_checkpoint(path)).get("input_size")
-    return path, tuple(resolve_input_size(config.input_size, recorded))
+    return path, resolve_input_size(config.input_size, checkpoint_spec(read_checkpoint(path)).input_size)
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:
     """ONNX files (and engines where TensorRT runs) of ``checkpoint`` in ``out``, by the export library."""
     log.info("bench: exporting %s to a temporary folder", checkpoint.name)
     manifest = export_artifacts(ExportConfig(
-        checkpoint=checkpoint, out_dir=out, input_size=input_size, fp16="fp16" in config.export_precisions,
-        int8="int8" in config.export_precisions, batch=(1, max(config.batches), max(config.batches)),
+        checkpoint=checkpoint, out_dir=out, input_size=input_size, precisions=config.export_precisions,
+        batch=(1, max(config.batches), max(config.batches)),
         build_engines="tensorrt" in config.backends and device == "cuda"))
     log.info("%s", summary(manifest, out))
     return out
@@ -213,56 +154,55 @@ def _bench_runners(config: BenchConfig, checkpoint: Path, artifacts: list, devic
     return runners
 
 
-def _row(backend: str, precision: str, device: str, batch: int | None, status: str, notes: str = "") -> dict:
-    return {"backend": backend, "precision": precision, "device": device, "batch": batch, "status": status,
-            **{k: None for k in _STAT_KEYS}, "speedup": None, "e2e_p50_ms": None, "e2e_p99_ms": None,
-            "e2e_images_per_s": None, "e2e_speedup": None, "notes": notes}
+@dataclass
+class BenchRow(Row):
+    """One backend x precision x batch size: model-only and end-to-end latency (ms, images/s)."""
+
+    batch: int | None = None
+    status: str = "ok"  # "ok" | "unavailable" | "skipped" (batch outside an engine's profile)
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    cpu_ms: float | None = None
+    images_per_s: float | None = None
+    speedup: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    e2e_images_per_s: float | None = None
+    e2e_speedup: float | None = None
+    notes: str = ""
+    clock: str | None = None
+
+    OPTIONAL = ("clock",)
+
+    @property
+    def group(self):
+        return self.batch
+
+    def compare_with(self, reference: "BenchRow") -> None:
+        # Against the first PyTorch row of the same batch size (same run, same machine state).
+        self.speedup = reference.p50_ms / self.p50_ms
+        self.e2e_speedup = reference.e2e_p50_ms / self.e2e_p50_ms
 
 
-def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[dict]:
-    """One row per batch size (or one row saying why the runner cannot run here)."""
-    reason = unavailable_reason(runner.backend, runner.device)
-    try:
-        if reason is None:
-            runner.activate()
-    except BackendUnavailable as exc:
-        reason = str(exc)
-    if reason is not None:
-        return [_row(runner.backend, runner.precision, runner.device, None, "unavailable", reason)]
+def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[BenchRow]:
+    """One row per batch size of an active runner."""
     rows = []
-    notes = " ".join(n for n in (low_precision_note(runner),
-                                 "torch.compile" if getattr(runner, "compile", False) else "") if n)
-    try:
-        for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
-                                   disable=not config.progress, file=sys.stderr):
-            row = _row(runner.backend, runner.precision, runner.device, batch, "ok", notes)
-            if runner.backend == "tensorrt" and runner.manifest is not None:
-                try:  # an engine only takes the batch sizes of its optimisation profile
-                    check_engine_input_shape(runner.manifest, (batch, 3, *persons.input_size))
-                except HrnextError as exc:
-                    rows.append({**row, "status": "skipped", "notes": str(exc)})
-                    continue
-            model = time_runner(runner, persons.crops(), iters=config.iters, warmup=config.warmup)
-            infer = runner.heatmap_fn()
-            e2e = time_fn(lambda: persons.run(infer), batch=batch, iters=config.iters, warmup=config.warmup)
-            row.update(p50_ms=model.median_ms, p90_ms=model.p90_ms, p95_ms=model.p95_ms, p99_ms=model.p99_ms,
-                       mean_ms=model.mean_ms, cpu_ms=model.cpu_median_ms, images_per_s=model.images_per_s,
-                       e2e_p50_ms=e2e.median_ms,
-                       e2e_p99_ms=e2e.p99_ms, e2e_images_per_s=e2e.images_per_s, clock=model.clock)
-            rows.append(row)
-    finally:
-        runner.deactivate()
+    notes = "torch.compile" if getattr(runner, "compile", False) else ""
+    for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
+                               disable=not config.progress, file=sys.stderr):
+        try:
+            runner.check_batch(batch)
+        except HrnextError as exc:
+            rows.append(BenchRow(runner.backend, runner.precision, runner.device, batch, "skipped", notes=str(exc)))
+            continue
+        model = time_runner(runner, persons.crops(), iters=config.iters, warmup=config.warmup)
+        infer = runner.heatmap_fn()
+        e2e = time_fn(lambda: persons.run(infer), batch=batch, iters=config.iters, warmup=config.warmup)
+        rows.append(BenchRow.for_runner(
+            runner, batch=batch, notes=notes, p50_ms=model.median_ms, p90_ms=model.p90_ms, p95_ms=model.p95_ms,
+            p99_ms=model.p99_ms, mean_ms=model.mean_ms, cpu_ms=model.cpu_median_ms, images_per_s=model.images_per_s,
+            e2e_p50_ms=e2e.median_ms, e2e_p99_ms=e2e.p99_ms, e2e_images_per_s=e2e.images_per_s, clock=model.clock))
     return rows
-
-
-def _speedups(rows: list[dict]) -> None:
-    """Ratios against the first PyTorch row of the same batch size (same run, same machine state)."""
-    refs: dict[int, dict] = {}
-    for row in rows:
-        if row["backend"] == "pytorch" and row["status"] == "ok":
-            refs.setdefault(row["batch"], row)
-    for row in rows:
-        ref = refs.get(row["batch"])
-        if ref is not None and row["status"] == "ok":
-            row["speedup"] = ref["p50_ms"] / row["p50_ms"]
-            row["e2e_speedup"] = ref["e2e_p50_ms"] / row["e2e_p50_ms"]

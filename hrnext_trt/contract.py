@@ -22,21 +22,17 @@ METADATA_KEY = "hrnext_trt"
 
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
+# Precisions, one shape everywhere: tuples of these names. A runner runs at one of PRECISIONS;
+# PyTorch at one of TORCH_PRECISIONS (autocast); an export writes one ONNX file per EXPORT_PRECISIONS.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
 
 
 def heatmap_size(input_size) -> tuple[int, int]:
     """(h, w) of the heatmaps of an (H, W) input."""
     return int(input_size[0]) // HEATMAP_STRIDE, int(input_size[1]) // HEATMAP_STRIDE
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> (256, 192): height x width, both multiples of 32."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise HrnextError(f"input size {text!r} is not HEIGHTxWIDTH: write e.g. 256x192") from None
-    return validate_input_size((height, width))
 
 
 def validate_input_size(size) -> tuple[int, int]:
@@ -48,6 +44,14 @@ def validate_input_size(size) -> tuple[int, int]:
     return height, width
 
 
+def check_export_precisions(precisions, field: str) -> tuple[str, ...]:
+    """The precisions of an export: FP32 (every other one starts from it), and FP16 / INT8 if asked."""
+    precisions = tuple(precisions)
+    if "fp32" not in precisions or set(precisions) - set(EXPORT_PRECISIONS):
+        raise HrnextError(f"{field} {','.join(precisions)} must include fp32 and may add fp16, int8")
+    return precisions
+
+
 def nvidia_gpu_present() -> bool:
     """Whether an NVIDIA driver sees a GPU, asked without importing torch or initialising CUDA."""
     # onnxruntime-gpu lists its CUDA provider even on machines without a GPU.
@@ -57,7 +61,7 @@ def nvidia_gpu_present() -> bool:
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` where an NVIDIA GPU is present, else ``cpu``."""
     if device not in ("auto", *DEVICES):
-        raise HrnextError(f"--device {device!r} is not auto, cpu or cuda")
+        raise HrnextError(f"device {device!r} is not auto, cpu or cuda")
     return ("cuda" if nvidia_gpu_present() else "cpu") if device == "auto" else device
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root, recipe_path
-from hrnext_trt.contract import resolve_device
+from hrnext_trt.contract import check_export_precisions, resolve_device
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.training import load_config, train
@@ -54,9 +54,8 @@ class DemoConfig:
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
         if self.train_minutes <= 0:
-            raise HrnextError(f"--train-minutes must be positive, got {self.train_minutes}")
-        if "fp32" not in self.precisions or set(self.precisions) - {"fp32", "fp16", "int8"}:
-            raise HrnextError(f"demo precisions {','.join(self.precisions)} must include fp32 and may add fp16, int8")
+            raise HrnextError(f"train_minutes must be positive, got {self.train_minutes}")
+        check_export_precisions(self.precisions, "precisions")
 
 
 class _Stages:
@@ -102,9 +101,8 @@ def run_demo(config: DemoConfig):
     started = stages.begin(f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 calibrated on "
                            f"{DEMO_BUNDLE} train) and TensorRT engines where possible")
     engines = config.out / "engines"
-    manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, fp16="fp16" in config.precisions,
-                                             int8="int8" in config.precisions, calib_dataset=DEMO_DATASET,
-                                             calib_data=root))
+    manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, precisions=config.precisions,
+                                             calib_dataset=DEMO_DATASET, calib_data=root))
     log.info("%s", "   " + summary(manifest, engines).replace("\n", "\n   "))
     stages.done(started, f"artifacts in {engines}")
 
@@ -117,11 +115,11 @@ def run_demo(config: DemoConfig):
     stages.done(started, f"reports and plot in {report_dir}")
 
     started = stages.begin("draw the PyTorch model's poses")
-    reference = next(r for r in report.rows if r["status"] == "ok")
+    reference = next(r for r in report.rows if r.status == "ok")
     pictures = visualize(VisualizeConfig(DEMO_DATASET, root, "train", config.out / "poses",
-                                         results=Path(reference["results"]), max_images=config.pose_images))
+                                         results=Path(reference.results), max_images=config.pose_images))
     stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
-                         f"({reference['backend']} {reference['precision']})")
+                         f"({reference.backend} {reference.precision})")
     log.info("\nwhole demo: %s (min:s)", stages.elapsed())
     return report
 

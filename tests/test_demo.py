@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from hrnext_trt.benchmark import write_arch_checkpoint
+from hrnext_trt.models import write_arch_checkpoint
 from hrnext_trt.demo import OWN_DATA_NOTE, DemoConfig, demo_preset, run_demo
 
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from hrnext_trt.engines import TensorRTEngine, check_engine_runtime, check_engine_input_shape, load_manifest, verify_files
-from hrnext_trt.engines.manifest_check import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
+from hrnext_trt.engines import (TensorRTEngine, check_engine_input_shape, check_engine_runtime, load_manifest,
+                                verify_files)
+from hrnext_trt.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 from hrnext_trt.errors import HrnextError
 
 TRT = "10.13.3.9"

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, parse_input_size
+from hrnext_trt.cli.params import parse_batch_profile, parse_input_size
+from hrnext_trt.export import ExportConfig, export_artifacts
 
 torch = pytest.importorskip("torch")
 
@@ -38,9 +39,9 @@ def test_bad_input_size(text, message):
 
 def test_bad_batch_profile(tmp_path, fixtures_dir):
     with pytest.raises(HrnextError, match="not MIN,OPT,MAX"):
-        parse_batch("1;8;16")
+        parse_batch_profile("1;8;16")
     with pytest.raises(HrnextError, match="1 <= MIN <= OPT <= MAX"):
-        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, batch=parse_batch("8,4,16"))
+        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, batch=parse_batch_profile("8,4,16"))
 
 
 def test_input_size_other_than_trained(project_checkpoint, tmp_path):

@@ -6,12 +6,12 @@ import json
 
 import click
 
+from hrnext_trt.cli.params import DATASET
 from hrnext_trt.evaluation import evaluate_results
-from hrnext_trt.keypoints import DATASETS
 
 
 @click.command("evaluate")
-@click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), required=True,
+@click.option("--dataset", "dataset", type=DATASET, required=True,
               help="Which protocol scores the results.")
 @click.option("--ann", "ann_file", type=click.Path(dir_okay=False), required=True,
               help="The dataset's keypoint annotation file (ground truth).")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.contract import DEVICES
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.training import load_config, train
 
@@ -24,7 +25,7 @@ from hrnext_trt.training import load_config, train
               help="Override config keys, values read as YAML: --cfg-options optimizer.lr=1e-3 data.batch_size=16")
 @click.option("--seed", type=int, default=None, help="Override runtime.seed.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (slower; runs repeat exactly).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Override runtime.device.")
+@click.option("--device", type=click.Choice(DEVICES), default=None, help="Override runtime.device.")
 @click.option("--max-epochs", type=int, default=None,
               help="Override schedule.epochs (the schedule is stretched or shrunk to fit).")
 def command(config, more_options, work_dir, resume, load_from, cfg_options, seed, deterministic, device, max_epochs):

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from hrnext_trt.data.datasets import TEST_SPLIT
-from hrnext_trt.keypoints import DATASETS
+from hrnext_trt.cli.params import DATASET
 from hrnext_trt.visualize import VisualizeConfig, visualize
 
 
 @click.command("visualize")
-@click.option("--dataset", type=click.Choice(sorted(DATASETS)), required=True)
+@click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="The dataset's root folder, in its own layout (e.g. data/crowdpose).")
 @click.option("--split", default=None, help="Split to draw [default: the dataset's test split].")

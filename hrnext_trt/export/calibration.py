@@ -19,9 +19,9 @@ from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.pipeline import iter_batches
 
-# The split calibration reads: the training split, except OCHuman, a benchmark that has none (its
+# The split calibration reads: the training split, except where a benchmark has none (OCHuman: its
 # val split is the one not behind the published test numbers).
-CALIB_SPLIT = {"crowdpose": "train", "coco": "train", "ochuman": "val"}
+CALIB_SPLIT = {"ochuman": "val"}  # datasets whose calibration split is not "train"
 SEED = 0  # which images are held out is fixed, so two exports of one model are comparable
 
 
@@ -35,8 +35,8 @@ class CropSets:
 def default_calib_root(dataset: str) -> Path:
     """Without --calib-data the bundled coco-mini sample calibrates (the only bundle with a train split)."""
     if dataset != "coco":
-        raise HrnextError(f"--calib-dataset {dataset} needs --calib-data: the root of the {dataset} dataset "
-                          "(only coco has a bundled training sample)")
+        raise HrnextError(f"calibration dataset {dataset} needs its data root (calib_data): only coco has a "
+                          "bundled training sample")
     return bundled_dataset_root("coco-mini")
 
 
@@ -45,7 +45,7 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
     """Held-out crops first (``verify_images`` of them), then up to ``calib_images`` calibration crops
     (0: none, when nothing is quantized)."""
     root = Path(root) if root is not None else default_calib_root(dataset)
-    split = CALIB_SPLIT[dataset]
+    split = CALIB_SPLIT.get(dataset, "train")
     data = load_dataset(dataset, root, split, boxes="gt")
     people = Counter(inst.image_id for inst in data.instances)
     heldout_ids, calib_ids, n_held, n_calib = set(), set(), 0, 0

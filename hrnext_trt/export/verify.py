@@ -50,7 +50,7 @@ def onnx_heatmaps(path: Path, precision: str, images: np.ndarray) -> np.ndarray:
 
 
 def engine_heatmaps(path: Path, manifest: dict, images: np.ndarray) -> np.ndarray:
-    profile = manifest["batch_profile"]
+    profile = manifest.batch_profile
     with TensorRTEngine(path, manifest=manifest) as engine:
         return run_batched(lambda x: engine.infer({INPUT_NAME: x})[OUTPUT_NAME], images,
                            chunk=min(CHUNK, profile["max"]), min_batch=profile["min"])

@@ -9,24 +9,29 @@ pipeline (``hrnext_trt.pipeline``) do that once for every backend.
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from hrnext_trt.contract import DEVICES, INPUT_NAME, OUTPUT_NAME
+from hrnext_trt.contract import DEVICES, INPUT_NAME, OUTPUT_NAME, PRECISIONS, unavailable_reason
 from hrnext_trt.errors import HrnextError
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class BackendUnavailable(HrnextError):
-    """The backend cannot run on this machine (package or device missing): a table row, not a crash."""
+    """The backend cannot run on this machine (package or device missing): a table row, not a crash.
+    ``reason`` is what the row says."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or str(self)
 
 
 class Runner(abc.ABC):
     """Base of every runner. Subclasses implement ``_activate``, ``_deactivate`` and ``_infer``."""
 
     backend: str = ""
+    path: Path | None = None  # the file the runner runs (None: a model in memory)
 
     def __init__(self, name: str, precision: str, device: str):
         if precision not in PRECISIONS:
@@ -83,6 +88,15 @@ class Runner(abc.ABC):
         if INPUT_NAME not in feed:
             raise HrnextError(f"runner {self.name} needs an input named {INPUT_NAME!r}, got {sorted(feed)}")
         return self._infer(feed)
+
+    def check_batch(self, batch: int) -> None:
+        """One line when the model cannot take batches of ``batch`` crops (engines: outside their profile)."""
+
+    def _require_backend(self, where: str) -> None:
+        """Raise ``BackendUnavailable`` when this machine cannot run the backend (package or GPU missing)."""
+        reason = unavailable_reason(self.backend, self.device)
+        if reason:
+            raise BackendUnavailable(f"{where}: {reason}", reason)
 
     def heatmap_fn(self) -> Callable[[np.ndarray], np.ndarray]:
         """The ``infer(images) -> heatmaps`` callable that ``hrnext_trt.pipeline.predict`` takes."""

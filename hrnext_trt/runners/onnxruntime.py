@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import INPUT_NAME, METADATA_KEY, unavailable_reason
+from hrnext_trt.contract import INPUT_NAME, METADATA_KEY
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
@@ -44,9 +44,7 @@ class OnnxRuntimeRunner(Runner):
     def _activate(self) -> None:
         if not self.path.is_file():
             raise HrnextError(f"ONNX file {self.path} does not exist: run `hrnext-trt export-engine` first")
-        reason = unavailable_reason(self.backend, self.device)
-        if reason:
-            raise BackendUnavailable(f"onnxruntime on {self.device}: {reason}")
+        self._require_backend(f"onnxruntime on {self.device}")
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, unavailable_reason
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners.base import BackendUnavailable, Runner
+from hrnext_trt.runners.base import Runner
 
 
 class PyTorchRunner(Runner):
@@ -36,9 +36,7 @@ class PyTorchRunner(Runner):
         self._forward = None
 
     def _activate(self) -> None:
-        reason = unavailable_reason(self.backend, self.device)
-        if reason:
-            raise BackendUnavailable(f"pytorch on {self.device}: {reason}")
+        self._require_backend(f"pytorch on {self.device}")
         import torch
 
         from hrnext_trt.models import DEFAULT_DKA_MODE, load_pose_model  # torch side

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import unavailable_reason
-from hrnext_trt.engines import TensorRTEngine
+from hrnext_trt.engines import TensorRTEngine, check_engine_input_shape
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners.base import BackendUnavailable, Runner
+from hrnext_trt.manifest import Manifest
+from hrnext_trt.runners.base import Runner
 
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
 
-    def __init__(self, path: str | Path, precision: str, manifest: dict | None = None, name: str | None = None):
+    def __init__(self, path: str | Path, precision: str, manifest: Manifest | None = None, name: str | None = None):
         super().__init__(name or f"tensorrt-{precision}", precision, "cuda")
         self.path = Path(path)
         self.manifest = manifest
@@ -24,12 +24,14 @@ class TensorRTRunner(Runner):
     def _activate(self) -> None:
         if not self.path.is_file():
             raise HrnextError(f"TensorRT engine {self.path} does not exist: build it with `hrnext-trt export-engine`")
-        reason = unavailable_reason(self.backend, self.device)
-        if reason:
-            raise BackendUnavailable(f"tensorrt: {reason}")
+        self._require_backend("tensorrt")
         engine = TensorRTEngine(self.path, manifest=self.manifest)
         engine.activate()
         self._engine = engine
+
+    def check_batch(self, batch: int) -> None:
+        if self.manifest is not None:  # an engine only takes the batch sizes of its optimisation profile
+            check_engine_input_shape(self.manifest, (batch, 3, *self.manifest.model.input_size))
 
     def _deactivate(self) -> None:
         self._engine.deactivate()

@@ -1,150 +1,34 @@
-"""One timing harness for every runner, and the ``bench`` command's library.
+"""The ``bench`` command's library: model-only and end-to-end latency of every backend and batch size.
 
-How a call is timed is the same for every backend: warm-up calls are run and thrown away, then
-each of N calls is timed on its own; the report gives median, p90, p95, p99, mean and throughput
-(images per second at the median). The clock is the host's wall clock on the CPU, and CUDA events
-around the call, followed by a synchronisation, on the GPU (``torch.cuda.Event`` for PyTorch, the
-engine's own stream for TensorRT). ONNX Runtime's ``run`` returns host arrays, so it is complete
-when it returns and the host clock is its true latency on either device.
+Every row is timed by ``hrnext_trt.runners.timing`` (the same harness for every backend).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
-import time
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from tqdm import tqdm
 
-import numpy as np
-
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.compare import Row, compare, comparison_footnotes
+from hrnext_trt.contract import BACKENDS, check_export_precisions, resolve_device
+from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export import ExportConfig, export_artifacts
+from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
+from hrnext_trt.keypoints import get_meta
+from hrnext_trt.pipeline import PersonBatch
 from hrnext_trt.reports import Column, Report
-from hrnext_trt.runners import (CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, INPUT_NAME, BackendUnavailable, Runner, low_precision_note,
-                                resolve_device, unavailable_reason)
+from hrnext_trt.runners import PyTorchRunner, Runner
+from hrnext_trt.runners.export_folder import discover_artifacts
+from hrnext_trt.runners.timing import time_fn, time_runner
 
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Per-call latency of ``iters`` timed calls on batches of ``batch`` images, in milliseconds."""
-
-    batch: int
-    iters: int
-    warmup: int
-    clock: str  # "host" or "cuda-events"
-    median_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    max_ms: float
-    cpu_median_ms: float | None  # process CPU time per call (all threads): steadier than wall time on a busy machine
-
-    @property
-    def images_per_s(self) -> float:
-        return 1000.0 * self.batch / self.median_ms
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "images_per_s": self.images_per_s}
-
-
-def summarize(times_ms: list[float], batch: int, warmup: int, clock: str,
-              cpu_times_ms: list[float] | None = None) -> LatencyStats:
-    t = np.asarray(times_ms, dtype=np.float64)
-    p50, p90, p95, p99 = np.percentile(t, [50, 90, 95, 99])
-    return LatencyStats(batch=batch, iters=len(t), warmup=warmup, clock=clock, median_ms=float(p50),
-                        p90_ms=float(p90), p95_ms=float(p95), p99_ms=float(p99), mean_ms=float(t.mean()),
-                        min_ms=float(t.min()), max_ms=float(t.max()),
-                        cpu_median_ms=float(np.median(cpu_times_ms)) if cpu_times_ms else None)
-
-
-class HostClock:
-    name = "host"
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def stop(self) -> float:
-        return (time.perf_counter() - self._t0) * 1000.0
-
-
-class TorchCudaClock:
-    """CUDA events on torch's current stream; ``stop`` waits for the end event."""
-
-    name = "cuda-events"
-
-    def __init__(self):
-        import torch
-
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
-
-    def start(self) -> None:
-        self._start.record()
-
-    def stop(self) -> float:
-        self._end.record()
-        self._end.synchronize()
-        return float(self._start.elapsed_time(self._end))
-
-
-class StreamClock:
-    """CUDA events on a runner's own pycuda stream (TensorRT)."""
-
-    name = "cuda-events"
-
-    def __init__(self, stream):
-        import pycuda.driver as cuda
-
-        self._stream = stream
-        self._start, self._end = cuda.Event(), cuda.Event()
-
-    def start(self) -> None:
-        self._start.record(self._stream)
-
-    def stop(self) -> float:
-        self._end.record(self._stream)
-        self._end.synchronize()
-        return float(self._start.time_till(self._end))
-
-
-def clock_for(runner: Runner):
-    """The clock that gives ``runner``'s true latency (see the module docstring)."""
-    if runner.device == "cuda" and runner.cuda_stream is not None:
-        return StreamClock(runner.cuda_stream)
-    if runner.device == "cuda" and runner.backend == "pytorch":
-        return TorchCudaClock()
-    return HostClock()
-
-
-def time_fn(fn: Callable[[], object], *, batch: int, iters: int, warmup: int, clock=None) -> LatencyStats:
-    """Time ``fn()``: ``warmup`` untimed calls, then ``iters`` calls timed one by one."""
-    if iters < 1 or warmup < 0:
-        raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {iters} and {warmup})")
-    clock = clock or HostClock()
-    for _ in range(warmup):
-        fn()
-    times, cpu_times = [], []
-    for _ in range(iters):
-        cpu_start = time.process_time()
-        clock.start()
-        fn()
-        times.append(clock.stop())
-        cpu_times.append((time.process_time() - cpu_start) * 1000.0)
-    return summarize(times, batch, warmup, clock.name, cpu_times)
-
-
-def time_runner(runner: Runner, images: np.ndarray, *, iters: int, warmup: int) -> LatencyStats:
-    """Model-only latency: ``runner.infer`` on a fixed batch of preprocessed crops."""
-    feed = {INPUT_NAME: images}
-    return time_fn(lambda: runner.infer(feed), batch=len(images), iters=iters, warmup=warmup,
-                   clock=clock_for(runner))
-
-
-# --- the bench command ----------------------------------------------------------------------
+log = logging.getLogger(__name__)
 
 E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the batch's people from decoded images in "
                 "memory (bundled coco-mini), infer, decode to image pixels; no flip test, image reading excluded. "
@@ -157,12 +41,12 @@ E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the ba
 class BenchConfig:
     model: str  # a checkpoint path or an arch name (random weights)
     engines: Path | None = None  # export folder; None: export a temporary one
-    backends: tuple[str, ...] = ("pytorch", "onnxruntime", "tensorrt")
+    backends: tuple[str, ...] = BACKENDS
     batches: tuple[int, ...] = (1, 8, 32)
     input_size: tuple[int, int] | None = None  # None: the checkpoint's, else 256x192
     dataset: str = "crowdpose"  # joints of an arch's head
     export_precisions: tuple[str, ...] = ("fp32",)  # of the temporary export
-    torch_precisions: tuple[str, ...] | None = None  # None: fp32 on the CPU, fp32 and fp16 on CUDA
+    torch_precisions: tuple[str, ...] | None = None  # of TORCH_PRECISIONS; None: fp32 on the CPU, +fp16 on CUDA
     torch_compile: bool = False
     iters: int = 50
     warmup: int = 10
@@ -173,81 +57,20 @@ class BenchConfig:
 
     def __post_init__(self):
         if not self.batches or min(self.batches) < 1:
-            raise HrnextError(f"--batch needs positive batch sizes, got {','.join(map(str, self.batches))}")
+            raise HrnextError(f"batches needs positive batch sizes, got {','.join(map(str, self.batches))}")
         if self.iters < 1 or self.warmup < 0:
-            raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
-        unknown = set(self.export_precisions) - {"fp32", "fp16", "int8"}
-        if unknown or "fp32" not in self.export_precisions:
-            raise HrnextError(f"--export-precisions {','.join(self.export_precisions)} must include fp32 and may "
-                              "add fp16, int8")
+            raise HrnextError(f"iters must be >= 1 and warmup >= 0 (got {self.iters} and {self.warmup})")
+        check_export_precisions(self.export_precisions, "export_precisions")
 
 
-def parse_batches(text: str) -> tuple[int, ...]:
-    """``"1,8,32"`` -> (1, 8, 32)."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise HrnextError(f"--batch {text!r} is not a comma-separated list of batch sizes: write e.g. 1,8,32") from None
-
-
-def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int], dataset: str,
-                          path: str | Path, seed: int = 0):
-    """A checkpoint (project format) of a freshly initialised ``arch``: what bench times for an arch name."""
-    import torch
-
-    from hrnext_trt.models import build_pose_model
-    from hrnext_trt.models.checkpoint import make_checkpoint
-
-    torch.manual_seed(seed)
-    model = build_pose_model(arch, num_joints).eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(make_checkpoint(model, input_size, dataset), path)
-    return path
-
-
-def person_batches(input_size: tuple[int, int], batches) -> dict[int, "PersonBatch"]:
+def person_batches(input_size: tuple[int, int], batches) -> dict[int, PersonBatch]:
     """One ``PersonBatch`` per batch size, from the bundled coco-mini training people."""
-    from hrnext_trt.bundled import bundled_dataset_root
-    from hrnext_trt.data import load_dataset
-
     people = load_dataset("coco", bundled_dataset_root("coco-mini"), "train", boxes="gt").instances
     return {b: PersonBatch([people[i % len(people)] for i in range(b)], input_size) for b in batches}
 
 
-class PersonBatch:
-    """People (dataset instances) with their decoded images in memory, for end-to-end timing."""
-
-    def __init__(self, people: list, input_size: tuple[int, int]):
-        from hrnext_trt.data import box_to_center_scale, read_image
-
-        self.input_size = input_size
-        self.centers, self.scales = box_to_center_scale(np.stack([p.box for p in people]), input_size)
-        paths = list(dict.fromkeys(p.image_path for p in people))
-        images = {path: read_image(path) for path in paths}
-        # Runs of people of the same image, cropped together as the pipeline does.
-        self.groups = [(images[path], np.array([i for i, p in enumerate(people) if p.image_path == path]))
-                       for path in paths]
-
-    def crops(self) -> np.ndarray:
-        from hrnext_trt.data import crop_images
-
-        return np.concatenate([crop_images(image, self.centers[idx], self.scales[idx], self.input_size)
-                               for image, idx in self.groups])
-
-    def run(self, infer: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Crop, infer, decode: keypoints (B, J, 3) in image pixels."""
-        from hrnext_trt.pipeline import decode_heatmaps
-
-        return decode_heatmaps(infer(self.crops()), self.centers, self.scales, self.input_size)
-
-
 def run_bench(config: BenchConfig) -> Report:
     """Model-only and end-to-end latency of every backend x batch; rows of unavailable backends say why."""
-    import tempfile
-
-    from hrnext_trt.runners.artifacts import discover_artifacts, no_engine_reason
-
     device = resolve_device(config.device)
     with tempfile.TemporaryDirectory(prefix="hrnext_bench_") as tmp:
         checkpoint, input_size = _bench_checkpoint(config, Path(tmp))
@@ -256,21 +79,15 @@ def run_bench(config: BenchConfig) -> Report:
             engines = _temporary_export(config, checkpoint, input_size, Path(tmp) / "engines", device)
         artifacts = discover_artifacts(engines) if engines is not None else []
         for artifact in artifacts:
-            artifact.check_input_size(input_size, f"--input-size / {checkpoint.name}")
+            artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
         runners = _bench_runners(config, checkpoint, artifacts, device)
         people = person_batches(input_size, config.batches)
-        rows = []
-        for runner in runners:
-            rows += _bench_runner(runner, people, config)
-        reason = no_engine_reason(artifacts)
-        if "tensorrt" in config.backends and reason:
-            rows.append(_row("tensorrt", "-", "cuda", None, "unavailable", reason))
-    _speedups(rows)
+        rows = compare(runners, lambda runner: _bench_runner(runner, people, config), BenchRow, artifacts,
+                       config.backends)
     clock = "GPU rows: CUDA events around model calls, host clock end to end" if device == "cuda" else \
         "host wall clock"
-    footnotes = [E2E_FOOTNOTE.format(clock=clock, warmup=config.warmup, iters=config.iters)]
-    if any(r["notes"] == CPU_LOW_PRECISION_NOTE for r in rows):
-        footnotes.append(CPU_LOW_PRECISION_FOOTNOTE)
+    footnotes = [E2E_FOOTNOTE.format(clock=clock, warmup=config.warmup, iters=config.iters),
+                 *comparison_footnotes(rows)]
     meta = {"model": config.model, "input_size": list(input_size), "batches": list(config.batches),
             "device": device, "threads": config.threads, "iters": config.iters, "warmup": config.warmup,
             "engines": str(config.engines) if config.engines else "temporary export", "machine": machine_info()}
@@ -289,7 +106,6 @@ BENCH_COLUMNS = [
     Column("e2e_p99_ms", "e2e p99 ms", ".2f"), Column("e2e_images_per_s", "e2e img/s", ".1f"),
     Column("e2e_speedup", "e2e speed-up", ".2f"), Column("status", "status"), Column("notes", "notes"),
 ]
-_STAT_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "cpu_ms", "images_per_s")
 
 
 def machine_info() -> dict:
@@ -303,9 +119,7 @@ def machine_info() -> dict:
 
 def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, int]]:
     """The checkpoint to time (written to ``tmp`` for an arch name) and the input size."""
-    from hrnext_trt.export.artifacts import DEFAULT_INPUT_SIZE, resolve_input_size
-    from hrnext_trt.keypoints import get_meta
-    from hrnext_trt.models import ARCHS, checkpoint_meta, read_checkpoint
+    from hrnext_trt.models import ARCHS, checkpoint_spec, read_checkpoint, write_arch_checkpoint  # torch side
 
     if config.model in ARCHS:
         input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
@@ -316,27 +130,23 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, 
     if not path.is_file():
         raise HrnextError(f"{config.model} is neither a checkpoint file nor an arch: pass a .pth file or one of "
                           f"{', '.join(ARCHS)}")
-    recorded = checkpoint_meta(read_checkpoint(path)).get("input_size")
-    return path, tuple(resolve_input_size(config.input_size, recorded))
+    return path, resolve_input_size(config.input_size, checkpoint_spec(read_checkpoint(path)).input_size)
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:
     """ONNX files (and engines where TensorRT runs) of ``checkpoint`` in ``out``, by the export library."""
-    from hrnext_trt.export import ExportConfig, export_artifacts
-
-    say = (lambda line: print(f"[bench export] {line}", file=sys.stderr)) if config.progress else (lambda line: None)
-    export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=out, input_size=input_size,
-                                  fp16="fp16" in config.export_precisions, int8="int8" in config.export_precisions,
-                                  batch=(1, max(config.batches), max(config.batches)),
-                                  build_engines="tensorrt" in config.backends and device == "cuda"), echo=say)
+    log.info("bench: exporting %s to a temporary folder", checkpoint.name)
+    manifest = export_artifacts(ExportConfig(
+        checkpoint=checkpoint, out_dir=out, input_size=input_size, precisions=config.export_precisions,
+        batch=(1, max(config.batches), max(config.batches)),
+        build_engines="tensorrt" in config.backends and device == "cuda"))
+    log.info("%s", summary(manifest, out))
     return out
 
 
 def _bench_runners(config: BenchConfig, checkpoint: Path, artifacts: list, device: str) -> list[Runner]:
     runners: list[Runner] = []
     if "pytorch" in config.backends:
-        from hrnext_trt.runners.pytorch import PyTorchRunner
-
         precisions = config.torch_precisions or (("fp32", "fp16") if device == "cuda" else ("fp32",))
         runners += [PyTorchRunner(checkpoint, p, device, compile=config.torch_compile, threads=config.threads)
                     for p in precisions]
@@ -344,60 +154,55 @@ def _bench_runners(config: BenchConfig, checkpoint: Path, artifacts: list, devic
     return runners
 
 
-def _row(backend: str, precision: str, device: str, batch: int | None, status: str, notes: str = "") -> dict:
-    return {"backend": backend, "precision": precision, "device": device, "batch": batch, "status": status,
-            **{k: None for k in _STAT_KEYS}, "speedup": None, "e2e_p50_ms": None, "e2e_p99_ms": None,
-            "e2e_images_per_s": None, "e2e_speedup": None, "notes": notes}
+@dataclass
+class BenchRow(Row):
+    """One backend x precision x batch size: model-only and end-to-end latency (ms, images/s)."""
+
+    batch: int | None = None
+    status: str = "ok"  # "ok" | "unavailable" | "skipped" (batch outside an engine's profile)
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    cpu_ms: float | None = None
+    images_per_s: float | None = None
+    speedup: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    e2e_images_per_s: float | None = None
+    e2e_speedup: float | None = None
+    notes: str = ""
+    clock: str | None = None
+
+    OPTIONAL = ("clock",)
+
+    @property
+    def group(self):
+        return self.batch
+
+    def compare_with(self, reference: "BenchRow") -> None:
+        # Against the first PyTorch row of the same batch size (same run, same machine state).
+        self.speedup = reference.p50_ms / self.p50_ms
+        self.e2e_speedup = reference.e2e_p50_ms / self.e2e_p50_ms
 
 
-def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[dict]:
-    """One row per batch size (or one row saying why the runner cannot run here)."""
-    from tqdm import tqdm
-
-    reason = unavailable_reason(runner.backend, runner.device)
-    try:
-        if reason is None:
-            runner.activate()
-    except BackendUnavailable as exc:
-        reason = str(exc)
-    if reason is not None:
-        return [_row(runner.backend, runner.precision, runner.device, None, "unavailable", reason)]
+def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[BenchRow]:
+    """One row per batch size of an active runner."""
     rows = []
-    notes = " ".join(n for n in (low_precision_note(runner),
-                                 "torch.compile" if getattr(runner, "compile", False) else "") if n)
-    try:
-        for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
-                                   disable=not config.progress, file=sys.stderr):
-            row = _row(runner.backend, runner.precision, runner.device, batch, "ok", notes)
-            if runner.backend == "tensorrt" and runner.manifest is not None:
-                from hrnext_trt.engines import check_input_shape
-
-                try:  # an engine only takes the batch sizes of its optimisation profile
-                    check_input_shape(runner.manifest, (batch, 3, *persons.input_size))
-                except HrnextError as exc:
-                    rows.append({**row, "status": "skipped", "notes": str(exc)})
-                    continue
-            model = time_runner(runner, persons.crops(), iters=config.iters, warmup=config.warmup)
-            infer = runner.heatmap_fn()
-            e2e = time_fn(lambda: persons.run(infer), batch=batch, iters=config.iters, warmup=config.warmup)
-            row.update(p50_ms=model.median_ms, p90_ms=model.p90_ms, p95_ms=model.p95_ms, p99_ms=model.p99_ms,
-                       mean_ms=model.mean_ms, cpu_ms=model.cpu_median_ms, images_per_s=model.images_per_s,
-                       e2e_p50_ms=e2e.median_ms,
-                       e2e_p99_ms=e2e.p99_ms, e2e_images_per_s=e2e.images_per_s, clock=model.clock)
-            rows.append(row)
-    finally:
-        runner.deactivate()
+    notes = "torch.compile" if getattr(runner, "compile", False) else ""
+    for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
+                               disable=not config.progress, file=sys.stderr):
+        try:
+            runner.check_batch(batch)
+        except HrnextError as exc:
+            rows.append(BenchRow(runner.backend, runner.precision, runner.device, batch, "skipped", notes=str(exc)))
+            continue
+        model = time_runner(runner, persons.crops(), iters=config.iters, warmup=config.warmup)
+        infer = runner.heatmap_fn()
+        e2e = time_fn(lambda: persons.run(infer), batch=batch, iters=config.iters, warmup=config.warmup)
+        rows.append(BenchRow.for_runner(
+            runner, batch=batch, notes=notes, p50_ms=model.median_ms, p90_ms=model.p90_ms, p95_ms=model.p95_ms,
+            p99_ms=model.p99_ms, mean_ms=model.mean_ms, cpu_ms=model.cpu_median_ms, images_per_s=model.images_per_s,
+            e2e_p50_ms=e2e.median_ms, e2e_p99_ms=e2e.p99_ms, e2e_images_per_s=e2e.images_per_s, clock=model.clock))
     return rows
-
-
-def _speedups(rows: list[dict]) -> None:
-    """Ratios against the first PyTorch row of the same batch size (same run, same machine state)."""
-    refs: dict[int, dict] = {}
-    for row in rows:
-        if row["backend"] == "pytorch" and row["status"] == "ok":
-            refs.setdefault(row["batch"], row)
-    for row in rows:
-        ref = refs.get(row["batch"])
-        if ref is not None and row["status"] == "ok":
-            row["speedup"] = ref["p50_ms"] / row["p50_ms"]
-            row["e2e_speedup"] = ref["e2e_p50_ms"] / row["e2e_p50_ms"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hrnext_trt.errors import HrnextError
+
 BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled_data"
 # The training recipes of the top-level ``train/`` folder: installed into the package as
 # ``hrnext_trt/recipes`` (setup.py maps it), read in place from a checkout.
@@ -18,8 +20,6 @@ def bundled_dataset_root(name: str) -> Path:
     """Root of the bundled ``coco-mini``, ``crowdpose-mini`` or ``ochuman-mini`` dataset."""
     root = BUNDLED_ROOT / name
     if not root.is_dir():
-        from hrnext_trt.errors import HrnextError
-
         raise HrnextError(f"bundled dataset {name!r} is missing from {BUNDLED_ROOT}: reinstall hrnext-trt")
     return root
 
@@ -29,7 +29,5 @@ def recipe_path(relative: str) -> Path:
     for root in _RECIPE_ROOTS:
         if (root / relative).is_file():
             return root / relative
-    from hrnext_trt.errors import HrnextError
-
     raise HrnextError(f"training recipe {relative!r} is not installed (looked in {', '.join(map(str, _RECIPE_ROOTS))}): "
                       "reinstall hrnext-trt")

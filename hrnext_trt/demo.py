@@ -12,14 +12,20 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from hrnext_trt.bundled import recipe_path
+from hrnext_trt.bundled import bundled_dataset_root, recipe_path
+from hrnext_trt.contract import check_export_precisions, resolve_device
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export import ExportConfig, export_artifacts, summary
+from hrnext_trt.training import load_config, train
+from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+from hrnext_trt.visualize import VisualizeConfig, visualize
+
+log = logging.getLogger(__name__)
 
 DEMO_DATASET = "coco"
 DEMO_BUNDLE = "coco-mini"
@@ -48,47 +54,39 @@ class DemoConfig:
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
         if self.train_minutes <= 0:
-            raise HrnextError(f"--train-minutes must be positive, got {self.train_minutes}")
-        if "fp32" not in self.precisions or set(self.precisions) - {"fp32", "fp16", "int8"}:
-            raise HrnextError(f"demo precisions {','.join(self.precisions)} must include fp32 and may add fp16, int8")
+            raise HrnextError(f"train_minutes must be positive, got {self.train_minutes}")
+        check_export_precisions(self.precisions, "precisions")
 
 
 class _Stages:
-    """Numbered stage banners with elapsed times, on stderr (the table goes to stdout)."""
+    """Numbered stage banners with elapsed times, logged (the table goes to stdout)."""
 
-    def __init__(self, total: int, echo: Callable[[str], None]):
-        self.total, self.echo, self.n = total, echo, 0
+    def __init__(self, total: int):
+        self.total, self.n = total, 0
         self.start = time.perf_counter()
 
     def begin(self, title: str) -> float:
         self.n += 1
-        self.echo(f"\n== [{self.n}/{self.total}] {title}  (t = {self.elapsed()})")
+        log.info("\n== [%d/%d] %s  (t = %s)", self.n, self.total, title, self.elapsed())
         return time.perf_counter()
 
     def done(self, started: float, what: str) -> None:
-        self.echo(f"   done in {time.perf_counter() - started:.0f} s: {what}")
+        log.info("   done in %.0f s: %s", time.perf_counter() - started, what)
 
     def elapsed(self) -> str:
         seconds = int(time.perf_counter() - self.start)
         return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def run_demo(config: DemoConfig, echo: Callable[[str], None] | None = None):
+def run_demo(config: DemoConfig):
     """Run the four stages into ``config.out``; returns the trt-eval report."""
-    from hrnext_trt.bundled import bundled_dataset_root
-    from hrnext_trt.export import ExportConfig, export_artifacts
-    from hrnext_trt.runners import resolve_device
-    from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
-    from hrnext_trt.visualize import VisualizeConfig, visualize
-
-    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     device = resolve_device(config.device)
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)  # every stage: training, export checks, evaluation
     root = bundled_dataset_root(DEMO_BUNDLE)
-    stages = _Stages(4, echo)
+    stages = _Stages(4)
 
     if config.checkpoint is None:
         started = stages.begin(f"train the demo preset on {DEMO_BUNDLE} train (80 images) on {device}, "
@@ -103,9 +101,9 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] | None = None):
     started = stages.begin(f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 calibrated on "
                            f"{DEMO_BUNDLE} train) and TensorRT engines where possible")
     engines = config.out / "engines"
-    export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, fp16="fp16" in config.precisions,
-                                  int8="int8" in config.precisions, calib_dataset=DEMO_DATASET, calib_data=root),
-                     echo=lambda line: echo("   " + line.replace("\n", "\n   ")))
+    manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, precisions=config.precisions,
+                                             calib_dataset=DEMO_DATASET, calib_data=root))
+    log.info("%s", "   " + summary(manifest, engines).replace("\n", "\n   "))
     stages.done(started, f"artifacts in {engines}")
 
     started = stages.begin(f"trt-eval every backend on {DEMO_BUNDLE} train ({OWN_DATA_NOTE})")
@@ -117,18 +115,16 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] | None = None):
     stages.done(started, f"reports and plot in {report_dir}")
 
     started = stages.begin("draw the PyTorch model's poses")
-    reference = next(r for r in report.rows if r["status"] == "ok")
+    reference = next(r for r in report.rows if r.status == "ok")
     pictures = visualize(VisualizeConfig(DEMO_DATASET, root, "train", config.out / "poses",
-                                         results=Path(reference["results"]), max_images=config.pose_images))
+                                         results=Path(reference.results), max_images=config.pose_images))
     stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
-                         f"({reference['backend']} {reference['precision']})")
-    echo(f"\nwhole demo: {stages.elapsed()} (min:s)")
+                         f"({reference.backend} {reference.precision})")
+    log.info("\nwhole demo: %s (min:s)", stages.elapsed())
     return report
 
 
 def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
     """Train the demo preset into ``work_dir`` within about ``budget_s`` seconds; the checkpoint's path."""
-    from hrnext_trt.training import load_config, train
-
     config = load_config(demo_preset(), [f"runtime.device={device}"])
     return train(config, work_dir, time_budget_s=budget_s)

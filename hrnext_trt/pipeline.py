@@ -20,8 +20,8 @@ from tqdm import tqdm
 from hrnext_trt.data.codec import HeatmapCodec, flip_back
 from hrnext_trt.data.datasets import PoseDataset
 from hrnext_trt.data.files import read_image
-from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, invert_affine, normalize_crops, \
-    transform_points, warp_crops
+from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, crop_images, invert_affine, \
+    normalize_crops, transform_points, warp_crops
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_nms
 
@@ -129,6 +129,27 @@ def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarra
     keypoints[..., :2] = transform_points(coords, to_image)
     keypoints[..., 2] = scores
     return keypoints
+
+
+class PersonBatch:
+    """People (dataset instances) with their decoded images in memory, for end-to-end timing."""
+
+    def __init__(self, people: list, input_size: tuple[int, int]):
+        self.input_size = input_size
+        self.centers, self.scales = box_to_center_scale(np.stack([p.box for p in people]), input_size)
+        paths = list(dict.fromkeys(p.image_path for p in people))
+        images = {path: read_image(path) for path in paths}
+        # Runs of people of the same image, cropped together as iter_batches does.
+        self.groups = [(images[path], np.array([i for i, p in enumerate(people) if p.image_path == path]))
+                       for path in paths]
+
+    def crops(self) -> np.ndarray:
+        return np.concatenate([crop_images(image, self.centers[idx], self.scales[idx], self.input_size)
+                               for image, idx in self.groups])
+
+    def run(self, infer: Infer) -> np.ndarray:
+        """Crop, infer, decode: keypoints (B, J, 3) in image pixels."""
+        return decode_heatmaps(infer(self.crops()), self.centers, self.scales, self.input_size)
 
 
 def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.ndarray) -> list[dict]:

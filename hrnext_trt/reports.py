@@ -1,8 +1,9 @@
 """Comparison reports: one table, printed and saved as JSON, CSV and Markdown, plus a plot.
 
-A ``Report`` is a list of flat row dicts, the columns to show (key, header, number format),
-footnotes and free-form metadata. Rows keep every value (a column may show only some); a
-missing value prints as "-", so a backend that did not run is still a row with its reason.
+A ``Report`` is a list of rows, the columns to show (key, header, number format), footnotes and
+free-form metadata. A row is a flat dict or a typed record with ``to_dict()`` (the comparisons'
+``Row``), serialised here. Rows keep every value (a column may show only some); a missing value
+prints as "-", so a backend that did not run is still a row with its reason.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ class Column:
 class Report:
     title: str
     columns: list[Column]
-    rows: list[dict]
+    rows: list  # dicts, or records with to_dict()
     footnotes: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
+    def row_dicts(self) -> list[dict]:
+        """The rows as the flat dicts every format writes."""
+        return [row.to_dict() if hasattr(row, "to_dict") else row for row in self.rows]
+
     def _cells(self) -> list[list[str]]:
-        return [[c.cell(row) for c in self.columns] for row in self.rows]
+        return [[c.cell(row) for c in self.columns] for row in self.row_dicts()]
 
     def table(self) -> str:
         """Aligned plain-text table for the terminal (numbers right-aligned)."""
@@ -66,7 +71,7 @@ class Report:
         return "\n".join(out) + "\n"
 
     def to_dict(self) -> dict:
-        return {"title": self.title, "meta": self.meta, "rows": self.rows, "footnotes": self.footnotes}
+        return {"title": self.title, "meta": self.meta, "rows": self.row_dicts(), "footnotes": self.footnotes}
 
     def write_json(self, path: str | Path) -> Path:
         return _write(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
@@ -76,13 +81,14 @@ class Report:
 
     def write_csv(self, path: str | Path) -> Path:
         """Every key of every row (not only the shown columns), one row per line."""
-        keys = list(dict.fromkeys(k for row in self.rows for k in row))
+        rows = self.row_dicts()
+        keys = list(dict.fromkeys(k for row in rows for k in row))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
-            for row in self.rows:
+            for row in rows:
                 writer.writerow({k: _csv_value(row.get(k)) for k in keys})
         return path
 

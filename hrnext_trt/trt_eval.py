@@ -5,7 +5,7 @@ only the network call differs, so an accuracy gap between rows belongs to the ba
 
 Latency, two numbers per row:
 - model only: the runner's ``infer`` on one batch of ``batch`` real crops of the dataset, timed
-  by ``hrnext_trt.benchmark`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU);
+  by ``hrnext_trt.runners.timing`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU);
   p50 / p95 per batch, images/s = batch / p50, speed-up = PyTorch p50 / row p50.
 - end to end: persons per second of the whole evaluation run (read images, crop, infer with
   flip test, decode, NMS), wall clock.
@@ -20,10 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, compare, comparison_footnotes
+from hrnext_trt.contract import BACKENDS, resolve_device
+from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation import evaluate_results
+from hrnext_trt.pipeline import iter_batches, predict
 from hrnext_trt.reports import Column, Report, plot_accuracy_latency
-from hrnext_trt.runners import (BACKENDS, CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE, BackendUnavailable, Runner, low_precision_note,
-                                resolve_device, unavailable_reason)
+from hrnext_trt.runners import PyTorchRunner, Runner
+from hrnext_trt.runners.export_folder import discover_artifacts
+from hrnext_trt.runners.timing import time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
                     "{warmup} warm-up ({clock}); p50/p95 per batch; img/s = batch / p50; speed-up = PyTorch p50 / "
@@ -55,17 +61,14 @@ class TrtEvalConfig:
 
     def __post_init__(self):
         if self.checkpoint is None and self.engines is None:
-            raise HrnextError("nothing to evaluate: pass --checkpoint and/or --engines")
+            raise HrnextError("nothing to evaluate: give a checkpoint and/or an engines folder")
         if self.batch < 1:
-            raise HrnextError(f"--batch must be at least 1, got {self.batch}")
+            raise HrnextError(f"batch must be at least 1, got {self.batch}")
         resolve_device(self.device)
 
 
 def run_trt_eval(config: TrtEvalConfig) -> Report:
     """Evaluate every backend, print nothing, write the reports when ``config.out`` / ``json`` say so."""
-    from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
-    from hrnext_trt.runners.artifacts import discover_artifacts, no_engine_reason
-
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
     model, model_input_size, recipe_flip = _load_model(config, artifacts)
@@ -76,10 +79,11 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                           "no manifest; export with `hrnext-trt export-engine`")
     for artifact in artifacts:
         artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
-        if artifact.backend == "tensorrt" and artifact.manifest is not None and "tensorrt" in config.backends:
-            from hrnext_trt.engines import check_input_shape
-
-            check_input_shape(artifact.manifest, (config.batch, 3, *input_size))  # --batch inside the profile
+    runners = [PyTorchRunner(model, "fp32", device, threads=config.threads)] \
+        if "pytorch" in config.backends and model is not None else []
+    runners += [a.runner(device, config.threads) for a in artifacts if a.backend in config.backends]
+    for runner in runners:
+        runner.check_batch(config.batch)  # --batch inside every engine's profile, before any work
 
     dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
                            boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
@@ -87,27 +91,13 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
     crops = latency_batch(dataset, input_size, config.batch)
 
-    rows = []
-    if "pytorch" in config.backends and model is not None:
-        from hrnext_trt.runners.pytorch import PyTorchRunner
-
-        rows.append(_evaluate(PyTorchRunner(model, "fp32", device, threads=config.threads), None, dataset,
-                              input_size, crops, config))
-    for artifact in artifacts:
-        if artifact.backend in config.backends:
-            rows.append(_evaluate(artifact.runner(device, config.threads), artifact.path, dataset, input_size, crops,
-                                  config))
-    reason = no_engine_reason(artifacts)
-    if "tensorrt" in config.backends and reason:
-        rows.append(_unavailable_row("tensorrt", "-", "cuda", None, reason))
-    _compare_with_pytorch(rows)
+    rows = compare(runners, lambda runner: [_evaluate(runner, dataset, input_size, crops, config)], EvalRow,
+                   artifacts, config.backends)
 
     clock = "CUDA events" if device == "cuda" else "host clock"
     footnotes = [LATENCY_FOOTNOTE.format(batch=config.batch, iters=config.iters, warmup=config.warmup, clock=clock,
-                                         flip=" with flip test" if config.flip_test else "")]
-    if any(r["notes"] == CPU_LOW_PRECISION_NOTE for r in rows):
-        footnotes.append(CPU_LOW_PRECISION_FOOTNOTE)
-    footnotes += list(config.notes)
+                                         flip=" with flip test" if config.flip_test else ""),
+                 *comparison_footnotes(rows), *config.notes]
     meta = {"dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
             "images": len(dataset.images), "input_size": list(input_size), "batch": config.batch, "device": device,
             "flip_test": config.flip_test, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
@@ -125,9 +115,9 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None) -> d
     if out is not None:
         written = report.write_all(out, "trt_eval")
         meta = report.meta
-        rows = [{**r, "label": f"{r['backend']} {r['precision']}{' *' if r['notes'] == CPU_LOW_PRECISION_NOTE else ''}"}
+        rows = [{**r.to_dict(), "label": f"{r.backend} {r.precision}{' *' if r.cpu_low_precision else ''}"}
                 for r in report.rows]
-        caption = f"* {CPU_LOW_PRECISION_NOTE}" if any(r["label"].endswith(" *") for r in rows) else ""
+        caption = f"* {CPU_LOW_PRECISION_NOTE}" if any(r.cpu_low_precision for r in report.rows) else ""
         written["plot"] = plot_accuracy_latency(
             rows, Path(out) / "trt_eval.png", x="p50_ms", y="AP", label="label",
             x_label=f"model latency p50 per batch of {meta['batch']} (ms, {meta['device']})", y_label="AP",
@@ -142,85 +132,82 @@ def _load_model(config: TrtEvalConfig, artifacts: list):
     whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
     if config.checkpoint is None:
         return None, None, True
-    from hrnext_trt.models import checkpoint_meta, load_pose_model, read_checkpoint
+    from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint  # torch side
 
     ckpt = read_checkpoint(config.checkpoint)
-    meta = checkpoint_meta(ckpt)
-    size = tuple(meta["input_size"]) if meta.get("input_size") else None
+    spec = checkpoint_spec(ckpt)
     # A model trained without mirrored crops (the coco-mini demo preset) is blurred by flip test.
     flip = bool((ckpt.get("config") or {}).get("runtime", {}).get("flip_test", True))
     if "pytorch" not in config.backends:
-        return None, size, flip
-    model_info = (artifacts[0].manifest or {}).get("model", {}) if artifacts else {}
+        return None, spec.input_size, flip
+    exported = artifacts[0].manifest.model if artifacts and artifacts[0].manifest is not None else None
     # The paper's mmpose files do not record their model; the export manifest does.
-    arch = None if meta.get("arch") else model_info.get("arch")
-    joints = None if meta.get("num_joints") else model_info.get("num_joints")
-    return load_pose_model(ckpt, arch=arch, num_joints=joints), size, flip
+    arch = exported.arch if exported is not None and spec.arch is None else None
+    joints = exported.num_joints if exported is not None and spec.num_joints is None else None
+    return load_pose_model(ckpt, arch=arch, num_joints=joints), spec.input_size, flip
 
 
 def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` real crops of the dataset (its first persons, repeated if it has fewer)."""
-    from hrnext_trt.pipeline import iter_batches
-
     crops = next(iter_batches(dataset, input_size, batch)).images
     return np.ascontiguousarray(np.resize(crops, (batch,) + crops.shape[1:]))
 
 
-def _evaluate(runner: Runner, path: Path | None, dataset, input_size, crops: np.ndarray,
-              config: TrtEvalConfig) -> dict:
-    """One row; with ``config.out``, the backend's COCO-format results go to results_<backend>_<precision>.json."""
-    from hrnext_trt.benchmark import time_runner
-    from hrnext_trt.evaluation import evaluate_results
-    from hrnext_trt.pipeline import predict
+@dataclass
+class EvalRow(Row):
+    """One backend x precision: accuracy on the dataset and latency of one batch."""
 
-    reason = unavailable_reason(runner.backend, runner.device)
-    if reason:
-        return _unavailable_row(runner.backend, runner.precision, runner.device, path, reason)
-    try:
-        runner.activate()
-    except BackendUnavailable as exc:
-        return _unavailable_row(runner.backend, runner.precision, runner.device, path, str(exc))
-    try:
-        start = time.perf_counter()
-        results = predict(dataset, runner.heatmap_fn(), input_size, batch_size=config.batch,
-                          flip_test=config.flip_test, progress=config.progress)
-        e2e_s = time.perf_counter() - start
-        stats = time_runner(runner, crops, iters=config.iters, warmup=config.warmup)
-    finally:
-        runner.deactivate()
+    file: str | None = None  # the artifact's file name (None: the PyTorch model)
+    status: str = "ok"  # "ok" | "unavailable"
+    AP: float | None = None
+    AP50: float | None = None
+    AP75: float | None = None
+    AR: float | None = None
+    AP_easy: float | None = None
+    AP_medium: float | None = None
+    AP_hard: float | None = None
+    delta_AP: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    images_per_s: float | None = None
+    speedup: float | None = None
+    e2e_persons_per_s: float | None = None
+    e2e_s: float | None = None
+    results: str | None = None  # the backend's COCO-format results file
+    notes: str = ""
+    latency: dict | None = None  # every LatencyStats figure
+
+    OPTIONAL = ("latency",)
+
+    @classmethod
+    def unavailable(cls, backend: str, precision: str, device: str, reason: str, runner: Runner | None = None):
+        file = runner.path.name if runner is not None and runner.path is not None else None
+        return cls(backend, precision, device, file=file, status="unavailable", notes=reason)
+
+    def compare_with(self, reference: "EvalRow") -> None:
+        self.delta_AP = self.AP - reference.AP
+        self.speedup = reference.p50_ms / self.p50_ms
+
+
+def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: TrtEvalConfig) -> EvalRow:
+    """The row of an active runner; with ``config.out``, its COCO-format results go to
+    results_<backend>_<precision>.json."""
+    start = time.perf_counter()
+    results = predict(dataset, runner.heatmap_fn(), input_size, batch_size=config.batch,
+                      flip_test=config.flip_test, progress=config.progress)
+    e2e_s = time.perf_counter() - start
+    stats = time_runner(runner, crops, iters=config.iters, warmup=config.warmup)
     metrics = evaluate_results(dataset.name, dataset.ann_file, results)
-    row = _row(runner.backend, runner.precision, runner.device, path, "ok")
+    results_path = None
     if config.out is not None:
         results_path = Path(config.out) / f"results_{runner.backend}_{runner.precision}.json"
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results), encoding="utf-8")
-        row["results"] = str(results_path)
-    row.update({k: metrics[k] for k in METRIC_KEYS if k in metrics})
-    row.update(p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
-               e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict())
-    row["notes"] = low_precision_note(runner)
-    return row
-
-
-def _row(backend: str, precision: str, device: str, path: Path | None, status: str) -> dict:
-    return {"backend": backend, "precision": precision, "device": device, "file": path.name if path else None,
-            "status": status, **{k: None for k in METRIC_KEYS}, "delta_AP": None, "p50_ms": None, "p95_ms": None,
-            "images_per_s": None, "speedup": None, "e2e_persons_per_s": None, "e2e_s": None, "results": None,
-            "notes": ""}
-
-
-def _unavailable_row(backend: str, precision: str, device: str, path: Path | None, reason: str) -> dict:
-    return {**_row(backend, precision, device, path, "unavailable"), "notes": reason}
-
-
-def _compare_with_pytorch(rows: list[dict]) -> None:
-    ref = next((r for r in rows if r["backend"] == "pytorch" and r["status"] == "ok"), None)
-    if ref is None:
-        return
-    for row in rows:
-        if row["status"] == "ok":
-            row["delta_AP"] = row["AP"] - ref["AP"]
-            row["speedup"] = ref["p50_ms"] / row["p50_ms"]
+    return EvalRow.for_runner(
+        runner, file=runner.path.name if runner.path is not None else None,
+        results=str(results_path) if results_path else None, **{k: metrics[k] for k in METRIC_KEYS if k in metrics},
+        p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
+        e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict())
 
 
 def _columns(crowdpose: bool) -> list[Column]:

@@ -20,20 +20,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def random_checkpoint(arch: str, input_size: tuple[int, int], folder: Path) -> Path:
-    import torch
-
-    from hrnext_trt.models import build_pose_model
-
-    path = folder / f"{arch}_random.pth"
-    model = build_pose_model(arch, 14)
-    torch.save({"format": "hrnext-trt", "format_version": 1, "arch": arch, "num_joints": 14,
-                "input_size": list(input_size), "dataset": "crowdpose", "state_dict": model.state_dict()}, path)
-    return path
-
-
 def main() -> None:
-    from hrnext_trt.export import ExportConfig, export_artifacts, parse_input_size
+    from hrnext_trt.cli import configure_logging
+    from hrnext_trt.cli.params import parse_input_size
+    from hrnext_trt.export import ExportConfig, export_artifacts
+    from hrnext_trt.models import write_arch_checkpoint
+
+    configure_logging()  # the export's step lines, as the CLI shows them
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", metavar="ARCH:HxW")
@@ -44,9 +37,10 @@ def main() -> None:
     for spec in args.models:
         arch, size = spec.split(":")
         input_size = parse_input_size(size)
-        checkpoint = random_checkpoint(arch, input_size, args.out)
+        checkpoint = write_arch_checkpoint(arch, 14, input_size, "crowdpose", args.out / f"{arch}_random.pth")
         wall, cpu = time.perf_counter(), cpu_seconds()
-        manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=args.out / arch, fp16=True, int8=True,
+        manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=args.out / arch,
+                                                 precisions=("fp32", "fp16", "int8"),
                                                  calib_images=args.calib_images))
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         steps = ", ".join(f"{k} {v:.0f} s" for k, v in manifest["timings_s"].items())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hrnext_trt.benchmark import HostClock, clock_for, summarize, time_fn, time_runner
+from hrnext_trt.runners.timing import HostClock, clock_for, summarize, time_fn, time_runner
 from hrnext_trt.cli import main
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner

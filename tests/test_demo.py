@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
-from hrnext_trt.benchmark import write_arch_checkpoint
+from hrnext_trt.models import write_arch_checkpoint
 from hrnext_trt.demo import OWN_DATA_NOTE, DemoConfig, demo_preset, run_demo
 
 
@@ -16,12 +17,13 @@ def test_demo_preset_trains_on_the_bundled_coco_sample():
     assert config.data.train.split == "train" and config.runtime.device == "cpu"
 
 
-def test_demo_exports_compares_and_draws_from_a_checkpoint(tmp_path):
+def test_demo_exports_compares_and_draws_from_a_checkpoint(tmp_path, caplog):
     checkpoint = write_arch_checkpoint("hrnext_tiny", 17, (64, 64), "coco", tmp_path / "coco_tiny.pth")
-    lines: list[str] = []
     out = tmp_path / "demo"
+    caplog.set_level(logging.INFO, logger="hrnext_trt")
     report = run_demo(DemoConfig(out=out, checkpoint=checkpoint, precisions=("fp32",), device="cpu", threads=1,
-                                 batch=16, iters=1, warmup=0, pose_images=2), echo=lines.append)
+                                 batch=16, iters=1, warmup=0, pose_images=2))
+    lines = [record.getMessage() for record in caplog.records if record.name == "hrnext_trt.demo"]
 
     banners = [line.strip() for line in lines if line.strip().startswith("== [")]
     assert [b[:8] for b in banners] == ["== [1/4]", "== [2/4]", "== [3/4]", "== [4/4]"]

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from hrnext_trt.engines import TensorRTEngine, check_engine_runtime, check_input_shape, load_manifest, verify_files
-from hrnext_trt.engines.manifest_check import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
+from hrnext_trt.engines import (TensorRTEngine, check_engine_input_shape, check_engine_runtime, load_manifest,
+                                verify_files)
+from hrnext_trt.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 from hrnext_trt.errors import HrnextError
 
 TRT = "10.13.3.9"
@@ -37,7 +38,7 @@ def test_matching_runtime_and_shapes_pass(export_dir):
     manifest = load_manifest(export_dir)
     check_engine_runtime(manifest, "model_fp16.engine", TRT, GPU["name"], GPU["compute_capability"])
     for batch in (1, 8, 16):
-        check_input_shape(manifest, (batch, 3, 256, 192))
+        check_engine_input_shape(manifest, (batch, 3, 256, 192))
     verify_files(manifest, export_dir)
 
 
@@ -65,7 +66,7 @@ def test_other_gpu_is_refused(export_dir, name, capability, message):
 ])
 def test_shape_outside_the_export_is_refused(export_dir, shape, message):
     with pytest.raises(HrnextError, match=message):
-        check_input_shape(load_manifest(export_dir), shape)
+        check_engine_input_shape(load_manifest(export_dir), shape)
 
 
 def test_changed_or_missing_file_is_found(export_dir):

@@ -22,9 +22,9 @@ if gpu_info() is None:
 def exported(tmp_path_factory, fixtures_dir, data_dir):
     out = tmp_path_factory.mktemp("trt_export")
     config = ExportConfig(checkpoint=fixtures_dir / "hrnext_tiny_crowdpose.pth", out_dir=out, arch="hrnext_tiny",
-                          num_joints=14, fp16=True, int8=True, calib_data=data_dir / "coco-mini", calib_images=32,
-                          verify_images=8, batch=(1, 2, 4))
-    return out, export_artifacts(config, echo=lambda line: None)
+                          num_joints=14, precisions=("fp32", "fp16", "int8"), calib_data=data_dir / "coco-mini",
+                          calib_images=32, verify_images=8, batch=(1, 2, 4))
+    return out, export_artifacts(config)
 
 
 def test_engines_and_logs_are_listed_and_hashed(exported):

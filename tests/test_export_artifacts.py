@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hrnext_trt.engines import load_manifest, verify_files
-from hrnext_trt.engines.manifest_check import sha256_file
+from hrnext_trt.manifest import sha256_file
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
 
 torch = pytest.importorskip("torch")

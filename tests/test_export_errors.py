@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, parse_input_size
+from hrnext_trt.cli.params import parse_batch_profile, parse_input_size
+from hrnext_trt.export import ExportConfig, export_artifacts
 
 torch = pytest.importorskip("torch")
 
@@ -38,15 +39,15 @@ def test_bad_input_size(text, message):
 
 def test_bad_batch_profile(tmp_path, fixtures_dir):
     with pytest.raises(HrnextError, match="not MIN,OPT,MAX"):
-        parse_batch("1;8;16")
+        parse_batch_profile("1;8;16")
     with pytest.raises(HrnextError, match="1 <= MIN <= OPT <= MAX"):
-        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, batch=parse_batch("8,4,16"))
+        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, batch=parse_batch_profile("8,4,16"))
 
 
 def test_input_size_other_than_trained(project_checkpoint, tmp_path):
     config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path / "out", input_size=(384, 288))
     with pytest.raises(HrnextError, match=r"384x288 differs from the 256x192 the checkpoint was trained at"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
@@ -54,10 +55,10 @@ def test_checkpoint_of_another_arch(project_checkpoint, tmp_path, fixtures_dir):
     # The paper-layout fixture holds hrnext_tiny weights: they do not fit hrnext_s.
     config = ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, arch="hrnext_s", num_joints=14)
     with pytest.raises(HrnextError, match="does not fit hrnext_s"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
     config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path, arch="hrnet_w32")
     with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnet_w32 was asked for"):
-        export_artifacts(config, echo=lambda line: None)
+        export_artifacts(config)
 
 
 def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrnext_trt.export.metadata import model_metadata
 from hrnext_trt.export.onnx_export import export_onnx
-from hrnext_trt.keypoints import CROWDPOSE
+from hrnext_trt.model_spec import ModelSpec
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
 
 torch = pytest.importorskip("torch")
@@ -24,8 +23,7 @@ def test_onnx_matches_pytorch_at_batch_1_and_7(tmp_path, arch):
     torch.manual_seed(0)
     model = build_pose_model(arch, 14).eval()
     path = tmp_path / "model.onnx"
-    info = export_onnx(prepare_for_export(model), path, input_size, 17,
-                       model_metadata(arch, 14, input_size, CROWDPOSE))
+    info = export_onnx(prepare_for_export(model), path, ModelSpec.of(arch, 14, input_size, "crowdpose"), 17)
 
     meta = read_onnx_metadata(path)
     assert meta["arch"] == arch and meta["input_size"] == list(input_size) and meta["precision"] == "fp32"

@@ -11,8 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import (BackendUnavailable, nvidia_gpu_present, parse_backends, runner_class,
-                                unavailable_reason)
+from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
+from hrnext_trt.cli.params import parse_backends
+from hrnext_trt.runners import BackendUnavailable, runner_class
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
 
 H, W, J = 32, 24, 3

@@ -119,7 +119,7 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determ
     assert straight.name == "best.pth"
 
 
-def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, capfd):
+def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, caplog):
     # A copy of 8 coco-mini images, one person each, one image replaced by garbage.
     src = data_dir / "coco-mini"
     ann = json.loads((src / "annotations" / "person_keypoints_train2017.json").read_text())
@@ -144,7 +144,7 @@ def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, capfd):
     train(cfg, tmp_path / "work", progress=False)
     epochs = records(tmp_path / "work", "epoch")
     assert [r["skipped_images"] for r in epochs] == [1, 1]
-    err = capfd.readouterr().err
+    err = caplog.text
     assert err.count(str(bad)) == 1  # reported once, by path
     assert read_checkpoint(tmp_path / "work" / "epoch_2.pth")["iteration"] == 4
 

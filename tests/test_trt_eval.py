@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hrnext_trt.benchmark import write_arch_checkpoint
+from hrnext_trt.models import write_arch_checkpoint
 from hrnext_trt.cli import main
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE
+from hrnext_trt.compare import CPU_LOW_PRECISION_FOOTNOTE, CPU_LOW_PRECISION_NOTE
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 
 INPUT_SIZE = (64, 64)
@@ -27,7 +27,7 @@ def make_tiny_export(tmp_path_factory):
     checkpoint, engines = base / "hrnext_tiny.pth", base / "engines"
     if not (engines / "manifest.json").is_file():
         write_arch_checkpoint("hrnext_tiny", 14, INPUT_SIZE, "crowdpose", checkpoint)
-        export_artifacts(ExportConfig(checkpoint, engines, verify_images=4), echo=lambda line: None)
+        export_artifacts(ExportConfig(checkpoint, engines, verify_images=4))
     return checkpoint, engines
 
 

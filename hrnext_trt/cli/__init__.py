@@ -3,14 +3,19 @@
 Each sub-command lives in its own module (``hrnext_trt/cli/<name>.py``, exposing ``command``)
 and is imported only when invoked, so ``hrnext-trt --help`` is instant and a command's heavy
 imports (torch, onnxruntime, tensorrt) never slow down another.
+
+The library reports progress through ``logging`` (one logger per module, under ``hrnext_trt``);
+this is the one place that decides where those lines go: stderr, so stdout keeps the tables and JSON.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
+from tqdm import tqdm
 
 from hrnext_trt import __version__
 from hrnext_trt.errors import HrnextError
@@ -26,6 +31,32 @@ COMMANDS = {
     "bench": ("bench", "Latency benchmark of every backend and batch size."),
     "demo": ("demo", "Train, export and compare on the bundled data in one command."),
 }
+
+
+class _ProgressHandler(logging.Handler):
+    """Log lines to the current stderr through ``tqdm.write``, so they never tear a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never raise into the work it reports on
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the package's log records to stderr (once per process, however often the CLI runs)."""
+    logger = logging.getLogger("hrnext_trt")
+    logger.setLevel(level)
+    if not any(isinstance(h, _ProgressHandler) for h in logger.handlers):
+        handler = _ProgressHandler()
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
 
 
 class _LazyGroup(click.Group):
@@ -55,6 +86,7 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="hrnext-trt")
 def main():
     """HRNeXt crowd pose estimation: train, export to ONNX/TensorRT, evaluate and benchmark."""
+    configure_logging()
 
 
 if __name__ == "__main__":

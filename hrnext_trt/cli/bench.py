@@ -6,39 +6,41 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.benchmark import BenchConfig, run_bench
+from hrnext_trt.cli.params import (BACKEND_LIST, BATCH_SIZES, COUNT, DATASET, DEVICE, EXPORT_PRECISION_LIST,
+                                   INPUT_SIZE, POSITIVE_INT, TORCH_PRECISION_LIST)
+from hrnext_trt.contract import BACKENDS
+
 
 @click.command("bench")
 @click.argument("model")
 @click.option("--engines", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder to time (default: export MODEL to a temporary folder first).")
-@click.option("--backends", default=None, help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
-@click.option("--batch", "batches", default="1,8,32", show_default=True, help="Comma-separated batch sizes.")
-@click.option("--input-size", default=None, metavar="HxW", help="Crop size (default: the checkpoint's, else 256x192).")
-@click.option("--dataset", type=click.Choice(["crowdpose", "coco", "ochuman"]), default="crowdpose",
+@click.option("--backends", type=BACKEND_LIST, default=None,
+              help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
+@click.option("--batch", "batches", type=BATCH_SIZES, default="1,8,32", show_default=True,
+              help="Comma-separated batch sizes.")
+@click.option("--input-size", type=INPUT_SIZE, default=None,
+              help="Crop size (default: the checkpoint's, else 256x192).")
+@click.option("--dataset", type=DATASET, default="crowdpose",
               show_default=True, help="Joints of the head when MODEL is an arch name.")
-@click.option("--export-precisions", default="fp32", show_default=True,
+@click.option("--export-precisions", type=EXPORT_PRECISION_LIST, default="fp32", show_default=True,
               help="Precisions of the temporary export (without --engines): fp32[,fp16][,int8].")
-@click.option("--torch-precisions", default=None,
+@click.option("--torch-precisions", type=TORCH_PRECISION_LIST, default=None,
               help="PyTorch rows: fp32, fp16, bf16 (default: fp32 on the CPU, fp32,fp16 on CUDA).")
 @click.option("--compile", "torch_compile", is_flag=True, help="Run the PyTorch rows through torch.compile.")
-@click.option("--iters", type=int, default=50, show_default=True, help="Timed calls per row.")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls before them.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--iters", type=POSITIVE_INT, default=50, show_default=True, help="Timed calls per row.")
+@click.option("--warmup", type=COUNT, default=10, show_default=True, help="Untimed calls before them.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report as JSON here.")
 def command(model, engines, backends, batches, input_size, dataset, export_precisions, torch_precisions,
             torch_compile, iters, warmup, device, threads, json_path) -> None:
     """Latency of MODEL (a checkpoint, or an arch name with random weights) on every backend and batch size."""
-    from hrnext_trt.benchmark import BenchConfig, parse_batches, run_bench
-    from hrnext_trt.export import parse_input_size
-    from hrnext_trt.runners import parse_backends
-
     config = BenchConfig(
-        model=model, engines=engines, backends=tuple(parse_backends(backends)), batches=parse_batches(batches),
-        input_size=parse_input_size(input_size) if input_size else None, dataset=dataset,
-        export_precisions=tuple(p.strip() for p in export_precisions.split(",")),
-        torch_precisions=tuple(p.strip() for p in torch_precisions.split(",")) if torch_precisions else None,
+        model=model, engines=engines, backends=backends or BACKENDS, batches=batches, input_size=input_size,
+        dataset=dataset, export_precisions=export_precisions, torch_precisions=torch_precisions,
         torch_compile=torch_compile, iters=iters, warmup=warmup, device=device, threads=threads, json=json_path)
     report = run_bench(config)
     click.echo(report.table())

@@ -6,11 +6,12 @@ import json
 
 import click
 
-from hrnext_trt.keypoints import DATASETS
+from hrnext_trt.cli.params import DATASET
+from hrnext_trt.evaluation import evaluate_results
 
 
 @click.command("evaluate")
-@click.option("--dataset", "dataset", type=click.Choice(sorted(DATASETS)), required=True,
+@click.option("--dataset", "dataset", type=DATASET, required=True,
               help="Which protocol scores the results.")
 @click.option("--ann", "ann_file", type=click.Path(dir_okay=False), required=True,
               help="The dataset's keypoint annotation file (ground truth).")
@@ -19,8 +20,6 @@ from hrnext_trt.keypoints import DATASETS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metric names as keys.")
 def command(dataset: str, ann_file: str, results_file: str, as_json: bool) -> None:
     """Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."""
-    from hrnext_trt.evaluation import evaluate_results
-
     metrics = evaluate_results(dataset, ann_file, results_file)
     if as_json:
         click.echo(json.dumps(metrics))

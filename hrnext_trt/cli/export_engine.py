@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.export.config import CALIB_DATASETS
+from hrnext_trt.cli.params import BATCH_PROFILE, DATASET, INPUT_SIZE
+from hrnext_trt.export import ExportConfig, export_artifacts, summary
 
 
 @click.command("export-engine")
@@ -14,19 +15,19 @@ from hrnext_trt.export.config import CALIB_DATASETS
 @click.option("--arch", default=None, help="Model arch; needed for the paper's mmpose checkpoints (e.g. hrnext_s).")
 @click.option("--joints", "num_joints", type=int, default=None,
               help="Joint count; needed for mmpose checkpoints (14 CrowdPose, 17 COCO/OCHuman).")
-@click.option("--input-size", default=None, metavar="HxW",
+@click.option("--input-size", type=INPUT_SIZE, default=None,
               help="Crop size, e.g. 256x192 (default: the checkpoint's, else 256x192).")
 @click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (ModelOpt AutoCast) and its engine.")
 @click.option("--int8", is_flag=True, help="Also write model_int8.onnx (ModelOpt INT8 Q/DQ) and its engine.")
 @click.option("--calib-data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset root whose training split gives the calibration and held-out check crops "
                    "(default: the bundled coco-mini sample).")
-@click.option("--calib-dataset", type=click.Choice(CALIB_DATASETS), default="coco", show_default=True,
+@click.option("--calib-dataset", type=DATASET, default="coco", show_default=True,
               help="Which dataset layout --calib-data has.")
 @click.option("--calib-images", type=int, default=512, show_default=True, help="INT8 calibration crops.")
 @click.option("--verify-images", type=int, default=16, show_default=True,
               help="Held-out crops (other images than calibration) every artifact is checked on.")
-@click.option("--batch", default="1,16,32", show_default=True, metavar="MIN,OPT,MAX",
+@click.option("--batch", type=BATCH_PROFILE, default="1,16,32", show_default=True,
               help="Batch range of the engines' optimisation profile.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: engines/<checkpoint name>).")
@@ -38,22 +39,19 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
             verify_images, batch, out_dir, workspace_gb, timing_cache) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build TensorRT engines where TensorRT and a
     GPU exist, check every artifact against PyTorch and write manifest.json."""
-    from hrnext_trt.export import ExportConfig, export_artifacts, parse_batch, parse_input_size
-
     config = ExportConfig(
         checkpoint=checkpoint,
         out_dir=out_dir or Path("engines") / checkpoint.stem,
         arch=arch,
         num_joints=num_joints,
-        input_size=parse_input_size(input_size) if input_size else None,
-        fp16=fp16,
-        int8=int8,
+        input_size=input_size,
+        precisions=("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 else ()),
         calib_data=calib_data,
         calib_dataset=calib_dataset,
         calib_images=calib_images,
         verify_images=verify_images,
-        batch=parse_batch(batch),
+        batch=batch,
         workspace_gb=workspace_gb,
         timing_cache=timing_cache,
     )
-    export_artifacts(config, echo=click.echo)
+    click.echo(summary(export_artifacts(config), config.out_dir))

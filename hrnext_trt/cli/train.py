@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.contract import DEVICES
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.training import load_config, train
+
 
 @click.command("train")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
@@ -21,15 +25,11 @@ import click
               help="Override config keys, values read as YAML: --cfg-options optimizer.lr=1e-3 data.batch_size=16")
 @click.option("--seed", type=int, default=None, help="Override runtime.seed.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (slower; runs repeat exactly).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Override runtime.device.")
+@click.option("--device", type=click.Choice(DEVICES), default=None, help="Override runtime.device.")
 @click.option("--max-epochs", type=int, default=None,
               help="Override schedule.epochs (the schedule is stretched or shrunk to fit).")
 def command(config, more_options, work_dir, resume, load_from, cfg_options, seed, deterministic, device, max_epochs):
     """Train a model from a YAML config (see train/README.md); under torchrun every process runs this."""
-    from hrnext_trt.training import load_config, train
-
-    from hrnext_trt.errors import HrnextError
-
     stray = [word for word in more_options if "=" not in word]
     if stray:
         raise HrnextError(f"unexpected argument {stray[0]!r}: overrides are KEY=VALUE words after --cfg-options")

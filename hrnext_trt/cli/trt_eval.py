@@ -6,28 +6,34 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.cli.params import BACKEND_LIST, COUNT, DATASET, DEVICE, POSITIVE_INT
+from hrnext_trt.contract import BACKENDS
+from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+
 
 @click.command("trt-eval")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The PyTorch checkpoint (the reference row).")
 @click.option("--engines", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder of `hrnext-trt export-engine` (manifest.json, *.onnx, *.engine).")
-@click.option("--dataset", type=click.Choice(["crowdpose", "coco", "ochuman"]), required=True)
+@click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--split", default=None, help="Default: the dataset's test split (crowdpose test, coco val).")
 @click.option("--boxes", type=click.Choice(["det", "gt"]), default=None,
               help="Person boxes (default: the dataset's test protocol: detector boxes, gt for OCHuman).")
 @click.option("--det-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Detector boxes (default: the dataset layout's file).")
-@click.option("--backends", default=None, help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
-@click.option("--batch", type=int, default=32, show_default=True, help="Crops per network call.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--backends", type=BACKEND_LIST, default=None,
+              help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
+@click.option("--batch", type=POSITIVE_INT, default=32, show_default=True, help="Crops per network call.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="Device of PyTorch and ONNX Runtime (TensorRT is always the GPU).")
 @click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
 @click.option("--flip/--no-flip", "flip_test", default=None,
               help="Flip test on or off (default: as the checkpoint's recipe validates; on for the paper's files).")
-@click.option("--iters", type=int, default=20, show_default=True, help="Timed calls of the latency measurement.")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls before them.")
+@click.option("--iters", type=POSITIVE_INT, default=20, show_default=True,
+              help="Timed calls of the latency measurement.")
+@click.option("--warmup", type=COUNT, default=3, show_default=True, help="Untimed calls before them.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write trt_eval.{json,csv,md,png} here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -35,12 +41,9 @@ import click
 def command(checkpoint, engines, dataset, data_root, split, boxes, det_file, backends, batch, device, threads,
             flip_test, iters, warmup, out, json_path) -> None:
     """Evaluate the PyTorch model and every artifact of an export folder on the same person boxes."""
-    from hrnext_trt.runners import parse_backends
-    from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
-
     config = TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=dataset, data_root=data_root, split=split, boxes=boxes,
-        det_file=det_file, backends=tuple(parse_backends(backends)), batch=batch, device=device, threads=threads,
+        det_file=det_file, backends=backends or BACKENDS, batch=batch, device=device, threads=threads,
         flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path)
     report = run_trt_eval(config)
     click.echo(report.table())

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.keypoints import DATASETS
+from hrnext_trt.data.datasets import TEST_SPLIT
+from hrnext_trt.cli.params import DATASET
+from hrnext_trt.visualize import VisualizeConfig, visualize
 
 
 @click.command("visualize")
-@click.option("--dataset", type=click.Choice(sorted(DATASETS)), required=True)
+@click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="The dataset's root folder, in its own layout (e.g. data/crowdpose).")
 @click.option("--split", default=None, help="Split to draw [default: the dataset's test split].")
@@ -24,9 +26,6 @@ from hrnext_trt.keypoints import DATASETS
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
 def command(dataset, data_root, split, results, out_dir, score_thr, kpt_thr, max_images, image_format) -> None:
     """Draw predicted or ground-truth poses on images."""
-    from hrnext_trt.data.datasets import TEST_SPLIT
-    from hrnext_trt.visualize import VisualizeConfig, visualize
-
     config = VisualizeConfig(dataset=dataset, data_root=data_root, split=split or TEST_SPLIT[dataset],
                              out_dir=out_dir, results=results, score_thr=score_thr, kpt_thr=kpt_thr,
                              max_images=max_images, image_format=image_format)

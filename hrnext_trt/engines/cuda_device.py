@@ -5,9 +5,8 @@ Both sides ask here: the export writes it into the manifest, the runtime compare
 
 from __future__ import annotations
 
+from hrnext_trt.contract import TRT_INSTALL_HINT
 from hrnext_trt.errors import HrnextError
-
-TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
 
 
 def import_pycuda():

@@ -1,63 +1,21 @@
-"""What an export folder's ``manifest.json`` promises, checked before anything touches the GPU.
+"""What an export folder's ``manifest.json`` (``hrnext_trt.manifest.Manifest``) promises, checked
+before anything touches the GPU.
 
-Pure Python (json, hashlib): a TensorRT engine only runs on the TensorRT version and the GPU
-model it was built for, and only for the shapes of its optimisation profile. Deserialising an
-engine built elsewhere can crash the process, so these checks run first and fail with one line.
-The export side (``hrnext_trt.export.manifest``) writes the same keys read here.
+Pure Python: a TensorRT engine only runs on the TensorRT version and the GPU model it was built
+for, and only for the shapes of its optimisation profile. Deserialising an engine built elsewhere
+can crash the process, so these checks run first and fail with one line.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
-
-MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "hrnext-trt-export"
-MANIFEST_VERSION = 1
+from hrnext_trt.manifest import Manifest, sha256_file
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_manifest(path: str | Path) -> dict:
-    """Read a manifest file, or the ``manifest.json`` inside a folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise HrnextError(f"manifest {path} not found: export the model with `hrnext-trt export-engine` first")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HrnextError(f"manifest {path} is not readable JSON ({exc}): export the model again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise HrnextError(f"{path} is not an hrnext-trt export manifest: export the model again")
-    if manifest.get("format_version") != MANIFEST_VERSION:
-        raise HrnextError(f"{path} has manifest format version {manifest.get('format_version')}, this hrnext-trt "
-                          f"reads version {MANIFEST_VERSION}: export the model again")
-    return manifest
-
-
-def artifact_entry(manifest: dict, file_name: str) -> dict:
-    """The manifest's record of one file of the export folder."""
-    try:
-        return manifest["artifacts"][file_name]
-    except KeyError:
-        listed = ", ".join(sorted(manifest.get("artifacts", {}))) or "none"
-        raise HrnextError(f"{file_name} is not listed in the manifest (it lists {listed}): "
-                          "use the manifest of the folder the file was exported into") from None
-
-
-def verify_files(manifest: dict, folder: str | Path) -> None:
+def verify_files(manifest: Manifest, folder: str | Path) -> None:
     """Re-hash every file the manifest lists; a missing or changed file is an error."""
     folder = Path(folder)
     for name, entry in manifest["artifacts"].items():
@@ -69,10 +27,10 @@ def verify_files(manifest: dict, folder: str | Path) -> None:
                               "the file was changed or truncated; export again or copy it anew")
 
 
-def check_engine_runtime(manifest: dict, file_name: str, tensorrt_version: str, gpu_name: str,
+def check_engine_runtime(manifest: Manifest, file_name: str, tensorrt_version: str, gpu_name: str,
                          compute_capability: str) -> None:
     """Fail unless this engine was built by this TensorRT version for this GPU model."""
-    entry = artifact_entry(manifest, file_name)
+    entry = manifest.entry(file_name)
     built_trt = entry.get("tensorrt_version") or manifest["versions"].get("tensorrt")
     if built_trt != tensorrt_version:
         raise HrnextError(f"{file_name} was built with TensorRT {built_trt} but TensorRT {tensorrt_version} is "
@@ -88,10 +46,10 @@ def check_engine_runtime(manifest: dict, file_name: str, tensorrt_version: str, 
                           "tunes engines per GPU model; rebuild the engine on this GPU")
 
 
-def check_input_shape(manifest: dict, shape: Sequence[int]) -> None:
+def check_engine_input_shape(manifest: Manifest, shape: Sequence[int]) -> None:
     """Fail unless ``shape`` is (B, 3, H, W) with H, W the export's and B inside the batch profile."""
-    height, width = manifest["model"]["input_size"]
-    profile = manifest["batch_profile"]
+    height, width = manifest.model.input_size
+    profile = manifest.batch_profile
     shape = tuple(int(s) for s in shape)
     if len(shape) != 4 or shape[1:] != (3, height, width):
         raise HrnextError(f"input shape {shape} does not fit this export: it takes (batch, 3, {height}, {width}) "

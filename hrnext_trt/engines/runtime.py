@@ -16,19 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT, gpu_info, import_pycuda
-from hrnext_trt.engines.manifest_check import (
-    MANIFEST_NAME,
-    check_engine_runtime,
-    check_input_shape,
-    load_manifest,
-    sha256_file,
-)
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, TRT_INSTALL_HINT
+from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
+from hrnext_trt.engines.manifest_check import check_engine_input_shape, check_engine_runtime
 from hrnext_trt.errors import HrnextError
-
-# The I/O names of every export (ONNX and engines); hrnext_trt.runners reads them from here.
-INPUT_NAME = "images"
-OUTPUT_NAME = "heatmaps"
+from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
 
 
 def import_tensorrt():
@@ -44,13 +36,13 @@ def _is_cuda_tensor(array) -> bool:
 
 
 class TensorRTEngine:
-    """One engine file; ``manifest`` is a dict or path (default: ``manifest.json`` beside the engine)."""
+    """One engine file; ``manifest`` is a Manifest or path (default: ``manifest.json`` beside the engine)."""
 
-    def __init__(self, path: str | Path, manifest: dict | str | Path | None = None, device: int = 0):
+    def __init__(self, path: str | Path, manifest: Manifest | str | Path | None = None, device: int = 0):
         self.path = Path(path)
         self._manifest_source = manifest if manifest is not None else self.path.parent / MANIFEST_NAME
         self.device = device
-        self.manifest: dict | None = None
+        self.manifest: Manifest | None = None
         self._active = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -68,14 +60,14 @@ class TensorRTEngine:
         if not self.path.is_file():
             raise HrnextError(f"engine {self.path} not found: build it with `hrnext-trt export-engine` on a GPU machine")
         manifest = self._manifest_source
-        self.manifest = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+        self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         trt = import_tensorrt()
         gpu = gpu_info(self.device)
         if gpu is None:
             raise HrnextError(f"no CUDA GPU {self.device} is visible: TensorRT engines need a GPU and its driver")
         # Every check that can fail cleanly runs before deserialisation, which may abort the process.
         check_engine_runtime(self.manifest, self.path.name, trt.__version__, gpu["name"], gpu["compute_capability"])
-        if sha256_file(self.path) != self.manifest["artifacts"][self.path.name]["sha256"]:
+        if sha256_file(self.path) != self.manifest.entry(self.path.name)["sha256"]:
             raise HrnextError(f"{self.path} differs from the engine the manifest describes (sha256 mismatch): "
                               "copy the export folder anew or rebuild")
 
@@ -136,7 +128,7 @@ class TensorRTEngine:
 
     @property
     def batch_profile(self) -> dict:
-        return self.manifest["batch_profile"]
+        return self.manifest.batch_profile
 
     @property
     def stream(self):
@@ -151,7 +143,7 @@ class TensorRTEngine:
             raise HrnextError(f"the engine takes one input {INPUT_NAME!r}, got {sorted(feed)}")
         images = feed[INPUT_NAME]
         shape = tuple(images.shape)
-        check_input_shape(self.manifest, shape)
+        check_engine_input_shape(self.manifest, shape)
         self._context.set_input_shape(INPUT_NAME, shape)
         out_shape = tuple(self._context.get_tensor_shape(OUTPUT_NAME))
         if _is_cuda_tensor(images):

@@ -4,7 +4,7 @@ Heavy packages (torch, onnx, onnxruntime, modelopt, tensorrt) are imported by th
 use them, so importing this package is cheap.
 """
 
-from hrnext_trt.export.artifacts import export_artifacts
-from hrnext_trt.export.config import ExportConfig, parse_batch, parse_input_size
+from hrnext_trt.export.config import ExportConfig
+from hrnext_trt.export.exporter import export_artifacts, summary
 
-__all__ = ["ExportConfig", "export_artifacts", "parse_batch", "parse_input_size"]
+__all__ = ["ExportConfig", "export_artifacts", "summary"]

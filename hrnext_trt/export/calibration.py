@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.pipeline import iter_batches
 
-# The split calibration reads: the training split, except OCHuman, a benchmark that has none (its
+# The split calibration reads: the training split, except where a benchmark has none (OCHuman: its
 # val split is the one not behind the published test numbers).
-CALIB_SPLIT = {"crowdpose": "train", "coco": "train", "ochuman": "val"}
+CALIB_SPLIT = {"ochuman": "val"}  # datasets whose calibration split is not "train"
 SEED = 0  # which images are held out is fixed, so two exports of one model are comparable
 
 
@@ -31,11 +34,9 @@ class CropSets:
 
 def default_calib_root(dataset: str) -> Path:
     """Without --calib-data the bundled coco-mini sample calibrates (the only bundle with a train split)."""
-    from hrnext_trt.bundled import bundled_dataset_root
-
     if dataset != "coco":
-        raise HrnextError(f"--calib-dataset {dataset} needs --calib-data: the root of the {dataset} dataset "
-                          "(only coco has a bundled training sample)")
+        raise HrnextError(f"calibration dataset {dataset} needs its data root (calib_data): only coco has a "
+                          "bundled training sample")
     return bundled_dataset_root("coco-mini")
 
 
@@ -43,10 +44,8 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
                    verify_images: int) -> CropSets:
     """Held-out crops first (``verify_images`` of them), then up to ``calib_images`` calibration crops
     (0: none, when nothing is quantized)."""
-    from hrnext_trt.data import load_dataset
-
     root = Path(root) if root is not None else default_calib_root(dataset)
-    split = CALIB_SPLIT[dataset]
+    split = CALIB_SPLIT.get(dataset, "train")
     data = load_dataset(dataset, root, split, boxes="gt")
     people = Counter(inst.image_id for inst in data.instances)
     heldout_ids, calib_ids, n_held, n_calib = set(), set(), 0, 0
@@ -78,8 +77,6 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
 
 def _crops(data, image_ids: set, input_size: tuple[int, int]) -> np.ndarray:
     """Crops of every person in ``image_ids``, made by the inference pipeline itself."""
-    from hrnext_trt.pipeline import iter_batches
-
     subset = dataclasses.replace(data, instances=[i for i in data.instances if i.image_id in image_ids])
     batches = [b.images for b in iter_batches(subset, input_size, batch_size=64)]
     return np.concatenate(batches) if batches else np.empty((0, 3, *input_size), dtype=np.float32)

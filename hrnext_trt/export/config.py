@@ -5,36 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hrnext_trt.contract import check_export_precisions, validate_input_size
 from hrnext_trt.errors import HrnextError
-
-CALIB_DATASETS = ("crowdpose", "coco", "ochuman")
-# The lowest of the four branches runs at 1/32 of the input, so both sides must divide by 32.
-INPUT_MULTIPLE = 32
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> (256, 192): height x width, both multiples of 32."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise HrnextError(f"input size {text!r} is not HEIGHTxWIDTH: write e.g. 256x192") from None
-    return validate_input_size((height, width))
-
-
-def validate_input_size(size) -> tuple[int, int]:
-    height, width = (int(v) for v in size)
-    if height <= 0 or width <= 0 or height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-        raise HrnextError(f"input size {height}x{width} is not made of positive multiples of {INPUT_MULTIPLE}: "
-                          "the network's lowest branch is 1/32 of the input; use e.g. 256x192 or 384x288")
-    return height, width
-
-
-def parse_batch(text: str) -> tuple[int, int, int]:
-    """``"1,16,32"`` -> (min, opt, max) batch of the engines' optimisation profile (checked by ExportConfig)."""
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise HrnextError(f"batch profile {text!r} is not MIN,OPT,MAX: write e.g. 1,16,32") from None
+from hrnext_trt.keypoints import DATASETS
 
 
 @dataclass(frozen=True)
@@ -44,8 +17,7 @@ class ExportConfig:
     arch: str | None = None  # needed for the paper's mmpose checkpoints; the project's record theirs
     num_joints: int | None = None
     input_size: tuple[int, int] | None = None  # None: the checkpoint's, else 256x192
-    fp16: bool = False
-    int8: bool = False
+    precisions: tuple[str, ...] = ("fp32",)  # model.onnx always; "fp16", "int8" add their files
     calib_data: Path | None = None  # dataset root; None: the bundled coco-mini sample (coco only)
     calib_dataset: str = "coco"
     calib_images: int = 512
@@ -64,15 +36,17 @@ class ExportConfig:
             raise HrnextError(f"checkpoint {self.checkpoint} not found: pass the path of a .pth file")
         if self.input_size is not None:
             set_(self, "input_size", validate_input_size(self.input_size))
-        if self.calib_dataset not in CALIB_DATASETS:
+        set_(self, "precisions", check_export_precisions(self.precisions, "precisions"))
+        if self.calib_dataset not in DATASETS:
             raise HrnextError(f"calibration dataset {self.calib_dataset!r} is unknown: choose one of "
-                              f"{', '.join(CALIB_DATASETS)}")
+                              f"{', '.join(sorted(DATASETS))}")
         if self.calib_data is not None:
             set_(self, "calib_data", Path(self.calib_data))
             if not self.calib_data.is_dir():
                 raise HrnextError(f"calibration data root {self.calib_data} is not a folder: pass the dataset root")
         if self.calib_images < 1 or self.verify_images < 1:
-            raise HrnextError("--calib-images and the number of verification crops must be at least 1")
+            raise HrnextError(f"calib_images and verify_images must be at least 1 (got {self.calib_images} and "
+                              f"{self.verify_images})")
         batch = tuple(int(b) for b in self.batch)
         if len(batch) != 3 or not 1 <= batch[0] <= batch[1] <= batch[2]:
             raise HrnextError(f"batch profile {','.join(map(str, batch))} is not MIN,OPT,MAX with "
@@ -84,10 +58,6 @@ class ExportConfig:
             raise HrnextError(f"opset {self.opset} is too old: LayerNormalization needs 17 or newer")
         if self.timing_cache is not None:
             set_(self, "timing_cache", Path(self.timing_cache))
-
-    @property
-    def precisions(self) -> tuple[str, ...]:
-        return ("fp32",) + (("fp16",) if self.fp16 else ()) + (("int8",) if self.int8 else ())
 
     @property
     def timing_cache_path(self) -> Path:

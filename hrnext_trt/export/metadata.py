@@ -1,43 +1,24 @@
-"""The model description every exported ONNX carries: one JSON under the metadata key ``hrnext_trt``.
+"""The model description every exported ONNX carries: ``ModelSpec.to_dict()`` and the file's precision,
+as one JSON under the metadata key ``hrnext_trt`` (``contract.METADATA_KEY``).
 
 A deployed file then says by itself which crop it takes (input size, mean/std), which joints
-it predicts (dataset, flip pairs) and at which precision, without its checkpoint.
+it predicts (dataset, flip pairs) and at which precision, without its checkpoint. Read back by
+``hrnext_trt.runners.onnxruntime.read_onnx_metadata`` (the deployment side).
 """
 
 from __future__ import annotations
 
 import json
 
-from hrnext_trt.data.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
-from hrnext_trt.engines.runtime import INPUT_NAME, OUTPUT_NAME
-from hrnext_trt.keypoints import KeypointMeta
-
-# Read back by hrnext_trt.runners.onnxruntime.read_onnx_metadata (the deployment side).
-METADATA_KEY = "hrnext_trt"
+from hrnext_trt.contract import METADATA_KEY
+from hrnext_trt.model_spec import ModelSpec
 
 
-def model_metadata(arch: str, num_joints: int, input_size: tuple[int, int], meta: KeypointMeta) -> dict:
-    return {
-        "arch": arch,
-        "num_joints": num_joints,
-        "input_size": list(input_size),
-        "heatmap_size": [input_size[0] // 4, input_size[1] // 4],
-        "mean": list(IMAGENET_MEAN_RGB),  # what hrnext_trt.data.preprocess.crop_images normalises with
-        "std": list(IMAGENET_STD_RGB),
-        "color": "rgb",
-        "dataset": meta.name,
-        "flip_pairs": [list(p) for p in meta.flip_pairs],
-        "input": INPUT_NAME,
-        "output": OUTPUT_NAME,
-    }
-
-
-def set_onnx_metadata(model, metadata: dict, precision: str) -> None:
+def set_onnx_metadata(model, spec: ModelSpec, precision: str) -> None:
     """Write (or replace) the ``hrnext_trt`` entry of an ``onnx.ModelProto`` in place."""
     for i, prop in reversed(list(enumerate(model.metadata_props))):
         if prop.key == METADATA_KEY:
             del model.metadata_props[i]
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps({**metadata, "precision": precision}, sort_keys=True)
-
+    entry.value = json.dumps({**spec.to_dict(), "precision": precision}, sort_keys=True)

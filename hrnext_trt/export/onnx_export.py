@@ -12,18 +12,19 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.export.metadata import set_onnx_metadata
 from hrnext_trt.export.simplify import simplify
-from hrnext_trt.engines.runtime import INPUT_NAME, OUTPUT_NAME
+from hrnext_trt.model_spec import ModelSpec
 
 
-def export_onnx(model, path: Path, input_size: tuple[int, int], opset: int, metadata: dict) -> dict:
+def export_onnx(model, path: Path, spec: ModelSpec, opset: int) -> dict:
     """Write ``path`` (simplified); returns :func:`save_checked`'s facts plus the node count before onnxslim."""
     import onnx
     import torch
 
     # Batch 2, not 1: a batch-1 trace could fold the batch axis into a constant somewhere.
-    dummy = torch.zeros(2, 3, *input_size)
+    dummy = torch.zeros(2, 3, *spec.input_size)
     with tempfile.TemporaryDirectory(prefix="hrnext_onnx_") as tmp, warnings.catch_warnings():
         # The tracer warns that spatial-size tests become constants: intended, H and W are fixed.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -37,15 +38,15 @@ def export_onnx(model, path: Path, input_size: tuple[int, int], opset: int, meta
                 opset_version=opset, do_constant_folding=True, dynamo=False,
             )
         traced = onnx.load(str(raw_path))
-    return {"traced_nodes": len(traced.graph.node), **save_checked(simplify(traced), path, metadata, "fp32")}
+    return {"traced_nodes": len(traced.graph.node), **save_checked(simplify(traced), path, spec, "fp32")}
 
 
-def save_checked(model, path: Path, metadata: dict, precision: str) -> dict:
+def save_checked(model, path: Path, spec: ModelSpec, precision: str) -> dict:
     """Every exported ONNX file goes through here: metadata written, ONNX checker passed, saved.
     Returns {"opset", "nodes"} of the saved graph for the manifest."""
     import onnx
 
-    set_onnx_metadata(model, metadata, precision)
+    set_onnx_metadata(model, spec, precision)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import unavailable_reason
+
 # FP16: reductions whose float16 accumulation can overflow or lose precision; cheap, so kept in float32.
 KEEP_FP32 = ("LayerNormalization", "ReduceMean")
 # The calibrator keeps every calibrated activation of one step in memory (hrnext_s: ~1.8 GB of
@@ -48,9 +50,7 @@ def activation_bytes_per_crop(model) -> int:
 
 def calibration_providers() -> list[str]:
     """ModelOpt's execution-provider names: the GPU when onnxruntime can use one, else the CPU."""
-    from hrnext_trt.runners.onnxruntime import unavailable_reason
-
-    return ["cuda:0", "cpu"] if unavailable_reason("cuda") is None else ["cpu"]
+    return ["cuda:0", "cpu"] if unavailable_reason("onnxruntime", "cuda") is None else ["cpu"]
 
 
 @contextlib.contextmanager

@@ -8,11 +8,15 @@ The builder's log is kept beside the engine (``build_<precision>.log``).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-from hrnext_trt.engines.runtime import INPUT_NAME, import_tensorrt
+from hrnext_trt.contract import INPUT_NAME
+from hrnext_trt.engines.runtime import import_tensorrt
 from hrnext_trt.errors import HrnextError
+
+log = logging.getLogger(__name__)
 
 
 def _recording_logger(trt):
@@ -73,7 +77,7 @@ def _build(trt, logger, onnx_path: Path, engine_path: Path, log_path: Path, inpu
     cached = timing_cache.read_bytes() if timing_cache.is_file() else b""
     if not config.set_timing_cache(config.create_timing_cache(cached), ignore_mismatch=False):
         # A cache from another GPU or TensorRT version cannot be used: say so and start a new one.
-        print(f"timing cache {timing_cache} was made on another GPU or TensorRT version: starting a new one")
+        log.warning("timing cache %s was made on another GPU or TensorRT version: starting a new one", timing_cache)
         cached = b""
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     profile = builder.create_optimization_profile()

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.data import HeatmapCodec
+from hrnext_trt.engines import TensorRTEngine
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
 
 CHUNK = 8  # crops per forward pass: bounds peak memory of the large models
 
@@ -42,18 +45,14 @@ def torch_heatmaps(model, images: np.ndarray) -> np.ndarray:
 
 def onnx_heatmaps(path: Path, precision: str, images: np.ndarray) -> np.ndarray:
     """One ONNX file through ONNX Runtime's CPU provider (the project's own runner)."""
-    from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
-
     with OnnxRuntimeRunner(path, precision, "cpu") as runner:
         return run_batched(runner.heatmap_fn(), images)
 
 
 def engine_heatmaps(path: Path, manifest: dict, images: np.ndarray) -> np.ndarray:
-    from hrnext_trt.engines import TensorRTEngine
-
-    profile = manifest["batch_profile"]
+    profile = manifest.batch_profile
     with TensorRTEngine(path, manifest=manifest) as engine:
-        return run_batched(lambda x: engine.infer({"images": x})["heatmaps"], images,
+        return run_batched(lambda x: engine.infer({INPUT_NAME: x})[OUTPUT_NAME], images,
                            chunk=min(CHUNK, profile["max"]), min_batch=profile["min"])
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.model_spec import ModelSpec
 from hrnext_trt.models.pose_model import PoseModel, arch_entry, build_pose_model
 
 CHECKPOINT_FORMAT = "hrnext-trt"
@@ -24,18 +25,26 @@ _HEAD_KEY = "head.weight"
 
 
 def make_checkpoint(model: PoseModel, input_size: tuple[int, int], dataset: str, **state: Any) -> dict:
-    """The project's checkpoint dict of ``model`` (what :func:`load_pose_model` reads); training adds its
-    own state (config, epoch, optimizer, RNG ...) as keyword arguments."""
+    """The project's checkpoint dict of ``model`` (what :func:`load_pose_model` reads): its ``ModelSpec``
+    as top-level keys; training adds its own state (config, epoch, optimizer, RNG ...) as keyword arguments."""
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
-        "arch": model.arch,
-        "num_joints": model.num_joints,
-        "input_size": list(input_size),
-        "dataset": dataset,
+        **ModelSpec.of(model.arch, model.num_joints, input_size, dataset).to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **state,
     }
+
+
+def write_arch_checkpoint(arch: str, num_joints: int, input_size: tuple[int, int], dataset: str,
+                          path: str | Path, seed: int = 0) -> Path:
+    """A checkpoint (project format) of a freshly initialised ``arch``: what bench times for an arch name."""
+    torch.manual_seed(seed)
+    model = build_pose_model(arch, num_joints).eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(make_checkpoint(model, input_size, dataset), path)
+    return path
 
 
 def _safe_globals() -> list:
@@ -72,6 +81,11 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise HrnextError(f"{path} is not a model checkpoint: it has no state_dict")
     return ckpt
+
+
+def checkpoint_spec(ckpt: dict) -> ModelSpec:
+    """The ``ModelSpec`` a checkpoint records (every field None for the paper's mmpose files)."""
+    return ModelSpec.from_dict(ckpt) if ckpt.get("format") == CHECKPOINT_FORMAT else ModelSpec()
 
 
 def checkpoint_meta(ckpt: dict) -> dict:

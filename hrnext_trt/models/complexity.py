@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hrnext_trt.models.dka import DynamicConv2d
+from hrnext_trt.models.pose_model import build_pose_model
 
 # Reporting order; the stem is everything of the backbone before stage 1.
 STAGES = ("stem", "stage1", "stage2", "stage3", "stage4", "head")
@@ -72,8 +73,6 @@ def model_complexity(model: nn.Module, input_size: tuple[int, int] = (256, 192))
 
 def arch_summary(arch: str, num_joints: int = 17, input_size: tuple[int, int] = (256, 192)) -> dict:
     """:func:`model_complexity` of a freshly built arch, with the arch, joints and input size."""
-    from hrnext_trt.models.pose_model import build_pose_model
-
     with torch.device("meta"):  # shapes only: instant, even for the largest arch
         model = build_pose_model(arch, num_joints)
     return {"arch": arch, "num_joints": num_joints, "input_size": list(input_size),

@@ -6,28 +6,16 @@ on activation.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import INPUT_NAME, METADATA_KEY
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import INPUT_NAME, BackendUnavailable, Runner, check_input_shape, nvidia_gpu_present
+from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-
-
-def unavailable_reason(device: str) -> str | None:
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "not installed (pip install onnxruntime, or onnxruntime-gpu for CUDA)"
-    import onnxruntime as ort
-
-    if _PROVIDERS[device] not in ort.get_available_providers():
-        return f"{_PROVIDERS[device]} is not in this onnxruntime build (pip install onnxruntime-gpu)"
-    if device == "cuda" and not nvidia_gpu_present():
-        return "no NVIDIA GPU on this machine"
-    return None
 
 
 def read_onnx_metadata(path: str | Path) -> dict:
@@ -39,7 +27,7 @@ def read_onnx_metadata(path: str | Path) -> dict:
         raise HrnextError(f"ONNX file {path} does not exist: run `hrnext-trt export-engine` first")
     model = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
-    return json.loads(props["hrnext_trt"]) if "hrnext_trt" in props else {}
+    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -56,9 +44,7 @@ class OnnxRuntimeRunner(Runner):
     def _activate(self) -> None:
         if not self.path.is_file():
             raise HrnextError(f"ONNX file {self.path} does not exist: run `hrnext-trt export-engine` first")
-        reason = unavailable_reason(self.device)
-        if reason:
-            raise BackendUnavailable(f"onnxruntime on {self.device}: {reason}")
+        self._require_backend(f"onnxruntime on {self.device}")
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -91,10 +77,16 @@ class OnnxRuntimeRunner(Runner):
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = feed[INPUT_NAME]
-        check_input_shape(f"{self.path}", self._input_shape, images)
+        _check_fixed_shape(f"{self.path}", self._input_shape, images)
         images = np.ascontiguousarray(images, dtype=self._input_type)
         outputs = self._session.run(self._output_names, {INPUT_NAME: images})
         return {name: np.asarray(out, dtype=np.float32) for name, out in zip(self._output_names, outputs)}
 
 
-RUNNER = OnnxRuntimeRunner
+
+def _check_fixed_shape(model_name: str, expected: tuple, images: np.ndarray) -> None:
+    """Raise one line when ``images`` does not fit a model's fixed (C, H, W) (None = dynamic)."""
+    if images.ndim != 4 or any(e is not None and e != a for e, a in zip(expected, images.shape[1:])):
+        want = "x".join("?" if e is None else str(e) for e in expected)
+        raise HrnextError(f"{model_name} takes images of shape (B, {want}) but got {tuple(images.shape)}: "
+                          "use the input size the model was exported with")

@@ -7,23 +7,13 @@ The DKA layers run in their fastest eager form (``hrnext_trt.models`` DEFAULT_DK
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import INPUT_NAME, OUTPUT_NAME, BackendUnavailable, Runner
-
-def unavailable_reason(device: str) -> str | None:
-    if importlib.util.find_spec("torch") is None:
-        return "not installed (pip install torch)"
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            return "torch has no CUDA device here"
-    return None
+from hrnext_trt.runners.base import Runner
 
 
 class PyTorchRunner(Runner):
@@ -46,12 +36,10 @@ class PyTorchRunner(Runner):
         self._forward = None
 
     def _activate(self) -> None:
-        reason = unavailable_reason(self.device)
-        if reason:
-            raise BackendUnavailable(f"pytorch on {self.device}: {reason}")
+        self._require_backend(f"pytorch on {self.device}")
         import torch
 
-        from hrnext_trt.models import DEFAULT_DKA_MODE, load_pose_model
+        from hrnext_trt.models import DEFAULT_DKA_MODE, load_pose_model  # torch side
 
         if isinstance(self.model_source, (str, Path)):
             model = load_pose_model(self.model_source)
@@ -89,5 +77,3 @@ class PyTorchRunner(Runner):
             heatmaps = self._forward(images)
         return {OUTPUT_NAME: heatmaps.float().cpu().numpy()}
 
-
-RUNNER = PyTorchRunner

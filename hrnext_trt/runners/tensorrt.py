@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT
+from hrnext_trt.engines import TensorRTEngine, check_engine_input_shape
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import BackendUnavailable, Runner, nvidia_gpu_present
-
-def unavailable_reason(device: str) -> str | None:
-    # The engines only ever run on a GPU, so ``device`` does not matter; the machine does.
-    for package in ("tensorrt", "pycuda"):
-        if importlib.util.find_spec(package) is None:
-            return f"{package} not installed ({TRT_INSTALL_HINT})"
-    if not nvidia_gpu_present():
-        return "no NVIDIA GPU on this machine"
-    return None
+from hrnext_trt.manifest import Manifest
+from hrnext_trt.runners.base import Runner
 
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
 
-    def __init__(self, path: str | Path, precision: str, manifest: dict | None = None, name: str | None = None):
+    def __init__(self, path: str | Path, precision: str, manifest: Manifest | None = None, name: str | None = None):
         super().__init__(name or f"tensorrt-{precision}", precision, "cuda")
         self.path = Path(path)
         self.manifest = manifest
@@ -33,14 +24,14 @@ class TensorRTRunner(Runner):
     def _activate(self) -> None:
         if not self.path.is_file():
             raise HrnextError(f"TensorRT engine {self.path} does not exist: build it with `hrnext-trt export-engine`")
-        reason = unavailable_reason(self.device)
-        if reason:
-            raise BackendUnavailable(f"tensorrt: {reason}")
-        from hrnext_trt.engines import TensorRTEngine
-
+        self._require_backend("tensorrt")
         engine = TensorRTEngine(self.path, manifest=self.manifest)
         engine.activate()
         self._engine = engine
+
+    def check_batch(self, batch: int) -> None:
+        if self.manifest is not None:  # an engine only takes the batch sizes of its optimisation profile
+            check_engine_input_shape(self.manifest, (batch, 3, *self.manifest.model.input_size))
 
     def _deactivate(self) -> None:
         self._engine.deactivate()
@@ -53,5 +44,3 @@ class TensorRTRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._engine.infer(feed)
 
-
-RUNNER = TensorRTRunner

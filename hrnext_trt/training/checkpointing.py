@@ -97,7 +97,7 @@ def find_latest_checkpoint(work_dir: str | Path) -> Path | None:
 
 def load_training_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint to resume from: it must be this project's and carry training state."""
-    from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, read_checkpoint
+    from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, read_checkpoint  # torch
 
     ckpt = read_checkpoint(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:

@@ -26,7 +26,7 @@ def train_loader(dataset, batch_size: int, num_workers: int, seed: int, epoch: i
     import torch
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from hrnext_trt.data.torch_dataset import collate_topdown
+    from hrnext_trt.data.torch_dataset import collate_topdown  # imports torch
 
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
                                  drop_last=True)

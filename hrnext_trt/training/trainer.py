@@ -8,11 +8,14 @@ states of every rank, and the data order of an epoch depends only on (seed, epoc
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from hrnext_trt.contract import resolve_device
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.training.checkpointing import (atomic_torch_save, capture_rng_state, epoch_checkpoint_name,
                                                find_latest_checkpoint, load_training_checkpoint, restore_rng_state)
@@ -21,6 +24,11 @@ from hrnext_trt.training.distributed import (DistInfo, all_reduce_min, all_reduc
                                              cleanup_distributed, gather_objects, init_distributed)
 from hrnext_trt.training.loader import iterations_per_epoch, train_loader
 from hrnext_trt.training.logging import TrainLogger
+from hrnext_trt.training.loss import keypoint_mse_loss
+from hrnext_trt.training.optim import LrSchedule, build_optimizer
+from hrnext_trt.training.validation import evaluate_model, load_split
+
+log = logging.getLogger(__name__)
 
 BEST_NAME = "best.pth"
 
@@ -60,8 +68,7 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
 def _resolve_device(name: str):
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = resolve_device(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise HrnextError("runtime.device is cuda but PyTorch sees no GPU: use --device cpu or install a CUDA build")
     return torch.device(name)
@@ -93,10 +100,8 @@ class _Trainer:
         import numpy as np
         import torch
 
-        from hrnext_trt.data.torch_dataset import TopDownDataset
+        from hrnext_trt.data.torch_dataset import TopDownDataset  # torch modules: imported with torch
         from hrnext_trt.models import build_pose_model, load_pose_model
-        from hrnext_trt.training.optim import LrSchedule, build_optimizer
-        from hrnext_trt.training.validation import load_split
 
         cfg = self.cfg
         _set_determinism(cfg.runtime.deterministic)
@@ -212,9 +217,6 @@ class _Trainer:
 
     def _train_epoch(self, state: _Progress) -> None:
         import torch
-        from tqdm import tqdm
-
-        from hrnext_trt.training.loss import keypoint_mse_loss
 
         cfg = self.cfg
         loader = train_loader(self.train_set, cfg.data.batch_size, cfg.data.num_workers, cfg.runtime.seed,
@@ -288,7 +290,7 @@ class _Trainer:
         for path, error in skipped:
             if path not in self.reported_paths:
                 self.reported_paths.add(path)
-                print(f"warning: skipped an unreadable training image: {error}", file=sys.stderr)
+                log.warning("skipped an unreadable training image: %s", error)
         return len(skipped)
 
     def _end_epoch(self, state: _Progress, stop: bool) -> Path | None:
@@ -318,15 +320,13 @@ class _Trainer:
         return path
 
     def _evaluate(self) -> dict[str, float]:
-        from hrnext_trt.training.validation import evaluate_model, load_split
-
         if not hasattr(self, "val_set"):
             self.val_set = load_split(self.cfg.data.val)
         return evaluate_model(self.model, self.val_set, self.cfg.data.input_size, self.cfg.data.val_batch_size,
                               self.cfg.runtime.flip_test, self.device, self.autocast_dtype, progress=self.progress)
 
     def _checkpoint(self, state: _Progress) -> dict:
-        from hrnext_trt.models.checkpoint import make_checkpoint
+        from hrnext_trt.models import make_checkpoint  # torch side
 
         rng = gather_objects(capture_rng_state(), self.dist)
         return make_checkpoint(
@@ -344,6 +344,4 @@ class _Trainer:
 
     def _say(self, message: str) -> None:
         if self.dist.is_main:
-            from tqdm import tqdm
-
-            tqdm.write(message, file=sys.stderr)
+            log.info("%s", message)

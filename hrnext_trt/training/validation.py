@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.data import load_dataset
+from hrnext_trt.evaluation import evaluate_results
+from hrnext_trt.pipeline import predict
 from hrnext_trt.training.config import SplitConfig
 
 
 def load_split(split: SplitConfig):
     """``hrnext_trt.data.load_dataset`` for a config split (``bundled:<name>`` roots resolved)."""
-    from hrnext_trt.bundled import bundled_dataset_root
-    from hrnext_trt.data import load_dataset
-
     root = bundled_dataset_root(split.root[len("bundled:"):]) if split.root.startswith("bundled:") else split.root
     return load_dataset(split.name, root, split.split, boxes=split.boxes, det_file=split.det_file,
                         det_score_thr=split.det_score_thr)
@@ -25,9 +26,6 @@ def evaluate_model(model, dataset, input_size: tuple[int, int], batch_size: int,
     training is the AP the exported engines are compared against.
     """
     import torch
-
-    from hrnext_trt.evaluation import evaluate_results
-    from hrnext_trt.pipeline import predict
 
     was_training = model.training
     model.eval()

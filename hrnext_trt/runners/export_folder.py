@@ -12,9 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.engines.manifest_check import MANIFEST_NAME, load_manifest
+from hrnext_trt.contract import unavailable_reason
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.runners import Runner, unavailable_reason
+from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
+from hrnext_trt.model_spec import ModelSpec
+from hrnext_trt.runners.base import Runner
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
+from hrnext_trt.runners.tensorrt import TensorRTRunner
 
 _BACKEND_OF_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt"}
 _FALLBACK_ONNX = {"model.onnx": "fp32", "model_fp16.onnx": "fp16", "model_int8.onnx": "int8"}
@@ -26,16 +30,12 @@ class Artifact:
     backend: str  # "onnxruntime" or "tensorrt"
     precision: str  # "fp32", "fp16" or "int8"
     input_size: tuple[int, int] | None  # (H, W) the file was exported for; None if unknown
-    manifest: dict | None = None
+    manifest: Manifest | None = None
 
     def runner(self, device: str = "cpu", threads: int | None = None) -> Runner:
         """A (not yet active) runner for this file; ``device`` applies to ONNX files."""
         if self.backend == "tensorrt":
-            from hrnext_trt.runners.tensorrt import TensorRTRunner
-
             return TensorRTRunner(self.path, self.precision, manifest=self.manifest)
-        from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
-
         return OnnxRuntimeRunner(self.path, self.precision, device=device, threads=threads)
 
     def check_input_size(self, input_size: tuple[int, int], what: str) -> None:
@@ -69,8 +69,8 @@ def discover_artifacts(folder: str | Path) -> list[Artifact]:
     return sorted(artifacts, key=lambda a: (a.backend != "onnxruntime", order.get(a.precision, 3), a.path.name))
 
 
-def _from_manifest(folder: Path, manifest: dict) -> list[Artifact]:
-    input_size = tuple(manifest["model"]["input_size"])
+def _from_manifest(folder: Path, manifest: Manifest) -> list[Artifact]:
+    input_size = manifest.model.input_size
     artifacts = []
     for name, entry in manifest["artifacts"].items():
         backend = _BACKEND_OF_SUFFIX.get(Path(name).suffix)
@@ -86,14 +86,12 @@ def _from_manifest(folder: Path, manifest: dict) -> list[Artifact]:
 
 
 def _from_file_names(folder: Path) -> list[Artifact]:
-    from hrnext_trt.runners.onnxruntime import read_onnx_metadata
-
     artifacts = []
     for name, precision in _FALLBACK_ONNX.items():
         path = folder / name
         if path.is_file():
-            size = read_onnx_metadata(path).get("input_size")
-            artifacts.append(Artifact(path, "onnxruntime", precision, tuple(size) if size else None))
+            size = ModelSpec.from_dict(read_onnx_metadata(path)).input_size
+            artifacts.append(Artifact(path, "onnxruntime", precision, size))
     for path in sorted(folder.glob("*.engine")):
         artifacts.append(Artifact(path, "tensorrt", _precision_from_name(path.stem), None))
     return artifacts

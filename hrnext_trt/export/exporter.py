@@ -7,15 +7,31 @@ numbers go into the manifest and the printed table.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.contract import TRT_INSTALL_HINT, unavailable_reason
+from hrnext_trt.data import HeatmapCodec
+from hrnext_trt.engines.cuda_device import gpu_info
+from hrnext_trt.engines.runtime import import_tensorrt
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export.calibration import make_crop_sets
 from hrnext_trt.export.config import ExportConfig
+from hrnext_trt.export.onnx_export import export_onnx, save_checked
+from hrnext_trt.export.precision import convert_fp16_file, quantize_int8
+from hrnext_trt.export.tensorrt_build import build_engine
+from hrnext_trt.export.verify import agreement, engine_heatmaps, format_table, onnx_heatmaps, torch_heatmaps
+from hrnext_trt.export.versions import package_versions
+from hrnext_trt.keypoints import meta_for_joints
+from hrnext_trt.manifest import Manifest
+from hrnext_trt.model_spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 DEFAULT_INPUT_SIZE = (256, 192)
@@ -29,26 +45,17 @@ def resolve_input_size(requested: tuple[int, int] | None, recorded) -> tuple[int
     """The crop size to export: the checkpoint's, unless the user asks for it (then they must agree)."""
     recorded = tuple(recorded) if recorded else None
     if requested is not None and recorded is not None and tuple(requested) != recorded:
-        raise HrnextError(f"--input-size {requested[0]}x{requested[1]} differs from the {recorded[0]}x{recorded[1]} "
-                          "the checkpoint was trained at: omit --input-size to export at the trained size")
+        raise HrnextError(f"input size {requested[0]}x{requested[1]} differs from the {recorded[0]}x{recorded[1]} "
+                          "the checkpoint was trained at: leave the input size out to export at the trained size")
     return tuple(requested or recorded or DEFAULT_INPUT_SIZE)
 
 
-def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) -> dict:
-    """Write every artifact of ``config`` into ``config.out_dir``; returns the manifest (also saved)."""
+def export_artifacts(config: ExportConfig) -> Manifest:
+    """Write every artifact of ``config`` into ``config.out_dir``; returns the manifest (also saved).
+    Each step is logged with its time; :func:`summary` is the table to show at the end."""
     import onnx
 
-    from hrnext_trt.data import HeatmapCodec
-    from hrnext_trt.engines.cuda_device import gpu_info
-    from hrnext_trt.export.calibration import make_crop_sets
-    from hrnext_trt.export.manifest import file_entry, new_manifest, write_manifest
-    from hrnext_trt.export.metadata import model_metadata
-    from hrnext_trt.export.onnx_export import export_onnx, save_checked
-    from hrnext_trt.export.precision import convert_fp16_file, quantize_int8
-    from hrnext_trt.export.verify import agreement, onnx_heatmaps, torch_heatmaps
-    from hrnext_trt.keypoints import get_meta, meta_for_joints
-    from hrnext_trt.models import checkpoint_meta, load_pose_model, prepare_for_export, read_checkpoint
-    from hrnext_trt.runners.tensorrt import unavailable_reason
+    from hrnext_trt.models import checkpoint_spec, load_pose_model, prepare_for_export, read_checkpoint  # torch
 
     timings: dict[str, float] = {}
 
@@ -57,74 +64,69 @@ def export_artifacts(config: ExportConfig, echo: Callable[[str], None] = print) 
         start = time.perf_counter()
         yield
         timings[name] = round(time.perf_counter() - start, 2)
-        echo(f"{what} ({timings[name]:.1f} s)")
+        log.info("%s (%.1f s)", what, timings[name])
 
     out = config.out_dir
     with step("load", f"loaded {config.checkpoint}"):
         ckpt = read_checkpoint(config.checkpoint)
-        recorded = checkpoint_meta(ckpt)
+        recorded = checkpoint_spec(ckpt)
         model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints)
-    input_size = resolve_input_size(config.input_size, recorded.get("input_size"))
-    keypoints = get_meta(recorded["dataset"]) if recorded.get("dataset") else meta_for_joints(model.num_joints)
-    metadata = model_metadata(model.arch, model.num_joints, input_size, keypoints)
+    input_size = resolve_input_size(config.input_size, recorded.input_size)
+    spec = ModelSpec.of(model.arch, model.num_joints, input_size,
+                        recorded.dataset or meta_for_joints(model.num_joints).name)
     out.mkdir(parents=True, exist_ok=True)
 
-    engines_reason = unavailable_reason("cuda")
+    engines_reason = unavailable_reason("tensorrt", "cuda")
     gpu = gpu_info() if engines_reason is None else None
-    manifest = new_manifest(metadata, config.checkpoint, config.batch, gpu)
+    manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
         crops = make_crop_sets(config.calib_dataset, config.calib_data, input_size,
-                               config.calib_images if config.int8 else 0, config.verify_images)
+                               config.calib_images if "int8" in config.precisions else 0, config.verify_images)
         reference = torch_heatmaps(model, crops.heldout)
-    manifest["crops"] = crops.source
-    if config.int8 and crops.source["calibration_crops"] < config.calib_images:
-        echo(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the {config.calib_images} "
-             f"asked: the {crops.source['dataset']} {crops.source['split']} split at {crops.source['root']} has no more")
+    manifest.record("crops", crops.source)
+    if "int8" in config.precisions and crops.source["calibration_crops"] < config.calib_images:
+        log.info(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the "
+                 f"{config.calib_images} asked: the {crops.source['dataset']} {crops.source['split']} split at "
+                 f"{crops.source['root']} has no more")
 
     paths = {p: out / ONNX_FILES[p] for p in config.precisions}
     graphs = {}  # precision -> {"opset", "nodes", ...} of its ONNX file
     with step("onnx_fp32", f"exported {paths['fp32']} (FP32, simplified)"):
-        graphs["fp32"] = export_onnx(prepare_for_export(model), paths["fp32"], input_size, config.opset, metadata)
+        graphs["fp32"] = export_onnx(prepare_for_export(model), paths["fp32"], spec, config.opset)
     # AutoCast is single-threaded Python (minutes on hrnext_s): it runs in a worker process while
     # INT8 calibration runs here, so the two overlap on a multi-core machine.
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         started = time.perf_counter()
-        fp16_job = pool.submit(convert_fp16_file, paths["fp32"], paths["fp16"]) if config.fp16 else None
-        if config.int8:
+        fp16_job = pool.submit(convert_fp16_file, paths["fp32"], paths["fp16"]) \
+            if "fp16" in config.precisions else None
+        if "int8" in config.precisions:
             with step("onnx_int8", f"quantized {paths['int8']} (INT8 Q/DQ, {len(crops.calibration)} crops)"):
                 graphs["int8"] = save_checked(quantize_int8(paths["fp32"], crops.calibration), paths["int8"],
-                                              metadata, "int8")
+                                              spec, "int8")
         if fp16_job is not None:
             fp16_job.result()
-            graphs["fp16"] = save_checked(onnx.load(str(paths["fp16"])), paths["fp16"], metadata, "fp16")
+            graphs["fp16"] = save_checked(onnx.load(str(paths["fp16"])), paths["fp16"], spec, "fp16")
             timings["onnx_fp16"] = round(time.perf_counter() - started, 2)
-            echo(f"converted {paths['fp16']} (AutoCast FP16, in parallel) ({timings['onnx_fp16']:.1f} s)")
+            log.info("converted %s (AutoCast FP16, in parallel) (%.1f s)", paths["fp16"], timings["onnx_fp16"])
 
     codec = HeatmapCodec(input_size)
     with step("verify_onnx", "checked every ONNX file with ONNX Runtime against PyTorch"):
         for precision, path in paths.items():
             check = agreement(reference, onnx_heatmaps(path, precision, crops.heldout), codec)
-            manifest["artifacts"][path.name] = file_entry(path, "onnx", precision, **graphs[precision],
-                                                          accuracy=check)
+            manifest.add_file(path, "onnx", precision, **graphs[precision], accuracy=check)
 
     if engines_reason is None:
         _build_engines(config, manifest, paths, input_size, gpu, reference, crops.heldout, codec, step)
     else:
-        manifest["engines"] = {"built": False, "reason": engines_reason}
-    manifest["timings_s"] = timings
-    write_manifest(manifest, out)
-    echo(summary(manifest, out))
+        manifest.record("engines", {"built": False, "reason": engines_reason})
+    manifest.record("timings_s", timings)
+    manifest.write(out)
     return manifest
 
 
-def _build_engines(config: ExportConfig, manifest: dict, paths: dict, input_size, gpu, reference, heldout, codec,
+def _build_engines(config: ExportConfig, manifest: Manifest, paths: dict, input_size, gpu, reference, heldout, codec,
                    step) -> None:
-    from hrnext_trt.engines.runtime import import_tensorrt
-    from hrnext_trt.export.manifest import file_entry
-    from hrnext_trt.export.tensorrt_build import build_engine
-    from hrnext_trt.export.verify import agreement, engine_heatmaps
-
     trt_version = import_tensorrt().__version__
     out = config.out_dir
     for precision, onnx_path in paths.items():
@@ -133,19 +135,15 @@ def _build_engines(config: ExportConfig, manifest: dict, paths: dict, input_size
             # The FP32 engine is the accuracy reference among engines: true FP32, no TF32 rounding.
             info = build_engine(onnx_path, engine_path, log_path, input_size, config.batch, config.workspace_gb,
                                 config.timing_cache_path, tf32=precision != "fp32")
-        manifest["artifacts"][log_path.name] = file_entry(log_path, "log", precision)
-        entry = file_entry(engine_path, "tensorrt", precision, built_from=onnx_path.name, log=log_path.name,
-                           tensorrt_version=trt_version, gpu=gpu, build=info)
-        manifest["artifacts"][engine_path.name] = entry
+        manifest.add_file(log_path, "log", precision)
+        entry = manifest.add_file(engine_path, "tensorrt", precision, built_from=onnx_path.name, log=log_path.name,
+                                  tensorrt_version=trt_version, gpu=gpu, build=info)
         entry["accuracy"] = agreement(reference, engine_heatmaps(engine_path, manifest, heldout), codec)
-    manifest["engines"] = {"built": True, "timing_cache": str(config.timing_cache_path)}
+    manifest.record("engines", {"built": True, "timing_cache": str(config.timing_cache_path)})
 
 
-def summary(manifest: dict, folder: Path) -> str:
+def summary(manifest: Manifest, folder: Path) -> str:
     """The accuracy table of the export in ``folder`` and the command that evaluates it."""
-    from hrnext_trt.engines.cuda_device import TRT_INSTALL_HINT
-    from hrnext_trt.export.verify import format_table
-
     rows = [{"file": name, "precision": e["precision"], "size": e["size"], "check": e["accuracy"]}
             for name, e in manifest["artifacts"].items() if "accuracy" in e]
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
@@ -156,12 +154,10 @@ def summary(manifest: dict, folder: Path) -> str:
     return "\n".join(lines + ["", "evaluate what was made:", "  " + eval_command(manifest, folder)])
 
 
-def eval_command(manifest: dict, folder: Path) -> str:
+def eval_command(manifest: Manifest, folder: Path) -> str:
     """``hrnext-trt trt-eval`` on the model's own dataset: the calibration root if it is that dataset,
     else the bundled sample of it."""
-    from hrnext_trt.bundled import bundled_dataset_root
-
-    dataset = manifest["model"]["dataset"]
+    dataset = manifest.model.dataset
     crops = manifest["crops"]
     root = crops["root"] if crops["dataset"] == dataset else str(bundled_dataset_root(f"{dataset}-mini"))
     return (f"hrnext-trt trt-eval --checkpoint {manifest['source_checkpoint']['path']} --engines {folder} "

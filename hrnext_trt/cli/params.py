@@ -1,0 +1,110 @@
+"""Click parameter types: every comma list, size, precision list and dataset choice of the commands
+is parsed here, once, at the edge; the library configs then take typed values.
+
+A bad value is one line naming the flag (``HrnextError``: the CLI prints ``error: ...``, exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from hrnext_trt.contract import BACKENDS, DEVICES, EXPORT_PRECISIONS, TORCH_PRECISIONS, validate_input_size
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.keypoints import DATASETS
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> (256, 192): height x width, both multiples of 32."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise HrnextError(f"input size {text!r} is not HEIGHTxWIDTH: write e.g. 256x192") from None
+    return validate_input_size((height, width))
+
+
+def parse_backends(text: str | None, flag: str = "--backends") -> list[str]:
+    """``"pytorch,onnxruntime"`` -> validated list; None or empty means every backend."""
+    if not text:
+        return list(BACKENDS)
+    names = _items(text)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise HrnextError(f"unknown backend {unknown[0]!r} in {flag}: choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def parse_batches(text: str, flag: str = "--batch") -> tuple[int, ...]:
+    """``"1,8,32"`` -> (1, 8, 32): positive batch sizes."""
+    try:
+        batches = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise HrnextError(f"{flag} {text!r} is not a comma-separated list of batch sizes: write e.g. 1,8,32") from None
+    if min(batches) < 1:
+        raise HrnextError(f"{flag} needs positive batch sizes, got {text}")
+    return batches
+
+
+def parse_batch_profile(text: str) -> tuple[int, int, int]:
+    """``"1,16,32"`` -> (min, opt, max) batch of the engines' optimisation profile (ordered by ExportConfig)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise HrnextError(f"batch profile {text!r} is not MIN,OPT,MAX: write e.g. 1,16,32") from None
+
+
+def parse_precisions(text: str, choices: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """``"fp32,fp16"`` -> ("fp32", "fp16"), each one of ``choices``."""
+    names = tuple(_items(text))
+    unknown = [n for n in names if n not in choices]
+    if unknown or not names:
+        raise HrnextError(f"{flag} {text!r}: choose from {', '.join(choices)}")
+    return names
+
+
+def _items(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+class Parsed(click.ParamType):
+    """A text option turned into a typed value by ``parse(text, flag)``; its errors are one line."""
+
+    def __init__(self, name: str, parse: Callable[[str, str], object]):
+        self.name = name
+        self._parse = parse
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return self.name
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):  # a typed default, or already converted
+            return value
+        return self._parse(value, param.opts[0] if param is not None else self.name)
+
+
+def _number(kind: type, zero_ok: bool) -> Callable[[str, str], object]:
+    def parse(text: str, flag: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise HrnextError(f"{flag} {text!r} is not a number") from None
+        if value < 0 or (value == 0 and not zero_ok):
+            raise HrnextError(f"{flag} must be {'>= 0' if zero_ok else 'positive'}, got {value}")
+        return value
+
+    return parse
+
+
+INPUT_SIZE = Parsed("HxW", lambda text, flag: parse_input_size(text))
+BACKEND_LIST = Parsed("LIST", lambda text, flag: tuple(parse_backends(text, flag)))
+BATCH_SIZES = Parsed("LIST", parse_batches)
+BATCH_PROFILE = Parsed("MIN,OPT,MAX", lambda text, flag: parse_batch_profile(text))
+EXPORT_PRECISION_LIST = Parsed("LIST", lambda text, flag: parse_precisions(text, EXPORT_PRECISIONS, flag))
+TORCH_PRECISION_LIST = Parsed("LIST", lambda text, flag: parse_precisions(text, TORCH_PRECISIONS, flag))
+POSITIVE_INT = Parsed("INTEGER", _number(int, zero_ok=False))
+COUNT = Parsed("INTEGER", _number(int, zero_ok=True))
+POSITIVE_FLOAT = Parsed("FLOAT", _number(float, zero_ok=False))
+DEVICE = click.Choice(["auto", *DEVICES])  # auto: the GPU where an NVIDIA driver sees one
+# Every dataset the keypoint metadata knows (a new dataset joins the choices by registering there).
+DATASET = click.Choice(sorted(DATASETS))

@@ -1,0 +1,111 @@
+"""The facts every side shares: the exported network's I/O, its geometry, and where it can run.
+
+The ground floor: it imports nothing of the package but ``errors``, so export (the writer),
+engines and runners (the readers) and the commands all ask here instead of asking each other.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from hrnext_trt.errors import HrnextError
+
+# The I/O tensor names of every export (ONNX files and TensorRT engines).
+INPUT_NAME = "images"
+OUTPUT_NAME = "heatmaps"
+# Heatmaps are 1/4 of the input; the lowest of the four branches runs at 1/32 of it.
+HEATMAP_STRIDE = 4
+INPUT_MULTIPLE = 32
+# The ONNX metadata_props entry holding the model's description (JSON).
+METADATA_KEY = "hrnext_trt"
+
+BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
+DEVICES = ("cpu", "cuda")
+# Precisions, one shape everywhere: tuples of these names. A runner runs at one of PRECISIONS;
+# PyTorch at one of TORCH_PRECISIONS (autocast); an export writes one ONNX file per EXPORT_PRECISIONS.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
+
+
+def heatmap_size(input_size) -> tuple[int, int]:
+    """(h, w) of the heatmaps of an (H, W) input."""
+    return int(input_size[0]) // HEATMAP_STRIDE, int(input_size[1]) // HEATMAP_STRIDE
+
+
+def validate_input_size(size) -> tuple[int, int]:
+    """The input size of an exported (or timed) model: positive multiples of 32."""
+    height, width = (int(v) for v in size)
+    if height <= 0 or width <= 0 or height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
+        raise HrnextError(f"input size {height}x{width} is not made of positive multiples of {INPUT_MULTIPLE}: "
+                          "the network's lowest branch is 1/32 of the input; use e.g. 256x192 or 384x288")
+    return height, width
+
+
+def check_export_precisions(precisions, field: str) -> tuple[str, ...]:
+    """The precisions of an export: FP32 (every other one starts from it), and FP16 / INT8 if asked."""
+    precisions = tuple(precisions)
+    if "fp32" not in precisions or set(precisions) - set(EXPORT_PRECISIONS):
+        raise HrnextError(f"{field} {','.join(precisions)} must include fp32 and may add fp16, int8")
+    return precisions
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether an NVIDIA driver sees a GPU, asked without importing torch or initialising CUDA."""
+    # onnxruntime-gpu lists its CUDA provider even on machines without a GPU.
+    return Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` where an NVIDIA GPU is present, else ``cpu``."""
+    if device not in ("auto", *DEVICES):
+        raise HrnextError(f"device {device!r} is not auto, cpu or cuda")
+    return ("cuda" if nvidia_gpu_present() else "cpu") if device == "auto" else device
+
+
+def _pytorch_missing(device: str) -> str | None:
+    if importlib.util.find_spec("torch") is None:
+        return "not installed (pip install torch)"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "torch has no CUDA device here"
+    return None
+
+
+_ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def _onnxruntime_missing(device: str) -> str | None:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "not installed (pip install onnxruntime, or onnxruntime-gpu for CUDA)"
+    import onnxruntime as ort
+
+    if _ORT_PROVIDERS[device] not in ort.get_available_providers():
+        return f"{_ORT_PROVIDERS[device]} is not in this onnxruntime build (pip install onnxruntime-gpu)"
+    if device == "cuda" and not nvidia_gpu_present():
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+def _tensorrt_missing(device: str) -> str | None:
+    # The engines only ever run on a GPU, so ``device`` does not matter; the machine does.
+    for package in ("tensorrt", "pycuda"):
+        if importlib.util.find_spec(package) is None:
+            return f"{package} not installed ({TRT_INSTALL_HINT})"
+    if not nvidia_gpu_present():
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+_MISSING = {"pytorch": _pytorch_missing, "onnxruntime": _onnxruntime_missing, "tensorrt": _tensorrt_missing}
+
+
+def unavailable_reason(backend: str, device: str) -> str | None:
+    """Why ``backend`` cannot run on ``device`` here (missing package or GPU), or None if it can."""
+    if backend not in _MISSING:
+        raise HrnextError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
+    return _MISSING[backend](device)

@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from tqdm import tqdm
 
@@ -25,6 +25,7 @@ from hrnext_trt.keypoints import get_meta
 from hrnext_trt.pipeline import PersonBatch
 from hrnext_trt.reports import Column, Report
 from hrnext_trt.runners import PyTorchRunner, Runner
+from hrnext_trt.runners.pytorch import TorchMode
 from hrnext_trt.runners.export_folder import discover_artifacts
 from hrnext_trt.runners.timing import time_fn, time_runner
 
@@ -46,8 +47,9 @@ class BenchConfig:
     input_size: tuple[int, int] | None = None  # None: the checkpoint's, else 256x192
     dataset: str = "crowdpose"  # joints of an arch's head
     export_precisions: tuple[str, ...] = ("fp32",)  # of the temporary export
-    torch_precisions: tuple[str, ...] | None = None  # of TORCH_PRECISIONS; None: fp32 on the CPU, +fp16 on CUDA
-    torch_compile: bool = False
+    # PyTorch rows, each a TorchMode ("fp16+channels_last+compile"); None: fp32 on the CPU, +fp16 on CUDA
+    torch_precisions: tuple[str, ...] | None = None
+    torch_compile: bool = False  # every PyTorch row through torch.compile (unless its mode names one)
     iters: int = 50
     warmup: int = 10
     device: str = "auto"
@@ -61,6 +63,8 @@ class BenchConfig:
         if self.iters < 1 or self.warmup < 0:
             raise HrnextError(f"iters must be >= 1 and warmup >= 0 (got {self.iters} and {self.warmup})")
         check_export_precisions(self.export_precisions, "export_precisions")
+        for text in self.torch_precisions or ():
+            TorchMode.parse(text)
 
 
 def person_batches(input_size: tuple[int, int], batches) -> dict[int, PersonBatch]:
@@ -147,9 +151,11 @@ def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Pa
 def _bench_runners(config: BenchConfig, checkpoint: Path, artifacts: list, device: str) -> list[Runner]:
     runners: list[Runner] = []
     if "pytorch" in config.backends:
-        precisions = config.torch_precisions or (("fp32", "fp16") if device == "cuda" else ("fp32",))
-        runners += [PyTorchRunner(checkpoint, p, device, compile=config.torch_compile, threads=config.threads)
-                    for p in precisions]
+        texts = config.torch_precisions or (("fp32", "fp16") if device == "cuda" else ("fp32",))
+        modes = [TorchMode.parse(t) for t in texts]
+        if config.torch_compile:
+            modes = [m if m.compile else replace(m, compile="default") for m in modes]
+        runners += [PyTorchRunner.from_mode(checkpoint, m, device, config.threads) for m in modes]
     runners += [a.runner(device, config.threads) for a in artifacts if a.backend in config.backends]
     return runners
 
@@ -190,7 +196,7 @@ class BenchRow(Row):
 def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchConfig) -> list[BenchRow]:
     """One row per batch size of an active runner."""
     rows = []
-    notes = "torch.compile" if getattr(runner, "compile", False) else ""
+    notes = runner.mode.description if isinstance(runner, PyTorchRunner) else ""
     for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
                                disable=not config.progress, file=sys.stderr):
         try:

@@ -75,7 +75,7 @@ fi
 # torch.compile default and reduce-overhead) and every exported file, model-only and end to end.
 if has bench; then
   step bench hrnext-trt bench hrnext_s --device cuda --batch 1,8,32,64 --iters 50 --warmup 10 \
-    --torch-variants fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp16+compile,fp16+compile-ro,fp32+static,fp16+static \
+    --torch-precisions fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp16+compile,fp16+compile-ro,fp32+static,fp16+static \
     --export-precisions fp32,fp16,int8 --json "$OUT/bench.json"
 fi
 

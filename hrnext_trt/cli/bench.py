@@ -27,7 +27,9 @@ from hrnext_trt.contract import BACKENDS
 @click.option("--export-precisions", type=EXPORT_PRECISION_LIST, default="fp32", show_default=True,
               help="Precisions of the temporary export (without --engines): fp32[,fp16][,int8].")
 @click.option("--torch-precisions", type=TORCH_PRECISION_LIST, default=None,
-              help="PyTorch rows: fp32, fp16, bf16 (default: fp32 on the CPU, fp32,fp16 on CUDA).")
+              help="PyTorch rows, each a precision (fp32, fp16, bf16) with optional +flags: tf32, channels_last, "
+                   "compile, compile-ro (reduce-overhead: CUDA graphs), grouped or static (DKA form); e.g. "
+                   "fp32,fp32+tf32,fp16+channels_last+compile-ro (default: fp32 on the CPU, fp32,fp16 on CUDA).")
 @click.option("--compile", "torch_compile", is_flag=True, help="Run the PyTorch rows through torch.compile.")
 @click.option("--iters", type=POSITIVE_INT, default=50, show_default=True, help="Timed calls per row.")
 @click.option("--warmup", type=COUNT, default=10, show_default=True, help="Untimed calls before them.")

@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import click
 
-from hrnext_trt.contract import BACKENDS, DEVICES, EXPORT_PRECISIONS, TORCH_PRECISIONS, validate_input_size
+from hrnext_trt.contract import BACKENDS, DEVICES, EXPORT_PRECISIONS, validate_input_size
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import DATASETS
+from hrnext_trt.runners.pytorch import TorchMode
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -101,7 +102,8 @@ BACKEND_LIST = Parsed("LIST", lambda text, flag: tuple(parse_backends(text, flag
 BATCH_SIZES = Parsed("LIST", parse_batches)
 BATCH_PROFILE = Parsed("MIN,OPT,MAX", lambda text, flag: parse_batch_profile(text))
 EXPORT_PRECISION_LIST = Parsed("LIST", lambda text, flag: parse_precisions(text, EXPORT_PRECISIONS, flag))
-TORCH_PRECISION_LIST = Parsed("LIST", lambda text, flag: parse_precisions(text, TORCH_PRECISIONS, flag))
+# PyTorch modes: a precision plus "+flags" (runners.pytorch.TorchMode), checked here, parsed by the library.
+TORCH_PRECISION_LIST = Parsed("LIST", lambda text, flag: tuple(TorchMode.parse(t).label for t in _items(text)))
 POSITIVE_INT = Parsed("INTEGER", _number(int, zero_ok=False))
 COUNT = Parsed("INTEGER", _number(int, zero_ok=True))
 POSITIVE_FLOAT = Parsed("FLOAT", _number(float, zero_ok=False))

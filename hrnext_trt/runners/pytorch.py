@@ -1,19 +1,70 @@
 """PyTorch runner: the reference every exported artifact is compared with.
 
-FP32 everywhere; FP16 / bf16 autocast and ``torch.compile`` as options (FP16 on CUDA only).
-The DKA layers run in their fastest eager form (``hrnext_trt.models`` DEFAULT_DKA_MODE) unless
-``dka_mode`` says otherwise.
+FP32 everywhere; the GPU modes a deployment weighs against TensorRT as options (``TorchMode``):
+FP16 / bf16 autocast (FP16 on CUDA only), TF32 (CUDA only), channels_last, ``torch.compile``
+(default or ``reduce-overhead``, i.e. CUDA graphs) and either DKA form. The DKA layers run in
+their fastest eager form (``hrnext_trt.models`` DEFAULT_DKA_MODE) unless the mode names one.
+On CUDA, plain FP32 is true FP32: TF32 is off unless the mode asks for it (PyTorch's default
+lets cuDNN convolutions round to TF32, which would make the reference row something else).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, TORCH_PRECISIONS
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners.base import Runner
+
+# The words a mode adds to its precision ("fp16+channels_last+compile-ro"), and what they set.
+MODE_FLAGS = {"tf32": ("tf32", True), "channels_last": ("channels_last", True),
+              "compile": ("compile", "default"), "compile-ro": ("compile", "reduce-overhead"),
+              "grouped": ("dka_mode", "grouped"), "static": ("dka_mode", "static")}
+
+
+@dataclass(frozen=True)
+class TorchMode:
+    """How a PyTorch row runs: a precision plus flags, written ``fp16+channels_last+compile``."""
+
+    precision: str = "fp32"
+    tf32: bool = False
+    channels_last: bool = False
+    compile: str | None = None  # None | "default" | "reduce-overhead"
+    dka_mode: str | None = None  # None: the models' fastest eager form
+
+    @classmethod
+    def parse(cls, text: str) -> "TorchMode":
+        precision, *flags = text.strip().split("+")
+        if precision not in TORCH_PRECISIONS:
+            raise HrnextError(f"PyTorch mode {text!r} must start with a precision of {', '.join(TORCH_PRECISIONS)}")
+        values: dict = {}
+        for flag in flags:
+            if flag not in MODE_FLAGS:
+                raise HrnextError(f"PyTorch mode {text!r}: unknown flag {flag!r}; flags are {', '.join(MODE_FLAGS)}")
+            field, value = MODE_FLAGS[flag]
+            if field in values:
+                raise HrnextError(f"PyTorch mode {text!r} sets {field} twice")
+            values[field] = value
+        return cls(precision, **values)
+
+    @property
+    def label(self) -> str:
+        flags = [f for f, (field, value) in MODE_FLAGS.items() if getattr(self, field) == value]
+        return "+".join([self.precision, *flags])
+
+    @property
+    def description(self) -> str:
+        """The flags in words, for a table's notes column ("" for plain eager)."""
+        words = [{"tf32": "TF32", "channels_last": "channels_last"}[f] for f in ("tf32", "channels_last")
+                 if getattr(self, f)]
+        if self.compile:
+            words.append("torch.compile" + ("" if self.compile == "default" else f"({self.compile})"))
+        if self.dka_mode:
+            words.append(f"{self.dka_mode} DKA")
+        return " ".join(words)
 
 
 class PyTorchRunner(Runner):
@@ -21,19 +72,30 @@ class PyTorchRunner(Runner):
 
     backend = "pytorch"
 
-    def __init__(self, model, precision: str = "fp32", device: str = "cpu", compile: bool = False,
-                 dka_mode: str | None = None, threads: int | None = None, name: str | None = None):
-        super().__init__(name or f"pytorch-{precision}{'-compiled' if compile else ''}", precision, device)
+    def __init__(self, model, precision: str = "fp32", device: str = "cpu", compile: bool | str | None = None,
+                 dka_mode: str | None = None, threads: int | None = None, name: str | None = None,
+                 tf32: bool = False, channels_last: bool = False):
+        mode = TorchMode(precision, tf32, channels_last, "default" if compile is True else (compile or None),
+                         dka_mode)
+        super().__init__(name or f"pytorch-{mode.label}", precision, device)
         if precision == "int8":
             raise HrnextError("the pytorch runner has no int8 mode: INT8 is the exported model_int8.onnx")
         if precision == "fp16" and device == "cpu":
             raise HrnextError("pytorch fp16 autocast needs --device cuda (use bf16 or fp32 on the CPU)")
+        if tf32 and device == "cpu":
+            raise HrnextError("TF32 is a CUDA mode: drop +tf32 on the CPU")
         self.model_source = model
-        self.compile = compile
-        self.dka_mode = dka_mode  # None: the models' fastest eager form
+        self.mode = mode
+        self.compile = mode.compile
+        self.dka_mode = dka_mode
         self.threads = threads
         self._model = None
         self._forward = None
+
+    @classmethod
+    def from_mode(cls, model, mode: TorchMode, device: str, threads: int | None = None) -> "PyTorchRunner":
+        return cls(model, mode.precision, device, compile=mode.compile, dka_mode=mode.dka_mode, threads=threads,
+                   tf32=mode.tf32, channels_last=mode.channels_last)
 
     def _activate(self) -> None:
         self._require_backend(f"pytorch on {self.device}")
@@ -48,11 +110,20 @@ class PyTorchRunner(Runner):
         self._restore_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.device == "cuda":
+            self._restore_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.mode.tf32
         model = model.eval().to(self.device)
+        self._memory_format = torch.channels_last if self.mode.channels_last else torch.contiguous_format
+        if self.mode.channels_last:
+            # Module.to(memory_format=...) refuses the 5-D DKA kernel banks: convert the 4-D tensors only.
+            for tensor in [*model.parameters(), *model.buffers()]:
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         # Set explicitly: a module handed over after export may still be in the "static" form.
         model.set_dka_mode(self.dka_mode or DEFAULT_DKA_MODE)
         self._model = model
-        self._forward = torch.compile(model) if self.compile else model
+        self._forward = torch.compile(model, mode=self.compile) if self.compile else model
         self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
 
     def _deactivate(self) -> None:
@@ -61,6 +132,7 @@ class PyTorchRunner(Runner):
         self._model = self._forward = None
         torch.set_num_threads(self._restore_threads)
         if self.device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._restore_tf32
             torch.cuda.empty_cache()
 
     @property
@@ -72,6 +144,7 @@ class PyTorchRunner(Runner):
         import torch
 
         images = torch.from_numpy(np.ascontiguousarray(feed[INPUT_NAME], dtype=np.float32)).to(self.device)
+        images = images.contiguous(memory_format=self._memory_format)
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._autocast or torch.float32,
                                                     enabled=self._autocast is not None):
             heatmaps = self._forward(images)

@@ -1,0 +1,73 @@
+"""PyTorch modes (TorchMode): what a GPU benchmark sweeps, parsed once and checked on the CPU where
+the arithmetic allows (channels_last and the static DKA form are exact rearrangements; bf16 is
+close); TF32 and FP16 autocast are CUDA modes and refused on the CPU in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.models import build_pose_model
+from hrnext_trt.runners.pytorch import PyTorchRunner, TorchMode
+
+
+def test_modes_parse_to_fields_and_back_to_one_label():
+    mode = TorchMode.parse("fp16+compile-ro+channels_last")
+    assert (mode.precision, mode.channels_last, mode.compile, mode.tf32) == ("fp16", True, "reduce-overhead", False)
+    assert mode.label == "fp16+channels_last+compile-ro" and TorchMode.parse(mode.label) == mode
+    assert TorchMode.parse("fp32") == TorchMode() and TorchMode().description == ""
+    assert TorchMode.parse("bf16+tf32+static").description == "TF32 static DKA"
+
+
+@pytest.mark.parametrize("text, message", [("int8", "must start with a precision"),
+                                           ("fp16+fast", "unknown flag 'fast'"),
+                                           ("fp32+compile+compile-ro", "sets compile twice"),
+                                           ("fp32+grouped+static", "sets dka_mode twice")])
+def test_bad_modes_are_one_line(text, message):
+    with pytest.raises(HrnextError, match=message):
+        TorchMode.parse(text)
+
+
+def test_cuda_only_modes_are_refused_on_the_cpu():
+    model = build_pose_model("hrnext_tiny", 14)
+    with pytest.raises(HrnextError, match="TF32 is a CUDA mode"):
+        PyTorchRunner.from_mode(model, TorchMode.parse("fp32+tf32"), "cpu")
+    with pytest.raises(HrnextError, match="needs --device cuda"):
+        PyTorchRunner.from_mode(model, TorchMode.parse("fp16"), "cpu")
+
+
+def test_layout_and_dka_modes_give_the_same_heatmaps_as_plain_fp32():
+    torch.manual_seed(0)
+    model = build_pose_model("hrnext_tiny", 14).eval()
+    images = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+
+    def heatmaps(text):
+        with PyTorchRunner.from_mode(model, TorchMode.parse(text), "cpu", threads=1) as runner:
+            return runner.heatmap_fn()(images)
+
+    reference = heatmaps("fp32")
+    scale = np.abs(reference).max()
+    for text in ("fp32+channels_last", "fp32+static", "fp32+channels_last+static"):
+        assert np.abs(heatmaps(text) - reference).max() <= 1e-4 * scale, text
+    assert np.abs(heatmaps("bf16") - reference).max() <= 0.1 * scale  # bf16 keeps 8 bits of mantissa
+    assert model.training is False  # the runner leaves a handed-over module in eval mode
+
+
+def test_bench_rows_name_their_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "hrnext_tiny", "--input-size", "64x64", "--batch", "1",
+                                       "--backends", "pytorch", "--torch-precisions", "fp32,fp32+channels_last+static",
+                                       "--iters", "1", "--warmup", "0", "--threads", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["backend"], r["precision"], r["notes"]) for r in rows] == [
+        ("pytorch", "fp32", ""), ("pytorch", "fp32", "channels_last static DKA")]
+    assert rows[0]["speedup"] == pytest.approx(1.0) and rows[1]["speedup"] > 0
+    bad = CliRunner().invoke(main, ["bench", "hrnext_tiny", "--torch-precisions", "fp32+turbo"])
+    assert bad.exit_code == 2 and "unknown flag 'turbo'" in bad.output

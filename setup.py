@@ -27,8 +27,10 @@ setup(
         # A range, never a pin: take the CPU or CUDA build that suits the machine (see README).
         "torch>=2.4",
         "numpy>=1.24",
-        # Headless OpenCV: same cv2 API as opencv-python, without GUI libraries servers lack.
-        "opencv-python-headless>=4.8",
+        # Headless OpenCV with the contrib modules: the same cv2 without GUI libraries servers lack;
+        # contrib because OpenCV 5 moved the HOG people detector (predict's default) there. Never
+        # install it beside opencv-python(-headless): they share the cv2 folder.
+        "opencv-contrib-python-headless>=4.8",
         "pycocotools>=2.0.7",
         # CrowdPose's evaluation (crowd mode). Build from source under numpy 2: see README.
         "xtcocotools>=1.14",

@@ -152,14 +152,19 @@ class PersonBatch:
         return decode_heatmaps(infer(self.crops()), self.centers, self.scales, self.input_size)
 
 
-def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.ndarray) -> list[dict]:
-    """COCO-format results from per-instance keypoints (N, J, 3): instance score = box score x
-    mean joint score above 0.2, then OKS-NMS at 0.9 per image (areas: the crop boxes')."""
+def instance_scores(keypoints: np.ndarray, box_scores: np.ndarray) -> np.ndarray:
+    """Box score x mean score of the joints above 0.2 (N,), for keypoints (N, J, 3)."""
     joint_scores = keypoints[..., 2]
     confident = joint_scores > JOINT_SCORE_THR
     mean_conf = np.where(confident, joint_scores, 0).sum(1) / np.maximum(confident.sum(1), 1)
+    return np.asarray(box_scores, dtype=np.float64) * mean_conf
+
+
+def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.ndarray) -> list[dict]:
+    """COCO-format results from per-instance keypoints (N, J, 3): instance score = box score x
+    mean joint score above 0.2, then OKS-NMS at 0.9 per image (areas: the crop boxes')."""
     box_scores = np.array([inst.box_score for inst in dataset.instances], dtype=np.float64)
-    scores = box_scores * mean_conf
+    scores = instance_scores(keypoints, box_scores)
     areas = np.prod(scales.astype(np.float64), axis=1)
     results = []
     by_image: dict[int, list[int]] = {}

@@ -25,6 +25,7 @@ COMMANDS = {
     "summary": ("summary", "Parameters, MACs and a per-stage table of a model."),
     "evaluate": ("evaluate", "Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."),
     "visualize": ("visualize", "Draw predicted or ground-truth poses on images."),
+    "predict": ("predict", "Poses on an image, folder, video or camera, through any backend."),
     "train": ("train", "Train a model from a YAML config (resumable, DDP-ready)."),
     "export-engine": ("export_engine", "Export ONNX (FP32/FP16/INT8) and build TensorRT engines."),
     "trt-eval": ("trt_eval", "Accuracy and latency of PyTorch vs every exported artifact."),

@@ -1,0 +1,51 @@
+"""Person boxes from a COCO-format detections file: ``[{"image_id", "bbox": [x, y, w, h], "score",
+"category_id"}, ...]`` (the format of COCO's and CrowdPose's published detector results).
+
+An image matches entries whose ``image_id`` is its numeric file stem (COCO and CrowdPose file
+names) or, for any name, entries that carry its ``file_name``; a video frame matches entries
+whose ``image_id`` is its 0-based frame index. Only person entries (category 1, or none given)
+are read.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from hrnext_trt.data.files import read_json
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.predict.boxes import Boxes, xywh_to_xyxy
+
+
+class BoxesFile:
+    name = "detections file"
+
+    def __init__(self, path: str | Path, score_thr: float = 0.0):
+        self.path = Path(path)
+        entries = read_json(self.path, "detections file")
+        if not isinstance(entries, list):
+            raise HrnextError(f"detections file {self.path} is not a COCO-format list of detections")
+        self._by_key: dict[object, list[tuple]] = defaultdict(list)
+        for i, det in enumerate(entries):
+            if not isinstance(det, dict) or "bbox" not in det or ("image_id" not in det and "file_name" not in det):
+                raise HrnextError(f"detection {i} of {self.path} lacks image_id/file_name or bbox: expected COCO "
+                                  "detections [{image_id, bbox: [x, y, w, h], score, category_id}]")
+            if det.get("category_id", 1) != 1 or float(det.get("score", 1.0)) < score_thr:
+                continue
+            item = (det["bbox"], float(det.get("score", 1.0)))
+            if "file_name" in det:
+                self._by_key[str(det["file_name"])].append(item)
+            if "image_id" in det:
+                self._by_key[int(det["image_id"])].append(item)
+        self.name = f"detections file {self.path.name}"
+
+    def boxes_for(self, image_id: int, file_name: str) -> Boxes:
+        items = self._by_key.get(file_name) or self._by_key.get(image_id) or []
+        if not items:
+            return Boxes.empty()
+        return Boxes(xywh_to_xyxy([b for b, _ in items]), np.array([s for _, s in items]))
+
+    def matches_any(self, keys) -> bool:
+        return any(k in self._by_key for k in keys)

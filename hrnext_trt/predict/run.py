@@ -1,0 +1,246 @@
+"""``predict``: poses on an image, a folder of images, a video or a camera, through any backend.
+
+One loop for every source: read a frame -> person boxes (detector every ``detect_every`` frames
+of a video, IoU tracking in between) -> crops -> pose network on crops of several frames at once
+(up to ``batch``) -> decode, rescoring and OKS-NMS -> draw -> write. The crop, network call and
+decoding are the pipeline's own (``hrnext_trt.pipeline``, ``hrnext_trt.data``), so a pose here
+equals the one ``trt-eval`` scores for the same box.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hrnext_trt.contract import resolve_device
+from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation.nms import oks_nms
+from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps, instance_scores
+from hrnext_trt.predict.boxes import Boxes
+from hrnext_trt.predict.boxes_file import BoxesFile
+from hrnext_trt.predict.detector import OnnxPersonDetector
+from hrnext_trt.predict.hog import HogPersonDetector
+from hrnext_trt.predict.model import PoseNetwork, load_pose_network
+from hrnext_trt.predict.outputs import FramePoses, ImagesOutput, VideoOutput, annotate, prepare_out_dir, \
+    write_summary
+from hrnext_trt.predict.sources import Frame, ImageSource, open_source
+from hrnext_trt.predict.timing import StageTimer, timing_report
+from hrnext_trt.predict.tracking import IouTracker
+from hrnext_trt.reports import Report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    source: str  # image, folder, video file or camera index
+    model: Path  # checkpoint, ONNX file or TensorRT engine
+    detector: Path | None = None  # detector ONNX; with neither it nor boxes: OpenCV HOG
+    boxes: Path | None = None  # COCO-format detections file
+    out: Path = Path("predict_out")
+    device: str = "auto"
+    batch: int = 16  # crops per network call, gathered across people and frames
+    detect_every: int = 1  # video: run the detector on every N-th frame, track in between
+    show_fps: bool = False
+    det_score_thr: float = 0.3
+    det_iou_thr: float = 0.45
+    det_family: str | None = None  # None: from the detector's layout (and file name)
+    track_iou_thr: float = 0.3
+    kpt_thr: float = 0.3  # joints drawn above this score
+    flip_test: bool = False
+    threads: int | None = None
+    max_frames: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.detector is not None and self.boxes is not None:
+            raise HrnextError("pass --detector or --boxes, not both")
+        if self.batch < 1:
+            raise HrnextError(f"--batch must be at least 1, got {self.batch}")
+        if self.detect_every < 1:
+            raise HrnextError(f"--detect-every must be at least 1, got {self.detect_every}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise HrnextError(f"--max-frames must be at least 1, got {self.max_frames}")
+        resolve_device(self.device)
+
+
+@dataclass
+class PredictResult:
+    out: Path
+    files: list[Path]
+    frames: int
+    people: int
+    interrupted: bool
+    timing: Report
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    frame: Frame
+    boxes: Boxes
+    track_ids: np.ndarray | None
+    centers: np.ndarray
+    scales: np.ndarray
+    crops: np.ndarray
+
+
+def run_predict(config: PredictConfig) -> PredictResult:
+    """Run the loop over ``config.source``; write annotated frames, results and ``summary.json``."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    source = open_source(config.source, config.max_frames)  # a bad source fails before anything is written
+    try:
+        network = load_pose_network(config.model, device, config.threads, config.batch)
+        detector = _make_detector(config, device, source)
+        source_path = None if str(config.source).isdigit() else Path(config.source)
+        prepare_out_dir(config.out, source_path, config.overwrite)
+        if isinstance(source, ImageSource):
+            output = ImagesOutput(config.out)
+        else:
+            output = VideoOutput(config.out, source.label, source.fps, (source.width, source.height))
+        log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
+                 f", {len(source)} frames" if len(source) else "", network.description, detector.name)
+        with network.runner:
+            setup_s = time.perf_counter() - started
+            loop = _Loop(config, network, detector, output, video=not isinstance(source, ImageSource))
+            loop.run(source)
+    finally:
+        source.close()
+
+    timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s,
+                           f"predict {config.source}: {network.description}, boxes: {detector.name}")
+    files = loop.files
+    summary = {"source": str(config.source), "kind": source.kind, "model": network.description,
+               "detector": detector.name, "device": device, "frames": loop.frames, "people": loop.people,
+               "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
+               "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+               "timing": timing.to_dict(), "files": files}
+    summary_path = write_summary(config.out, summary)
+    return PredictResult(Path(config.out), [Path(config.out) / f for f in files] + [summary_path], loop.frames,
+                         loop.people, loop.interrupted, timing, summary)
+
+
+def _make_detector(config: PredictConfig, device: str, source):
+    if config.boxes is not None:
+        boxes = BoxesFile(config.boxes, config.det_score_thr)
+        keys = ([f for p in source.paths for f in (p.name,)] + list(source.image_ids)
+                if isinstance(source, ImageSource) else range(max(len(source), 1)))
+        if not boxes.matches_any(keys):
+            raise HrnextError(f"detections file {config.boxes} has no person boxes for this source: entries match "
+                              "an image by its numeric file stem or file_name, a video frame by its 0-based index")
+        return boxes
+    if config.detector is not None:
+        return OnnxPersonDetector(config.detector, device, config.det_score_thr, config.det_iou_thr,
+                                  config.det_family, threads=config.threads)
+    return HogPersonDetector(config.det_score_thr, config.det_iou_thr)
+
+
+class _Loop:
+    """The frame loop; every step runs inside one stage of ``timer``."""
+
+    def __init__(self, config: PredictConfig, network: PoseNetwork, detector, output, video: bool):
+        self.config, self.network, self.detector, self.output, self.video = config, network, detector, output, video
+        self.timer = StageTimer()
+        self.tracker = IouTracker(config.track_iou_thr) if video else None
+        self.infer = network.runner.heatmap_fn()
+        self.flip_index = network.meta.flip_index if config.flip_test else None
+        self.frames = self.people = 0
+        self.interrupted = False
+        self.files: list[str] = []
+        self.wall_s = 0.0
+        self._pending: list[_Pending] = []
+        self._carried: tuple[Boxes, np.ndarray | None] = (Boxes.empty(), None)
+
+    def run(self, source) -> None:
+        loop_start = self._start = time.perf_counter()
+        self._bar = tqdm(total=len(source) or None, desc="predict", unit="frame", disable=not self.config.progress)
+        frames = iter(source)
+        try:
+            while True:
+                with self.timer.stage("read"):
+                    frame = next(frames, None)
+                if frame is None:
+                    break
+                self._add(frame)
+                if sum(len(p.boxes) for p in self._pending) >= self.config.batch \
+                        or len(self._pending) >= self.config.batch:
+                    self._flush()
+            self._flush()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            log.warning("interrupted: finishing the files with the %d frames done", self.frames)
+        finally:
+            with self.timer.stage("write"):
+                self.files = self.output.close()
+            self._bar.close()
+            self.wall_s = time.perf_counter() - loop_start
+
+    def _boxes(self, frame: Frame) -> tuple[Boxes, np.ndarray | None]:
+        if self.video and frame.index % self.config.detect_every:
+            return self._carried
+        if isinstance(self.detector, BoxesFile):
+            boxes = self.detector.boxes_for(frame.image_id, frame.name)
+        else:
+            boxes = self.detector.detect(frame.image)
+        boxes = boxes.clipped(frame.image.shape[1], frame.image.shape[0])
+        ids = self.tracker.update(boxes) if self.tracker is not None else None
+        self._carried = (boxes, ids)
+        return boxes, ids
+
+    def _add(self, frame: Frame) -> None:
+        with self.timer.stage("detect"):
+            boxes, ids = self._boxes(frame)
+        with self.timer.stage("crop"):
+            centers, scales = box_to_center_scale(boxes.xywh(), self.network.input_size)
+            crops = crop_images(frame.image, centers, scales, self.network.input_size)
+        self._pending.append(_Pending(frame, boxes, ids, centers, scales, crops))
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        size = self.network.input_size
+        crops = np.concatenate([p.crops for p in pending])
+        with self.timer.stage("pose"):
+            chunks = [infer_heatmaps(self.infer, crops[i:i + self.config.batch], self.network.meta.num_joints,
+                                     self.flip_index) for i in range(0, len(crops), self.config.batch)]
+        with self.timer.stage("decode"):
+            keypoints = decode_heatmaps(np.concatenate(chunks), np.concatenate([p.centers for p in pending]),
+                                        np.concatenate([p.scales for p in pending]), size) if chunks else None
+            poses, start = [], 0
+            for p in pending:
+                poses.append(self._frame_poses(p, keypoints[start:start + len(p.boxes)] if len(p.boxes) else None))
+                start += len(p.boxes)
+        for p, frame_poses in zip(pending, poses):
+            with self.timer.stage("draw"):
+                fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None
+                canvas = annotate(p.frame.image, frame_poses, self.network.meta, self.config.kpt_thr,
+                                  f"{fps:.1f} fps" if fps is not None else None)
+            with self.timer.stage("write"):
+                self.output.write(p.frame, frame_poses, canvas)
+                self.frames += 1
+                self.people += len(frame_poses)
+                self._bar.update(1)
+
+    def _frame_poses(self, p: _Pending, keypoints: np.ndarray | None) -> FramePoses:
+        joints = self.network.meta.num_joints
+        if keypoints is None:
+            return FramePoses(np.zeros((0, 4)), np.zeros(0), None if p.track_ids is None else np.zeros(0, np.int64),
+                              np.zeros((0, joints, 3)), np.zeros(0))
+        # A joint in the crop's padding beyond the image border is reported at the border.
+        height, width = p.frame.image.shape[:2]
+        keypoints[..., 0] = keypoints[..., 0].clip(0, width - 1)
+        keypoints[..., 1] = keypoints[..., 1].clip(0, height - 1)
+        scores = instance_scores(keypoints, p.boxes.scores)
+        keep = np.sort(oks_nms(keypoints, scores, np.prod(p.scales.astype(np.float64), axis=1),
+                               self.network.meta.sigmas, OKS_NMS_THR))
+        return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
+                          keypoints[keep], scores[keep])

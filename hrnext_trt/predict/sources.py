@@ -1,0 +1,158 @@
+"""Where frames come from: an image, a folder of images, a video file or a camera.
+
+``open_source(spec)`` picks the kind from the argument (a number is a camera index, a folder is
+a folder of images, a file with an image suffix is one image, any other file a video) and
+checks it opens, so a bad source fails before any output is written. Videos and cameras are
+decoded by a background thread a few frames ahead of the consumer (OpenCV releases the GIL).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hrnext_trt.data.files import read_image
+from hrnext_trt.errors import HrnextError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+_QUEUE_FRAMES = 8  # decoded frames held ahead of the consumer
+_END = object()
+
+
+@dataclass
+class Frame:
+    index: int  # 0-based position in the source
+    image: np.ndarray  # BGR uint8 (H, W, 3)
+    name: str  # file name for images, "frame N" for videos
+    image_id: int  # the id results carry: the numeric file stem (COCO, CrowdPose names) or the index
+
+
+class ImageSource:
+    kind = "images"
+    fps = None
+
+    def __init__(self, paths: list[Path], label: str, first: np.ndarray | None = None):
+        self.paths, self.label = paths, label
+        self._first = first  # the single image already read by open_source
+        stems = [p.stem for p in paths]
+        numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems) if stems else False
+        self.image_ids = [int(s) for s in stems] if numeric else list(range(len(paths)))
+        self.decode_s = 0.0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self):
+        for i, path in enumerate(self.paths):
+            started = time.perf_counter()
+            image = self._first if i == 0 and self._first is not None else read_image(path)
+            self.decode_s += time.perf_counter() - started
+            yield Frame(i, image, path.name, self.image_ids[i])
+
+    def close(self) -> None:
+        pass
+
+
+class VideoSource:
+    """A video file or a camera, decoded by a background thread."""
+
+    kind = "video"
+
+    def __init__(self, capture_arg: str | int, label: str, max_frames: int | None = None):
+        self.label = label
+        self._capture = cv2.VideoCapture(capture_arg)
+        camera = isinstance(capture_arg, int)
+        if not self._capture.isOpened():
+            self._capture.release()
+            if camera:
+                raise HrnextError(f"camera {capture_arg} cannot be opened: is it connected, free and readable by "
+                                  "this user (/dev/video*)?")
+            raise HrnextError(f"cannot open video {capture_arg}: not a video OpenCV can decode (or not a video)")
+        ok, first = self._capture.read()
+        if not ok or first is None:
+            self._capture.release()
+            raise HrnextError(f"{'camera ' if camera else 'video '}{capture_arg} gives no frame: the file is empty "
+                              "or corrupt, or the camera delivers nothing")
+        self.height, self.width = first.shape[:2]
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 30.0
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not camera else 0
+        self.total = count if count > 0 else None
+        if max_frames is not None:
+            self.total = min(self.total, max_frames) if self.total else max_frames
+        self.max_frames = max_frames
+        self.decode_s = 0.0  # the decoding thread's own time (overlapped with the main thread's work)
+        self._queue: queue.Queue = queue.Queue(_QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._decode, args=(first,), name="decode", daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return self.total or 0
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self, first: np.ndarray) -> None:
+        try:
+            frame, index = first, 0
+            while frame is not None and (self.max_frames is None or index < self.max_frames):
+                if not self._put(frame):
+                    return
+                index += 1
+                started = time.perf_counter()
+                ok, frame = self._capture.read()
+                self.decode_s += time.perf_counter() - started
+                frame = frame if ok else None
+        except BaseException as exc:  # handed to the consumer, which raises it in the main thread
+            self._error = exc
+        finally:
+            self._put(_END)
+
+    def __iter__(self):
+        index = 0
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield Frame(index, item, f"frame {index}", index)
+            index += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._capture.release()
+
+
+def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource | VideoSource:
+    """The frames of ``spec``: a camera index, a folder of images, an image or a video file."""
+    text = str(spec)
+    if text.isdigit():
+        return VideoSource(int(text), f"camera{text}", max_frames)
+    path = Path(text)
+    if not path.exists():
+        raise HrnextError(f"source {path} not found: give an image, a folder of images, a video or a camera index")
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return ImageSource(paths[:max_frames], path.name)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        # Read now: an unreadable image fails before any output is written.
+        return ImageSource([path], path.stem, first=read_image(path))
+    return VideoSource(str(path), path.stem, max_frames)

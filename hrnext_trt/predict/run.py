@@ -10,7 +10,10 @@ equals the one ``trt-eval`` scores for the same box.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -101,21 +104,23 @@ def run_predict(config: PredictConfig) -> PredictResult:
         network = load_pose_network(config.model, device, config.threads, config.batch)
         detector = _make_detector(config, device, source)
         source_path = None if str(config.source).isdigit() else Path(config.source)
-        prepare_out_dir(config.out, source_path, config.overwrite)
-        if isinstance(source, ImageSource):
-            output = ImagesOutput(config.out)
-        else:
-            output = VideoOutput(config.out, source.label, source.fps, (source.width, source.height))
-        log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
-                 f", {len(source)} frames" if len(source) else "", network.description, detector.name)
         with network.runner:
+            prepare_out_dir(config.out, source_path, config.overwrite)
+            if isinstance(source, ImageSource):
+                output = ImagesOutput(config.out)
+            else:
+                output = VideoOutput(config.out, source.label, source.fps, (source.width, source.height))
+            log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
+                     f", {len(source)} frames" if len(source) else "", network.description, detector.name)
             setup_s = time.perf_counter() - started
             loop = _Loop(config, network, detector, output, video=not isinstance(source, ImageSource))
             loop.run(source)
     finally:
         source.close()
 
-    timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s,
+    # After the loop: the decoding thread joined, the network freed, the summary written.
+    teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
+    timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s, teardown_s,
                            f"predict {config.source}: {network.description}, boxes: {detector.name}")
     files = loop.files
     summary = {"source": str(config.source), "kind": source.kind, "model": network.description,
@@ -160,23 +165,27 @@ class _Loop:
         self._carried: tuple[Boxes, np.ndarray | None] = (Boxes.empty(), None)
 
     def run(self, source) -> None:
-        loop_start = self._start = time.perf_counter()
         self._bar = tqdm(total=len(source) or None, desc="predict", unit="frame", disable=not self.config.progress)
         frames = iter(source)
+        loop_start = self._start = time.perf_counter()
+        self.timer.restart()
         try:
-            while True:
-                with self.timer.stage("read"):
-                    frame = next(frames, None)
-                if frame is None:
-                    break
-                self._add(frame)
-                if sum(len(p.boxes) for p in self._pending) >= self.config.batch \
-                        or len(self._pending) >= self.config.batch:
-                    self._flush()
-            self._flush()
-        except KeyboardInterrupt:
+            with _stop_requested_on_ctrl_c() as stop:
+                while not stop.is_set():
+                    with self.timer.stage("read"):
+                        frame = next(frames, None)
+                    if frame is None:
+                        break
+                    self._add(frame)
+                    if sum(len(p.boxes) for p in self._pending) >= self.config.batch \
+                            or len(self._pending) >= self.config.batch:
+                        self._flush()
+                if stop.is_set():
+                    self.interrupted = True
+                    log.warning("interrupted: finishing the frames already read, then the files")
+                self._flush()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, still closing the files
             self.interrupted = True
-            log.warning("interrupted: finishing the files with the %d frames done", self.frames)
         finally:
             with self.timer.stage("write"):
                 self.files = self.output.close()
@@ -244,3 +253,24 @@ class _Loop:
                                self.network.meta.sigmas, OKS_NMS_THR))
         return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
                           keypoints[keep], scores[keep])
+
+
+@contextmanager
+def _stop_requested_on_ctrl_c():
+    """An event set by the first Ctrl-C, so the loop ends between frames with every file whole; a
+    second Ctrl-C raises KeyboardInterrupt as usual. Only the main thread can take signals."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_ctrl_c(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,6 +2,13 @@
 
 No torch here: this runner is part of the deployment runtime. ``onnxruntime`` itself is imported
 on activation.
+
+Q/DQ (INT8) graphs run unfused: every QuantizeLinear/DequantizeLinear pair is applied in float,
+which is the arithmetic TensorRT performs (int8 products, exact int32 sums, then the scales).
+ONNX Runtime's default fuses the pairs into its u8s8 integer kernels, whose pairwise 16-bit sums
+saturate on x86 CPUs without VNNI (AVX2 only): the same INT8 file would then score worse on one
+CPU than on another. ONNX Runtime stands in for TensorRT to judge accuracy here, so the answer
+must not depend on the CPU; INT8 on the CPU is an accuracy check, never the fast path.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# Session config that keeps Q/DQ pairs as float ops instead of fusing them into integer kernels.
+UNFUSED_QDQ = ("session.disable_quant_qdq", "1")
 
 
 def read_onnx_metadata(path: str | Path) -> dict:
@@ -53,6 +62,7 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3  # warnings about unused initialisers would flood the table
+        options.add_session_config_entry(*UNFUSED_QDQ)  # TensorRT's INT8 arithmetic on any CPU (see above)
         providers = [_PROVIDERS[self.device]] + (["CPUExecutionProvider"] if self.device == "cuda" else [])
         session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         if _PROVIDERS[self.device] not in session.get_providers():

@@ -7,7 +7,9 @@
 3. ``trt-eval`` every backend this machine has on the same images with ground-truth boxes --
    the model's own training data, so the AP shows the road works end to end, not how well the
    model generalises;
-4. draw the predicted poses.
+4. draw the predicted poses;
+5. ``predict`` with the exported FP32 ONNX on a bundled crowd picture and on a short clip made
+   from another bundled picture, people found by the default detector (no download).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root, recipe_path
 from hrnext_trt.contract import check_export_precisions, resolve_device
+from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.training import load_config, train
+from hrnext_trt.predict import PredictConfig, PredictResult, run_predict
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 from hrnext_trt.visualize import VisualizeConfig, visualize
 
@@ -86,7 +90,7 @@ def run_demo(config: DemoConfig):
 
         torch.set_num_threads(config.threads)  # every stage: training, export checks, evaluation
     root = bundled_dataset_root(DEMO_BUNDLE)
-    stages = _Stages(4)
+    stages = _Stages(5)
 
     if config.checkpoint is None:
         started = stages.begin(f"train the demo preset on {DEMO_BUNDLE} train (80 images) on {device}, "
@@ -120,6 +124,13 @@ def run_demo(config: DemoConfig):
                                          results=Path(reference.results), max_images=config.pose_images))
     stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
                          f"({reference.backend} {reference.precision})")
+    started = stages.begin("predict with the FP32 ONNX on a bundled crowd picture and a short clip (default "
+                           "HOG detector)")
+    results = predict_on_bundled_media(engines / "model.onnx", config.out / "predict", device, config.threads)
+    stages.done(started, "; ".join(f"{r.people} people in {r.frames} frame{'s' * (r.frames > 1)} "
+                                   f"({r.timing.meta['frames_per_s']:.1f} frames/s): "
+                                   + ", ".join(str(f) for f in r.files if f.suffix in (".jpg", ".mp4", ".json", ".jsonl")
+                                               and f.name != "summary.json") for r in results))
     log.info("\nwhole demo: %s (min:s)", stages.elapsed())
     return report
 
@@ -128,3 +139,42 @@ def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
     """Train the demo preset into ``work_dir`` within about ``budget_s`` seconds; the checkpoint's path."""
     config = load_config(demo_preset(), [f"runtime.device={device}"])
     return train(config, work_dir, time_budget_s=budget_s)
+
+
+# The last stage's media: a bundled crowd picture, and a clip made from another bundled picture
+# (a slow pan, so people move through the frame and the tracker has work). The default HOG
+# detector finds them: the demo needs no download.
+PREDICT_IMAGE = ("ochuman-mini", "images/003799.jpg")  # footballers
+PREDICT_CLIP = ("ochuman-mini", "images/000817.jpg")  # people walking in a hall
+CLIP_FRAMES, CLIP_FPS, CLIP_SIZE = 24, 12, (480, 360)
+
+
+def make_pan_clip(image_path: Path, path: Path, frames: int = CLIP_FRAMES, size: tuple[int, int] = CLIP_SIZE,
+                  fps: int = CLIP_FPS) -> Path:
+    """An mp4 of a window (85 % of the picture, at the clip's aspect) panning left to right across it."""
+    import cv2
+    import numpy as np
+
+    image = read_image(image_path)
+    height, width = image.shape[:2]
+    win_w = min(width * 0.85, height * 0.85 * size[0] / size[1])
+    win_h = win_w * size[1] / size[0]
+    scale = size[0] / win_w
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        x0, y0 = (width - win_w) * i / max(frames - 1, 1), (height - win_h) / 2
+        writer.write(cv2.warpAffine(image, np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]]), size,
+                                    flags=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
+def predict_on_bundled_media(model: Path, out: Path, device: str, threads: int | None) -> list[PredictResult]:
+    """``predict`` on the bundled crowd picture and on the pan clip, into ``out/image`` and ``out/clip``."""
+    out.mkdir(parents=True, exist_ok=True)
+    image = bundled_dataset_root(PREDICT_IMAGE[0]) / PREDICT_IMAGE[1]
+    clip = make_pan_clip(bundled_dataset_root(PREDICT_CLIP[0]) / PREDICT_CLIP[1], out / "clip.mp4")
+    common = dict(model=model, device=device, threads=threads, overwrite=True)
+    return [run_predict(PredictConfig(str(image), out=out / "image", **common)),
+            run_predict(PredictConfig(str(clip), out=out / "clip", detect_every=2, show_fps=True, **common))]
+

@@ -26,7 +26,7 @@ def test_demo_exports_compares_and_draws_from_a_checkpoint(tmp_path, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "hrnext_trt.demo"]
 
     banners = [line.strip() for line in lines if line.strip().startswith("== [")]
-    assert [b[:8] for b in banners] == ["== [1/4]", "== [2/4]", "== [3/4]", "== [4/4]"]
+    assert [b[:8] for b in banners] == ["== [1/5]", "== [2/5]", "== [3/5]", "== [4/5]", "== [5/5]"]
     assert "training skipped" in banners[0] and "trt-eval" in banners[2]
     assert [(r["backend"], r["precision"], r["status"]) for r in report.rows] == [
         ("pytorch", "fp32", "ok"), ("onnxruntime", "fp32", "ok"), ("tensorrt", "-", "unavailable")]
@@ -37,6 +37,14 @@ def test_demo_exports_compares_and_draws_from_a_checkpoint(tmp_path, caplog):
     assert saved["meta"]["images"] == 80 and OWN_DATA_NOTE in saved["footnotes"]
     assert (out / "engines" / "manifest.json").is_file() and (out / "report" / "trt_eval.png").is_file()
     assert len(list((out / "poses").glob("*.png"))) == 2
+
+    # The last stage: predict on a bundled picture and a clip, the files named in the log.
+    image_results = json.loads((out / "predict" / "image" / "results.json").read_text())
+    assert image_results and all(len(r["keypoints"]) == 3 * 17 for r in image_results)
+    assert (out / "predict" / "image" / "003799.jpg").is_file()
+    frames = [json.loads(line) for line in (out / "predict" / "clip" / "clip.jsonl").read_text().splitlines()]
+    assert len(frames) == 24 and sum(len(f["people"]) for f in frames) > 0
+    assert str(out / "predict" / "clip" / "clip.mp4") in lines[-2]
 
 
 def test_demo_command_checks_its_options_in_one_line():

@@ -146,23 +146,25 @@ def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
 # detector finds them: the demo needs no download.
 PREDICT_IMAGE = ("ochuman-mini", "images/003799.jpg")  # footballers
 PREDICT_CLIP = ("ochuman-mini", "images/000817.jpg")  # people walking in a hall
-CLIP_FRAMES, CLIP_FPS, CLIP_SIZE = 24, 12, (480, 360)
+CLIP_FRAMES, CLIP_FPS, CLIP_SIDE = 24, 12, 480
 
 
-def make_pan_clip(image_path: Path, path: Path, frames: int = CLIP_FRAMES, size: tuple[int, int] = CLIP_SIZE,
+def make_pan_clip(image_path: Path, path: Path, frames: int = CLIP_FRAMES, side: int = CLIP_SIDE,
                   fps: int = CLIP_FPS) -> Path:
-    """An mp4 of a window (85 % of the picture, at the clip's aspect) panning left to right across it."""
+    """An mp4 (longer side ``side``) of a window of 90 % of the picture panning from its top-left to
+    its bottom-right corner: everyone stays whole and moves across the frame."""
     import cv2
     import numpy as np
 
     image = read_image(image_path)
     height, width = image.shape[:2]
-    win_w = min(width * 0.85, height * 0.85 * size[0] / size[1])
-    win_h = win_w * size[1] / size[0]
-    scale = size[0] / win_w
+    win_w, win_h = 0.9 * width, 0.9 * height
+    scale = side / max(win_w, win_h)
+    size = (2 * round(win_w * scale / 2), 2 * round(win_h * scale / 2))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(frames):
-        x0, y0 = (width - win_w) * i / max(frames - 1, 1), (height - win_h) / 2
+        t = i / max(frames - 1, 1)
+        x0, y0 = (width - win_w) * t, (height - win_h) * t
         writer.write(cv2.warpAffine(image, np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]]), size,
                                     flags=cv2.INTER_AREA))
     writer.release()

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.compare import Row, compare, comparison_footnotes
+from hrnext_trt.compare import Row, check_backends_can_run, compare, comparison_footnotes
 from hrnext_trt.contract import BACKENDS, check_export_precisions, resolve_device
 from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
@@ -23,7 +23,7 @@ from hrnext_trt.export import ExportConfig, export_artifacts
 from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.pipeline import PersonBatch
-from hrnext_trt.reports import Column, Report
+from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.pytorch import TorchMode
 from hrnext_trt.runners.export_folder import discover_artifacts
@@ -75,13 +75,17 @@ def person_batches(input_size: tuple[int, int], batches) -> dict[int, PersonBatc
 
 def run_bench(config: BenchConfig) -> Report:
     """Model-only and end-to-end latency of every backend x batch; rows of unavailable backends say why."""
+    check_writable(config.json, "--json", folder=False)
     device = resolve_device(config.device)
+    artifacts = discover_artifacts(config.engines) if config.engines is not None else None
+    check_backends_can_run(config.backends, device, model=True, artifacts=artifacts)
     with tempfile.TemporaryDirectory(prefix="hrnext_bench_") as tmp:
         checkpoint, input_size = _bench_checkpoint(config, Path(tmp))
-        engines = config.engines
-        if engines is None and set(config.backends) & {"onnxruntime", "tensorrt"}:
-            engines = _temporary_export(config, checkpoint, input_size, Path(tmp) / "engines", device)
-        artifacts = discover_artifacts(engines) if engines is not None else []
+        if artifacts is None:
+            artifacts = []
+            if set(config.backends) & {"onnxruntime", "tensorrt"}:
+                artifacts = discover_artifacts(_temporary_export(config, checkpoint, input_size,
+                                                                 Path(tmp) / "engines", device))
         for artifact in artifacts:
             artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
         runners = _bench_runners(config, checkpoint, artifacts, device)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
+from hrnext_trt.contract import unavailable_reason
+from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners import BackendUnavailable, Runner
 from hrnext_trt.runners.export_folder import Artifact, no_engine_reason
 
@@ -92,6 +94,8 @@ def compare(runners: Iterable[Runner], measure: Callable[[Runner], list[Row]], r
     reason = no_engine_reason(artifacts)
     if "tensorrt" in backends and reason:
         rows.append(row_type.unavailable("tensorrt", "-", "cuda", reason))
+    if not any(row.status == "ok" for row in rows):  # an explicit request that yields nothing is an error
+        raise HrnextError("nothing was measured: " + "; ".join(f"{r.backend} {r.precision}: {r.notes}" for r in rows))
     references: dict = {}
     for row in rows:
         if row.backend == "pytorch" and row.status == "ok":
@@ -100,6 +104,25 @@ def compare(runners: Iterable[Runner], measure: Callable[[Runner], list[Row]], r
         if row.status == "ok" and row.group in references:
             row.compare_with(references[row.group])
     return rows
+
+
+def check_backends_can_run(backends: Iterable[str], device: str, model: bool, artifacts: list[Artifact] | None) -> None:
+    """Fail before any work when none of the requested backends can produce a row here. ``model``:
+    a PyTorch model was given; ``artifacts``: the export's files (None: an export will make them)."""
+    reasons = []
+    for backend in backends:
+        if backend == "pytorch":
+            reason = None if model else "no --checkpoint"
+        elif artifacts is not None and not any(a.backend == backend for a in artifacts):
+            reason = f"no {'ONNX file' if backend == 'onnxruntime' else 'engine'} in the export folder"
+        else:
+            reason = None
+        reason = reason or unavailable_reason(backend, "cuda" if backend == "tensorrt" else device)
+        if reason is None:
+            return
+        reasons.append(f"{backend}: {reason}")
+    raise HrnextError(f"none of --backends {','.join(backends)} can run here ({'; '.join(reasons)}): install what "
+                      "is missing, or choose other backends")
 
 
 def comparison_footnotes(rows: list[Row]) -> list[str]:

@@ -59,9 +59,13 @@ def nvidia_gpu_present() -> bool:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` where an NVIDIA GPU is present, else ``cpu``."""
+    """``auto`` -> ``cuda`` where an NVIDIA GPU is present, else ``cpu``; an explicit ``cuda`` without
+    a GPU is refused (nothing asked for could be measured)."""
     if device not in ("auto", *DEVICES):
         raise HrnextError(f"device {device!r} is not auto, cpu or cuda")
+    if device == "cuda" and not nvidia_gpu_present():
+        raise HrnextError("--device cuda: this machine has no NVIDIA GPU (no driver device found): use --device cpu, "
+                          "or auto")
     return ("cuda" if nvidia_gpu_present() else "cpu") if device == "auto" else device
 
 

@@ -25,7 +25,9 @@ from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.training import load_config, train
+from hrnext_trt.keypoints import get_meta
 from hrnext_trt.predict import PredictConfig, PredictResult, run_predict
+from hrnext_trt.reports import check_writable
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 from hrnext_trt.visualize import VisualizeConfig, visualize
 
@@ -47,6 +49,8 @@ class DemoConfig:
     out: Path = Path("demo_out")
     train_minutes: float = 8.0  # the training stage stops at the first epoch end past this budget
     checkpoint: Path | None = None  # skip training and use these weights (a coco checkpoint)
+    arch: str | None = None  # for a checkpoint that does not record its model (the paper's mmpose files)
+    num_joints: int | None = None
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     device: str = "auto"
     threads: int | None = None
@@ -84,7 +88,10 @@ class _Stages:
 
 def run_demo(config: DemoConfig):
     """Run the four stages into ``config.out``; returns the trt-eval report."""
+    check_writable(config.out, "--out", folder=True)
     device = resolve_device(config.device)
+    if config.checkpoint is not None:
+        check_demo_checkpoint(config.checkpoint, config.arch, config.num_joints)
     if config.threads:
         import torch
 
@@ -106,7 +113,8 @@ def run_demo(config: DemoConfig):
                            f"{DEMO_BUNDLE} train) and TensorRT engines where possible")
     engines = config.out / "engines"
     manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, precisions=config.precisions,
-                                             calib_dataset=DEMO_DATASET, calib_data=root))
+                                             calib_dataset=DEMO_DATASET, calib_data=root, arch=config.arch,
+                                             num_joints=config.num_joints))
     log.info("%s", "   " + summary(manifest, engines).replace("\n", "\n   "))
     stages.done(started, f"artifacts in {engines}")
 
@@ -115,7 +123,7 @@ def run_demo(config: DemoConfig):
     report = run_trt_eval(TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=DEMO_DATASET, data_root=root, split="train", boxes="gt",
         batch=config.batch, device=device, threads=config.threads, iters=config.iters, warmup=config.warmup,
-        out=report_dir, notes=(OWN_DATA_NOTE,)))
+        out=report_dir, notes=(OWN_DATA_NOTE,), arch=config.arch, num_joints=config.num_joints))
     stages.done(started, f"reports and plot in {report_dir}")
 
     started = stages.begin("draw the PyTorch model's poses")
@@ -133,6 +141,21 @@ def run_demo(config: DemoConfig):
                                                and f.name != "summary.json") for r in results))
     log.info("\nwhole demo: %s (min:s)", stages.elapsed())
     return report
+
+
+def check_demo_checkpoint(path: Path, arch: str | None, num_joints: int | None) -> None:
+    """Before any work: the checkpoint loads, and it is a COCO-keypoint model (the demo scores on coco-mini)."""
+    from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint  # torch side
+
+    ckpt = read_checkpoint(path)
+    model = load_pose_model(ckpt, arch=arch, num_joints=num_joints, source=path)
+    joints = get_meta(DEMO_DATASET).num_joints
+    if model.num_joints != joints:
+        dataset = checkpoint_spec(ckpt).dataset or ("crowdpose" if model.num_joints == 14 else None)
+        hint = (f"; evaluate it with `hrnext-trt trt-eval --checkpoint {path} --dataset {dataset} --data-root ...`"
+                if dataset else "")
+        raise HrnextError(f"the demo scores on {DEMO_BUNDLE} ({joints} COCO joints) but {path} has {model.num_joints} "
+                          f"joints{f' ({dataset})' if dataset else ''}: pass a COCO checkpoint{hint}")
 
 
 def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:

@@ -9,9 +9,13 @@ prints as "-", so a backend that did not run is still a row with its reason.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hrnext_trt.errors import HrnextError
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,12 @@ class Report:
         """Every key of every row (not only the shown columns), one row per line."""
         rows = self.row_dicts()
         keys = list(dict.fromkeys(k for row in rows for k in row))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _csv_value(row.get(k)) for k in keys})
-        return path
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(row.get(k)) for k in keys})
+        return _write(path, text.getvalue())
 
     def write_all(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
         """``stem.json``, ``stem.csv`` and ``stem.md`` in ``out_dir``."""
@@ -105,10 +107,38 @@ def _csv_value(value):
 
 
 def _write(path: str | Path, text: str) -> Path:
+    return write_atomic(path, text.encode("utf-8"))
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``path`` whole or not at all (a temporary sibling renamed over it): an interrupted run
+    never leaves a half-written report that a later command would read."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def check_writable(path: str | Path | None, option: str, folder: bool) -> None:
+    """Fail in one line, before any work, when ``path`` (a folder, or a file) cannot be written."""
+    if path is None:
+        return
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise HrnextError(f"{option} {path} is a file, not a folder: choose a folder")
+    if not folder and path.is_dir():
+        raise HrnextError(f"{option} {path} is a folder: give a file name, e.g. {path / 'report.json'}")
+    directory = path if folder else path.parent
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise HrnextError(f"{option} {path}: {existing} is a file, not a folder: choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK) or (not folder and path.exists() and not os.access(path, os.W_OK)):
+        raise HrnextError(f"{option} {path} is not writable (permission denied in {existing}): choose another place")
 
 
 def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str, label: str,
@@ -134,9 +164,8 @@ def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str,
         fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     if not points:
         ax.text(0.5, 0.5, "no backend produced both numbers", ha="center", va="center", transform=ax.transAxes)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=(0, 0.05 if caption else 0, 1, 1))
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
-    return path
+    return write_atomic(path, image.getvalue())

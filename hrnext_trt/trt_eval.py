@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, compare, comparison_footnotes
+from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
 from hrnext_trt.contract import BACKENDS, resolve_device
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results
 from hrnext_trt.pipeline import iter_batches, predict
-from hrnext_trt.reports import Column, Report, plot_accuracy_latency
+from hrnext_trt.manifest import sha256_file
+from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.export_folder import discover_artifacts
 from hrnext_trt.runners.timing import time_runner
@@ -35,6 +36,7 @@ LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} re
                     "{warmup} warm-up ({clock}); p50/p95 per batch; img/s = batch / p50; speed-up = PyTorch p50 / "
                     "row p50. e2e persons/s: the whole evaluation run (read, crop, infer{flip}, decode, NMS), "
                     "wall clock.")
+OTHER_CHECKPOINT_NOTE = "not the exported checkpoint"
 METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard")
 
 
@@ -58,27 +60,38 @@ class TrtEvalConfig:
     json: Path | None = None  # an extra copy of the JSON report
     notes: tuple[str, ...] = ()  # extra footnotes (what the numbers mean for this data)
     progress: bool = True
+    arch: str | None = None  # for checkpoints that do not record their model (the paper's mmpose files)
+    num_joints: int | None = None
+    input_size: tuple[int, int] | None = None  # for such checkpoints without an export folder
+    other_checkpoint: bool = False  # compare a checkpoint other than the exported one (labelled as such)
 
     def __post_init__(self):
         if self.checkpoint is None and self.engines is None:
             raise HrnextError("nothing to evaluate: give a checkpoint and/or an engines folder")
         if self.batch < 1:
             raise HrnextError(f"batch must be at least 1, got {self.batch}")
+        if self.iters < 1 or self.warmup < 0:
+            raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
         resolve_device(self.device)
 
 
 def run_trt_eval(config: TrtEvalConfig) -> Report:
     """Evaluate every backend, print nothing, write the reports when ``config.out`` / ``json`` say so."""
+    # Every check that can fail runs here, before the evaluation passes (minutes on a real test set).
+    check_writable(config.out, "--out", folder=True)
+    check_writable(config.json, "--json", folder=False)
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
+    check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
     model, model_input_size, recipe_flip = _load_model(config, artifacts)
     config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
-    input_size = model_input_size or (artifacts[0].input_size if artifacts else None)
+    input_size = model_input_size or config.input_size or (artifacts[0].input_size if artifacts else None)
     if input_size is None:
-        raise HrnextError("the input size is unknown: the checkpoint does not record it and the engines folder has "
-                          "no manifest; export with `hrnext-trt export-engine`")
+        raise HrnextError("the input size is unknown: the checkpoint does not record it and there is no export "
+                          "manifest: pass --input-size (256x192 for the paper's hrnext_s, 384x288 for hrnext_b)")
     for artifact in artifacts:
         artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
+    same_checkpoint = _check_exported_checkpoint(config, artifacts)
     runners = [PyTorchRunner(model, "fp32", device, threads=config.threads)] \
         if "pytorch" in config.backends and model is not None else []
     runners += [a.runner(device, config.threads) for a in artifacts if a.backend in config.backends]
@@ -91,28 +104,51 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
     crops = latency_batch(dataset, input_size, config.batch)
 
-    rows = compare(runners, lambda runner: [_evaluate(runner, dataset, input_size, crops, config)], EvalRow,
-                   artifacts, config.backends)
+    predictions: dict[str, tuple[EvalRow, list]] = {}
+
+    def measure(runner: Runner) -> list[EvalRow]:
+        row, results = _evaluate(runner, dataset, input_size, crops, config)
+        predictions[f"results_{runner.backend}_{runner.precision}.json"] = (row, results)
+        return [row]
+
+    rows = compare(runners, measure, EvalRow, artifacts, config.backends)
+    if same_checkpoint is False:
+        for row in rows:
+            if row.backend == "pytorch":
+                row.notes = " ".join(filter(None, [row.notes, OTHER_CHECKPOINT_NOTE]))
 
     clock = "CUDA events" if device == "cuda" else "host clock"
     footnotes = [LATENCY_FOOTNOTE.format(batch=config.batch, iters=config.iters, warmup=config.warmup, clock=clock,
                                          flip=" with flip test" if config.flip_test else ""),
                  *comparison_footnotes(rows), *config.notes]
-    meta = {"dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
+    if same_checkpoint is False:
+        footnotes.append(f"{OTHER_CHECKPOINT_NOTE}: the PyTorch row is {config.checkpoint}, the export was made from "
+                         f"{artifacts[0].manifest['source_checkpoint']['path']}; dAP compares two models, not a "
+                         "backend with its source")
+    meta = {"checkpoint_is_exported_one": same_checkpoint, "dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
             "images": len(dataset.images), "input_size": list(input_size), "batch": config.batch, "device": device,
             "flip_test": config.flip_test, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
             "engines": str(config.engines) if config.engines else None}
     report = Report(f"trt-eval: {config.dataset} {dataset.split} ({dataset.boxes} boxes, {len(dataset)} persons, "
                     f"{len(dataset.images)} images), input {input_size[0]}x{input_size[1]}, batch {config.batch}",
                     _columns(dataset.meta.eval_mode == "crowdpose"), rows, footnotes, meta)
-    write_reports(report, config.out, config.json)
+    write_reports(report, config.out, config.json, predictions)
     return report
 
 
-def write_reports(report: Report, out: Path | None, json_path: Path | None) -> dict[str, Path]:
-    """trt_eval.{json,csv,md} and the accuracy-vs-latency plot in ``out``; a JSON copy at ``json_path``."""
+def write_reports(report: Report, out: Path | None, json_path: Path | None,
+                  predictions: dict[str, tuple[EvalRow, list]] | None = None) -> dict[str, Path]:
+    """trt_eval.{json,csv,md}, the accuracy-vs-latency plot and each backend's COCO-format results
+    (``predictions``: file name -> (row, results)) in ``out``; a JSON copy at ``json_path``. Written
+    at the end, each file whole: an interrupted run leaves the previous reports as they were."""
     written = {}
     if out is not None:
+        out = Path(out)
+        for name, (row, results) in (predictions or {}).items():
+            row.results = str(write_atomic(out / name, json.dumps(results).encode()))
+        for stale in out.glob("results_*.json"):  # of backends this run did not evaluate
+            if stale.name not in (predictions or {}):
+                stale.unlink()
         written = report.write_all(out, "trt_eval")
         meta = report.meta
         rows = [{**r.to_dict(), "label": f"{r.backend} {r.precision}{' *' if r.cpu_low_precision else ''}"}
@@ -141,10 +177,26 @@ def _load_model(config: TrtEvalConfig, artifacts: list):
     if "pytorch" not in config.backends:
         return None, spec.input_size, flip
     exported = artifacts[0].manifest.model if artifacts and artifacts[0].manifest is not None else None
-    # The paper's mmpose files do not record their model; the export manifest does.
-    arch = exported.arch if exported is not None and spec.arch is None else None
-    joints = exported.num_joints if exported is not None and spec.num_joints is None else None
-    return load_pose_model(ckpt, arch=arch, num_joints=joints), spec.input_size, flip
+    # The paper's mmpose files do not record their model: --arch/--joints, else the export manifest.
+    arch = config.arch or (exported.arch if exported is not None and spec.arch is None else None)
+    joints = config.num_joints or (exported.num_joints if exported is not None and spec.num_joints is None else None)
+    return load_pose_model(ckpt, arch=arch, num_joints=joints, source=config.checkpoint), spec.input_size, flip
+
+
+def _check_exported_checkpoint(config: TrtEvalConfig, artifacts: list) -> bool | None:
+    """Whether ``--checkpoint`` is the file the export was made from (its manifest records the sha256);
+    None when there is nothing to compare. A different one is refused unless ``other_checkpoint``."""
+    manifest = artifacts[0].manifest if artifacts else None
+    if config.checkpoint is None or manifest is None:
+        return None
+    source = manifest["source_checkpoint"]
+    if sha256_file(config.checkpoint) == source["sha256"]:
+        return True
+    if not config.other_checkpoint:
+        raise HrnextError(f"--checkpoint {config.checkpoint} is not the checkpoint {config.engines} was exported "
+                          f"from ({source['path']}, sha256 {source['sha256'][:12]}...): pass that file, export this "
+                          "one, or add --other-checkpoint to compare the two models anyway")
+    return False
 
 
 def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarray:
@@ -189,25 +241,19 @@ class EvalRow(Row):
         self.speedup = reference.p50_ms / self.p50_ms
 
 
-def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: TrtEvalConfig) -> EvalRow:
-    """The row of an active runner; with ``config.out``, its COCO-format results go to
-    results_<backend>_<precision>.json."""
+def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: TrtEvalConfig) -> tuple[EvalRow, list]:
+    """The row of an active runner and its COCO-format results (written by :func:`write_reports`)."""
     start = time.perf_counter()
     results = predict(dataset, runner.heatmap_fn(), input_size, batch_size=config.batch,
                       flip_test=config.flip_test, progress=config.progress)
     e2e_s = time.perf_counter() - start
     stats = time_runner(runner, crops, iters=config.iters, warmup=config.warmup)
     metrics = evaluate_results(dataset.name, dataset.ann_file, results)
-    results_path = None
-    if config.out is not None:
-        results_path = Path(config.out) / f"results_{runner.backend}_{runner.precision}.json"
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results), encoding="utf-8")
     return EvalRow.for_runner(
         runner, file=runner.path.name if runner.path is not None else None,
-        results=str(results_path) if results_path else None, **{k: metrics[k] for k in METRIC_KEYS if k in metrics},
+        **{k: metrics[k] for k in METRIC_KEYS if k in metrics},
         p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
-        e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict())
+        e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict()), results
 
 
 def _columns(crowdpose: bool) -> list[Column]:

@@ -89,9 +89,9 @@ def test_unreadable_files_fail_with_one_line(tmp_path):
     with pytest.raises(HrnextError, match="not a PyTorch checkpoint or truncated"):
         read_checkpoint(garbage)
     no_state = tmp_path / "no_state.pth"
-    torch.save({"weights": torch.zeros(1)}, no_state)
-    with pytest.raises(HrnextError, match="has no state_dict"):
-        read_checkpoint(no_state)
+    torch.save({"weights": torch.zeros(1)}, no_state)  # a bare state_dict, of another network
+    with pytest.raises(HrnextError, match="neither an hrnext-trt nor an mmpose 0.x checkpoint nor a state_dict"):
+        load_pose_model(no_state)
     foreign = tmp_path / "foreign.pth"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, foreign)
     with pytest.raises(HrnextError, match="neither an hrnext-trt nor an mmpose"):

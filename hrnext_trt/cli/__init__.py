@@ -17,7 +17,7 @@ import sys
 import click
 from tqdm import tqdm
 
-from hrnext_trt import __version__
+from hrnext_trt import __version__, interrupts
 from hrnext_trt.errors import HrnextError
 
 # command name -> (module under hrnext_trt.cli, one-line help shown by --help)
@@ -81,12 +81,17 @@ class _LazyGroup(click.Group):
         except HrnextError as exc:
             click.secho(f"error: {exc}", err=True, fg="red")
             sys.exit(2)
+        except KeyboardInterrupt:
+            # Every ``finally`` below has run: workers are stopped, staging folders removed.
+            click.secho(f"\nerror: {interrupts.MESSAGE}", err=True, fg="red")
+            sys.exit(interrupts.EXIT_CODE)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hrnext-trt")
 def main():
     """HRNeXt crowd pose estimation: train, export to ONNX/TensorRT, evaluate and benchmark."""
+    interrupts.install_watchdog()
     configure_logging()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import BACKEND_LIST, COUNT, DATASET, DEVICE, POSITIVE_INT
+from hrnext_trt.cli.params import BACKEND_LIST, COUNT, DATASET, DEVICE, INPUT_SIZE, POSITIVE_INT
 from hrnext_trt.contract import BACKENDS
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 
@@ -16,6 +16,14 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
               help="The PyTorch checkpoint (the reference row).")
 @click.option("--engines", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder of `hrnext-trt export-engine` (manifest.json, *.onnx, *.engine).")
+@click.option("--other-checkpoint", is_flag=True,
+              help="Compare a --checkpoint other than the one the export was made from (the report says so).")
+@click.option("--arch", default=None, help="Model arch of a checkpoint that does not record it (the paper's mmpose "
+                                           "files), e.g. hrnext_s.")
+@click.option("--joints", "num_joints", type=POSITIVE_INT, default=None,
+              help="Joint count of such a checkpoint (14 CrowdPose, 17 COCO/OCHuman).")
+@click.option("--input-size", type=INPUT_SIZE, default=None,
+              help="Crop size of such a checkpoint without --engines (256x192 hrnext_s, 384x288 hrnext_b).")
 @click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--split", default=None, help="Default: the dataset's test split (crowdpose test, coco val).")
@@ -38,13 +46,14 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
               help="Write trt_eval.{json,csv,md,png} here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here too.")
-def command(checkpoint, engines, dataset, data_root, split, boxes, det_file, backends, batch, device, threads,
-            flip_test, iters, warmup, out, json_path) -> None:
+def command(checkpoint, engines, other_checkpoint, arch, num_joints, input_size, dataset, data_root, split, boxes,
+            det_file, backends, batch, device, threads, flip_test, iters, warmup, out, json_path) -> None:
     """Evaluate the PyTorch model and every artifact of an export folder on the same person boxes."""
     config = TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=dataset, data_root=data_root, split=split, boxes=boxes,
         det_file=det_file, backends=backends or BACKENDS, batch=batch, device=device, threads=threads,
-        flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path)
+        flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path, arch=arch, num_joints=num_joints,
+        input_size=input_size, other_checkpoint=other_checkpoint)
     report = run_trt_eval(config)
     click.echo(report.table())
     for path in (out, json_path):

@@ -5,7 +5,7 @@ Both sides ask here: the export writes it into the manifest, the runtime compare
 
 from __future__ import annotations
 
-from hrnext_trt.contract import TRT_INSTALL_HINT
+from hrnext_trt.contract import TRT_INSTALL_HINT, nvidia_gpu_present
 from hrnext_trt.errors import HrnextError
 
 
@@ -20,20 +20,25 @@ def import_pycuda():
 
 
 def gpu_info(device: int = 0) -> dict | None:
-    """``{"name", "compute_capability", "cuda_driver"}`` of a CUDA device, or None without pycuda or a GPU."""
+    """``{"name", "compute_capability", "cuda_driver"}`` of a CUDA device; None without pycuda or without
+    an NVIDIA GPU. A GPU that is there but cannot be reached (driver too old, broken CUDA) is an error,
+    never "no GPU"."""
+    if not nvidia_gpu_present():
+        return None
     try:
         import pycuda.driver as cuda
-
+    except ImportError:
+        return None
+    try:
         cuda.init()
         if cuda.Device.count() <= device:
             return None
         dev = cuda.Device(device)
-    except Exception:  # pycuda missing, or no driver / no device: there is no GPU to describe
-        return None
-    major, minor = dev.compute_capability()
-    driver = cuda.get_driver_version()  # e.g. 12040 -> "12.4"
-    return {
-        "name": dev.name(),
-        "compute_capability": f"{major}.{minor}",
-        "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}",
-    }
+        major, minor = dev.compute_capability()
+        driver = cuda.get_driver_version()  # e.g. 12040 -> "12.4"
+        name = dev.name()
+    except cuda.Error as exc:
+        raise HrnextError(f"an NVIDIA GPU is present but CUDA does not start through pycuda ({exc}): check the "
+                          "driver (nvidia-smi) and that pycuda was built for this CUDA version") from None
+    return {"name": name, "compute_capability": f"{major}.{minor}",
+            "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}"}

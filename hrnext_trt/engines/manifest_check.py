@@ -12,19 +12,47 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.manifest import Manifest, sha256_file
+from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
 
 
-def verify_files(manifest: Manifest, folder: str | Path) -> None:
-    """Re-hash every file the manifest lists; a missing or changed file is an error."""
+MODEL_SUFFIXES = (".onnx", ".engine")
+
+
+def verify_files(manifest: Manifest, folder: str | Path, names: Sequence[str] | None = None) -> None:
+    """Re-hash the files the manifest lists (or those of ``names``); a missing or changed file is an error."""
     folder = Path(folder)
-    for name, entry in manifest["artifacts"].items():
-        path = folder / name
+    for name in manifest["artifacts"] if names is None else names:
+        entry, path = manifest.entry(name), folder / name
         if not path.is_file():
-            raise HrnextError(f"{path} is listed in the manifest but missing: copy the whole export folder")
+            raise HrnextError(f"{path} is listed in {folder / MANIFEST_NAME} but missing: copy the whole export "
+                              "folder, or export again")
         if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
-            raise HrnextError(f"{path} differs from the file the manifest describes (sha256 mismatch): "
-                              "the file was changed or truncated; export again or copy it anew")
+            raise HrnextError(f"{path} is not the file {folder / MANIFEST_NAME} describes (sha256 differs: changed, "
+                              "truncated or from another export): export again")
+
+
+def verify_folder(manifest: Manifest, folder: str | Path) -> None:
+    """Every listed file intact, and no model file beside them that the manifest does not list (a
+    folder mixing two exports)."""
+    folder = Path(folder)
+    verify_files(manifest, folder)
+    unlisted = sorted(p.name for p in folder.iterdir()
+                      if p.suffix in MODEL_SUFFIXES and p.name not in manifest["artifacts"])
+    if unlisted:
+        raise HrnextError(f"{folder} holds {', '.join(unlisted)}, which its {MANIFEST_NAME} does not list (files of "
+                          "another export): export again into this folder")
+
+
+def verify_model_file(path: str | Path, manifest: Manifest | None = None) -> dict | None:
+    """Check one model file against ``manifest`` (default: the ``manifest.json`` beside it, if any);
+    the file's manifest entry, or None for a file without a manifest. What every loader calls."""
+    path = Path(path)
+    if manifest is None:
+        if not (path.parent / MANIFEST_NAME).is_file():
+            return None
+        manifest = load_manifest(path.parent)
+    verify_files(manifest, path.parent, [path.name])
+    return manifest.entry(path.name)
 
 
 def check_engine_runtime(manifest: Manifest, file_name: str, tensorrt_version: str, gpu_name: str,

@@ -18,9 +18,9 @@ import numpy as np
 
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, TRT_INSTALL_HINT
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
-from hrnext_trt.engines.manifest_check import check_engine_input_shape, check_engine_runtime
+from hrnext_trt.engines.manifest_check import check_engine_input_shape, check_engine_runtime, verify_model_file
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
+from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 
 def import_tensorrt():
@@ -67,9 +67,7 @@ class TensorRTEngine:
             raise HrnextError(f"no CUDA GPU {self.device} is visible: TensorRT engines need a GPU and its driver")
         # Every check that can fail cleanly runs before deserialisation, which may abort the process.
         check_engine_runtime(self.manifest, self.path.name, trt.__version__, gpu["name"], gpu["compute_capability"])
-        if sha256_file(self.path) != self.manifest.entry(self.path.name)["sha256"]:
-            raise HrnextError(f"{self.path} differs from the engine the manifest describes (sha256 mismatch): "
-                              "copy the export folder anew or rebuild")
+        verify_model_file(self.path, self.manifest)
 
         cuda = import_pycuda()
         self._cuda = cuda

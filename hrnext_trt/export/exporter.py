@@ -8,10 +8,11 @@ numbers go into the manifest and the printed table.
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import shutil
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
@@ -22,11 +23,12 @@ from hrnext_trt.engines.runtime import import_tensorrt
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.calibration import make_crop_sets
 from hrnext_trt.export.config import ExportConfig
+from hrnext_trt.export.folder import check_target, publish, staging_folder
 from hrnext_trt.export.onnx_export import export_onnx, save_checked
-from hrnext_trt.export.precision import convert_fp16_file, quantize_int8
 from hrnext_trt.export.tensorrt_build import build_engine
 from hrnext_trt.export.verify import agreement, engine_heatmaps, format_table, onnx_heatmaps, torch_heatmaps
 from hrnext_trt.export.versions import package_versions
+from hrnext_trt.export.workers import run_jobs
 from hrnext_trt.keypoints import meta_for_joints
 from hrnext_trt.manifest import Manifest
 from hrnext_trt.model_spec import ModelSpec
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 DEFAULT_INPUT_SIZE = (256, 192)
+_WORKER_JOBS = {"fp16": "AutoCast FP16", "int8": "INT8 quantization"}
 
 
 def engine_file(precision: str) -> str:
@@ -52,7 +55,27 @@ def resolve_input_size(requested: tuple[int, int] | None, recorded) -> tuple[int
 
 def export_artifacts(config: ExportConfig) -> Manifest:
     """Write every artifact of ``config`` into ``config.out_dir``; returns the manifest (also saved).
-    Each step is logged with its time; :func:`summary` is the table to show at the end."""
+    Each step is logged with its time; :func:`summary` is the table to show at the end.
+
+    The folder appears whole or not at all (``hrnext_trt.export.folder``): an interrupted or failed
+    export leaves the previous one untouched, a finished one replaces every file of it.
+    """
+    out = config.out_dir
+    check_target(out)
+    with staging_folder(out) as stage:
+        cache = config.timing_cache_path
+        if config.timing_cache is None and cache.is_file():  # the default cache lives in the folder: keep it
+            shutil.copy2(cache, stage / cache.name)
+        manifest = _export_into(replace(config, out_dir=stage, timing_cache=config.timing_cache or stage / cache.name),
+                                cache)
+        publish(stage, out)
+    return manifest
+
+
+def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
+    """The export itself, into the (staging) folder ``config.out_dir``; ``timing_cache`` is the path
+    the manifest records."""
+    import numpy as np
     import onnx
 
     from hrnext_trt.models import checkpoint_spec, load_pose_model, prepare_for_export, read_checkpoint  # torch
@@ -70,11 +93,10 @@ def export_artifacts(config: ExportConfig) -> Manifest:
     with step("load", f"loaded {config.checkpoint}"):
         ckpt = read_checkpoint(config.checkpoint)
         recorded = checkpoint_spec(ckpt)
-        model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints)
+        model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=config.checkpoint)
     input_size = resolve_input_size(config.input_size, recorded.input_size)
     spec = ModelSpec.of(model.arch, model.num_joints, input_size,
                         recorded.dataset or meta_for_joints(model.num_joints).name)
-    out.mkdir(parents=True, exist_ok=True)
 
     engines_reason = unavailable_reason("tensorrt", "cuda")
     gpu = gpu_info() if engines_reason is None else None
@@ -92,23 +114,29 @@ def export_artifacts(config: ExportConfig) -> Manifest:
 
     paths = {p: out / ONNX_FILES[p] for p in config.precisions}
     graphs = {}  # precision -> {"opset", "nodes", ...} of its ONNX file
-    with step("onnx_fp32", f"exported {paths['fp32']} (FP32, simplified)"):
+    with step("onnx_fp32", f"exported {paths['fp32'].name} (FP32, simplified)"):
         graphs["fp32"] = export_onnx(prepare_for_export(model), paths["fp32"], spec, config.opset)
-    # AutoCast is single-threaded Python (minutes on hrnext_s): it runs in a worker process while
-    # INT8 calibration runs here, so the two overlap on a multi-core machine.
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        started = time.perf_counter()
-        fp16_job = pool.submit(convert_fp16_file, paths["fp32"], paths["fp16"]) \
-            if "fp16" in config.precisions else None
-        if "int8" in config.precisions:
-            with step("onnx_int8", f"quantized {paths['int8']} (INT8 Q/DQ, {len(crops.calibration)} crops)"):
-                graphs["int8"] = save_checked(quantize_int8(paths["fp32"], crops.calibration), paths["int8"],
-                                              spec, "int8")
-        if fp16_job is not None:
-            fp16_job.result()
-            graphs["fp16"] = save_checked(onnx.load(str(paths["fp16"])), paths["fp16"], spec, "fp16")
-            timings["onnx_fp16"] = round(time.perf_counter() - started, 2)
-            log.info("converted %s (AutoCast FP16, in parallel) (%.1f s)", paths["fp16"], timings["onnx_fp16"])
+    low = [p for p in ("fp16", "int8") if p in paths]
+    if low:
+        # AutoCast FP16 and INT8 calibration run side by side, each in a worker process (see workers.py).
+        log.info("%s running in worker processes...", " and ".join(_WORKER_JOBS[p] for p in low))
+        with tempfile.TemporaryDirectory(prefix="hrnext_workers_") as tmp:
+            tmp = Path(tmp)
+            jobs = {}
+            if "fp16" in paths:
+                jobs["fp16"] = ["fp16", str(paths["fp32"]), str(tmp / "fp16.onnx")]
+            if "int8" in paths:
+                np.save(tmp / "calibration.npy", crops.calibration)
+                jobs["int8"] = ["int8", str(paths["fp32"]), str(tmp / "calibration.npy"), str(tmp / "int8.onnx")]
+            for precision, seconds in run_jobs(jobs, tmp).items():
+                graphs[precision] = save_checked(onnx.load(str(tmp / f"{precision}.onnx")), paths[precision],
+                                                 spec, precision)
+                timings[f"onnx_{precision}"] = seconds
+        if "fp16" in paths:
+            log.info("converted %s (AutoCast FP16) (%.1f s)", paths["fp16"].name, timings["onnx_fp16"])
+        if "int8" in paths:
+            log.info("quantized %s (INT8 Q/DQ, %d crops) (%.1f s)", paths["int8"].name, len(crops.calibration),
+                     timings["onnx_int8"])
 
     codec = HeatmapCodec(input_size)
     with step("verify_onnx", "checked every ONNX file with ONNX Runtime against PyTorch"):
@@ -118,6 +146,7 @@ def export_artifacts(config: ExportConfig) -> Manifest:
 
     if engines_reason is None:
         _build_engines(config, manifest, paths, input_size, gpu, reference, crops.heldout, codec, step)
+        manifest["engines"]["timing_cache"] = str(timing_cache)
     else:
         manifest.record("engines", {"built": False, "reason": engines_reason})
     manifest.record("timings_s", timings)
@@ -131,7 +160,7 @@ def _build_engines(config: ExportConfig, manifest: Manifest, paths: dict, input_
     out = config.out_dir
     for precision, onnx_path in paths.items():
         engine_path, log_path = out / engine_file(precision), out / f"build_{precision}.log"
-        with step(f"engine_{precision}", f"built {engine_path} (TensorRT {trt_version}, log {log_path.name})"):
+        with step(f"engine_{precision}", f"built {engine_path.name} (TensorRT {trt_version}, log {log_path.name})"):
             # The FP32 engine is the accuracy reference among engines: true FP32, no TF32 rounding.
             info = build_engine(onnx_path, engine_path, log_path, input_size, config.batch, config.workspace_gb,
                                 config.timing_cache_path, tf32=precision != "fp32")

@@ -95,13 +95,6 @@ def convert_fp16(src: Path):
         )
 
 
-def convert_fp16_file(src: Path, dst: Path) -> None:
-    """:func:`convert_fp16` writing to ``dst``: the form a worker process runs (see artifacts.py)."""
-    import onnx
-
-    onnx.save(convert_fp16(src), str(dst))
-
-
 def quantize_int8(src: Path, crops: np.ndarray):
     """``src`` (FP32 ONNX) -> ``onnx.ModelProto`` with INT8 Q/DQ calibrated on ``crops``."""
     import onnx

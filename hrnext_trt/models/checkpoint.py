@@ -71,15 +71,20 @@ def read_checkpoint(path: str | Path) -> dict:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found is None:  # not a pickle at all
-            raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated ({exc})") from exc
+        if found is None:  # not a pickle at all; torch's advice to load it unsafely is not for us
+            raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated") from None
         raise HrnextError(f"cannot read checkpoint {path} safely: it holds a {found.group(1)} object; re-save it "
-                          "with only tensors and plain Python data") from exc
-    except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for a bad file
+                          "with only tensors and plain Python data") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError, zipfile errors... for a bad file
         raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated "
-                          f"({type(exc).__name__}: {exc})") from exc
+                          f"({type(exc).__name__})") from None
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return {"state_dict": ckpt}  # a bare state_dict (torch.save(model.state_dict())): --arch/--joints
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise HrnextError(f"{path} is not a model checkpoint: it has no state_dict")
+        what = f"a dict of {', '.join(map(str, list(ckpt)[:4]))}" if isinstance(ckpt, dict) else \
+            f"a {type(ckpt).__name__}"
+        raise HrnextError(f"{path} is a PyTorch file but not a model checkpoint: it holds {what}, and no "
+                          "state_dict or tensors")
     return ckpt
 
 
@@ -94,9 +99,11 @@ def checkpoint_meta(ckpt: dict) -> dict:
     if ckpt.get("format") == CHECKPOINT_FORMAT:
         meta = {k: ckpt.get(k) for k in ("arch", "num_joints", "input_size", "dataset", "epoch")}
         return {"format": CHECKPOINT_FORMAT, **meta}
+    unknown = {"arch": None, "num_joints": None, "input_size": None, "dataset": None}
+    if _HEAD_KEY in ckpt.get("state_dict", {}):  # this project's module names without the record around them
+        return {"format": "state_dict", **unknown, "epoch": None}
     if any(k.startswith(("backbone.", "keypoint_head.")) for k in ckpt.get("state_dict", {})):
-        return {"format": "mmpose", "arch": None, "num_joints": None, "input_size": None, "dataset": None,
-                "epoch": (ckpt.get("meta") or {}).get("epoch")}
+        return {"format": "mmpose", **unknown, "epoch": (ckpt.get("meta") or {}).get("epoch")}
     return {"format": None}
 
 
@@ -138,13 +145,16 @@ def _check_fit(state_dict: dict, model: PoseModel, source: str) -> None:
 
 
 def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
-                    num_joints: int | None = None) -> PoseModel:
+                    num_joints: int | None = None, source: str | Path | None = None) -> PoseModel:
     """A model in eval mode with the checkpoint's weights (project or mmpose 0.x format).
 
     ``arch`` / ``num_joints`` are required for mmpose files and, for project files, must agree
-    with what the checkpoint records when given.
+    with what the checkpoint records when given. ``source``: the file a dict was read from, for
+    the error messages.
     """
-    source = "<dict>" if isinstance(checkpoint, dict) else str(checkpoint)
+    if source is None:
+        source = "(in memory)" if isinstance(checkpoint, dict) else checkpoint
+    source = str(source)
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     meta = checkpoint_meta(ckpt)
     if meta["format"] == CHECKPOINT_FORMAT:
@@ -159,15 +169,18 @@ def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
                               f"asked for {num_joints}")
         model = build_pose_model(meta["arch"], meta["num_joints"])
         state_dict = ckpt["state_dict"]
-    elif meta["format"] == "mmpose":
+    elif meta["format"] in ("mmpose", "state_dict"):
         if arch is None or num_joints is None:
-            raise HrnextError(f"checkpoint {source} is an mmpose file, which does not record its model: pass "
-                              "--arch and --joints")
+            what = "an mmpose file" if meta["format"] == "mmpose" else "a bare state_dict"
+            raise HrnextError(f"checkpoint {source} is {what}, which does not record its model: pass --arch and "
+                              "--joints (e.g. --arch hrnext_s --joints 14 for CrowdPose)")
         model = build_pose_model(arch, num_joints)
-        state_dict = remap_mmpose_state_dict(ckpt["state_dict"], arch)
+        state_dict = ckpt["state_dict"]
+        if meta["format"] == "mmpose":
+            state_dict = remap_mmpose_state_dict(state_dict, arch)
     else:
-        raise HrnextError(f"{source} is neither an hrnext-trt nor an mmpose 0.x checkpoint (no format field, "
-                          "no backbone.* keys)")
+        raise HrnextError(f"{source} is neither an hrnext-trt nor an mmpose 0.x checkpoint nor a state_dict of "
+                          "these models (no format field, no backbone.* or head.weight keys)")
     _check_fit(state_dict, model, source)
     model.load_state_dict(state_dict, strict=True)
     return model.eval()

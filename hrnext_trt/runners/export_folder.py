@@ -1,10 +1,11 @@
 """What an export folder holds, and a runner for each file.
 
 The folder's ``manifest.json`` (written by ``hrnext-trt export-engine``) is the authority: it
-lists every file with its precision and the input size the export was made for. A folder
-without a manifest (ONNX files copied by hand) is read by file name: ``model.onnx`` (FP32),
-``model_fp16.onnx``, ``model_int8.onnx`` and ``*.engine``, with the input size taken from each
-ONNX file's metadata.
+lists every file with its precision, sha256 and the input size the export was made for. Every
+listed file is re-hashed before anything runs, and a model file the manifest does not list makes
+the folder a mix of two exports: both are refused in one line. A folder without a manifest (ONNX
+files copied by hand) is read by file name: ``model.onnx`` (FP32), ``model_fp16.onnx``,
+``model_int8.onnx`` and ``*.engine``, with the input size taken from each ONNX file's metadata.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.contract import unavailable_reason
+from hrnext_trt.engines.manifest_check import verify_folder, verify_model_file
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
 from hrnext_trt.model_spec import ModelSpec
@@ -36,7 +38,7 @@ class Artifact:
         """A (not yet active) runner for this file; ``device`` applies to ONNX files."""
         if self.backend == "tensorrt":
             return TensorRTRunner(self.path, self.precision, manifest=self.manifest)
-        return OnnxRuntimeRunner(self.path, self.precision, device=device, threads=threads)
+        return OnnxRuntimeRunner(self.path, self.precision, device=device, threads=threads, manifest=self.manifest)
 
     def check_input_size(self, input_size: tuple[int, int], what: str) -> None:
         """One line when the file was exported for another crop size than ``what`` takes."""
@@ -69,19 +71,39 @@ def discover_artifacts(folder: str | Path) -> list[Artifact]:
     return sorted(artifacts, key=lambda a: (a.backend != "onnxruntime", order.get(a.precision, 3), a.path.name))
 
 
+def load_artifact(path: str | Path) -> Artifact:
+    """One ONNX file or engine, checked against the manifest beside it (sha256): what a command that
+    loads a single model file (``predict``) calls. Without a manifest an ONNX file is read by its
+    metadata; an engine needs its manifest (TensorRT version and GPU are checked from it)."""
+    path = Path(path)
+    backend = _BACKEND_OF_SUFFIX.get(path.suffix)
+    if backend is None:
+        raise HrnextError(f"{path} is neither an ONNX file (.onnx) nor a TensorRT engine (.engine)")
+    if not path.is_file():
+        raise HrnextError(f"{path} not found: export with `hrnext-trt export-engine`")
+    entry = verify_model_file(path)
+    if entry is not None:
+        manifest = load_manifest(path.parent)
+        return Artifact(path, backend, entry.get("precision") or _precision_from_name(path.name),
+                        manifest.model.input_size, manifest)
+    if backend == "tensorrt":
+        raise HrnextError(f"{path} has no {MANIFEST_NAME} beside it: engines are loaded with the manifest of their "
+                          "export folder (copy the whole folder)")
+    meta = read_onnx_metadata(path)
+    return Artifact(path, backend, meta.get("precision") or _precision_from_name(path.name),
+                    ModelSpec.from_dict(meta).input_size)
+
+
 def _from_manifest(folder: Path, manifest: Manifest) -> list[Artifact]:
+    verify_folder(manifest, folder)  # before anything runs: a bad file costs seconds, not a whole evaluation
     input_size = manifest.model.input_size
     artifacts = []
     for name, entry in manifest["artifacts"].items():
         backend = _BACKEND_OF_SUFFIX.get(Path(name).suffix)
         if backend is None:
-            continue  # timing cache, calibration cache, ...
-        path = folder / name
-        if not path.is_file():
-            raise HrnextError(f"{path} is listed in {folder / MANIFEST_NAME} but missing: copy the whole export "
-                              "folder, or export again")
+            continue  # build logs, ...
         precision = entry.get("precision") or _precision_from_name(name)
-        artifacts.append(Artifact(path, backend, precision, input_size, manifest))
+        artifacts.append(Artifact(folder / name, backend, precision, input_size, manifest))
     return artifacts
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.contract import INPUT_NAME, METADATA_KEY
+from hrnext_trt.engines.manifest_check import verify_model_file
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
@@ -34,7 +35,11 @@ def read_onnx_metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise HrnextError(f"ONNX file {path} does not exist: run `hrnext-trt export-engine` first")
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends: a truncated or foreign file
+        raise HrnextError(f"{path} is not a readable ONNX file ({type(exc).__name__}; truncated or not ONNX): "
+                          "export again") from None
     props = {p.key: p.value for p in model.metadata_props}
     return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
 
@@ -43,8 +48,9 @@ class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, precision: str, device: str = "cpu", threads: int | None = None,
-                 name: str | None = None):
+                 name: str | None = None, manifest=None):
         self.path = Path(path)
+        self.manifest = manifest  # None: the manifest.json beside the file, if there is one
         self.threads = threads
         super().__init__(name or f"onnxruntime-{precision}", precision, device)
         self._session = None
@@ -54,6 +60,7 @@ class OnnxRuntimeRunner(Runner):
         if not self.path.is_file():
             raise HrnextError(f"ONNX file {self.path} does not exist: run `hrnext-trt export-engine` first")
         self._require_backend(f"onnxruntime on {self.device}")
+        verify_model_file(self.path, self.manifest)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -64,7 +71,12 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3  # warnings about unused initialisers would flood the table
         options.add_session_config_entry(*UNFUSED_QDQ)  # TensorRT's INT8 arithmetic on any CPU (see above)
         providers = [_PROVIDERS[self.device]] + (["CPUExecutionProvider"] if self.device == "cuda" else [])
-        session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+        try:
+            session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, ...: one line, not its dump
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise HrnextError(f"onnxruntime cannot load {self.path} ({type(exc).__name__}: {first}): "
+                              "export again") from None
         if _PROVIDERS[self.device] not in session.get_providers():
             # onnxruntime falls back to the CPU when CUDA fails to load; never time the CPU as CUDA.
             raise BackendUnavailable(f"onnxruntime could not load {_PROVIDERS[self.device]} for {self.path}")

@@ -1,0 +1,89 @@
+"""Ctrl-C: a stop within seconds, one line, no child process left behind.
+
+Python runs signal handlers in the main thread between bytecodes, so a Ctrl-C during a long call
+into C (a TensorRT build, an ONNX Runtime session) waits for that call to return. The CLI installs
+a watchdog: when the main thread has not stopped ``GRACE_S`` seconds after SIGINT, the watchdog runs
+the cleanups registered with :func:`on_interrupt` (kill worker processes, remove staging folders),
+prints the same line the CLI prints for a normal interruption, and ends the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 3.0
+EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+MESSAGE = "interrupted (Ctrl-C): stopped before the end; only complete files were kept"
+
+_cleanups: dict[int, Callable[[], None]] = {}
+_lock = threading.Lock()
+_installed = False
+
+
+@contextlib.contextmanager
+def on_interrupt(cleanup: Callable[[], None]) -> Iterator[None]:
+    """Run ``cleanup`` if the watchdog has to end the process while this block runs. The block's own
+    ``finally`` clauses cover every other way out; ``cleanup`` must be safe to run twice."""
+    key = id(cleanup)
+    with _lock:
+        _cleanups[key] = cleanup
+    try:
+        yield
+    finally:
+        with _lock:
+            _cleanups.pop(key, None)
+
+
+def run_cleanups() -> None:
+    with _lock:
+        cleanups = list(_cleanups.values())
+    for cleanup in cleanups:
+        try:
+            cleanup()
+        except Exception as exc:  # the process is ending: report, and run the next one
+            log.warning("cleanup after Ctrl-C failed: %s", exc)
+
+
+def install_watchdog(grace_s: float = GRACE_S) -> bool:
+    """Start the watchdog (main thread only, once per process); False where it cannot run."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return _installed
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter
+        os.close(read_fd), os.close(write_fd)
+        return False
+    if previous != -1:  # someone else (an event loop) owns the wake-up fd: leave it to them
+        signal.set_wakeup_fd(previous)
+        os.close(read_fd), os.close(write_fd)
+        return False
+    threading.Thread(target=_watch, args=(read_fd, grace_s), name="hrnext-ctrl-c-watchdog", daemon=True).start()
+    _installed = True
+    return True
+
+
+def _watch(read_fd: int, grace_s: float) -> None:
+    # The C-level signal handler writes each signal's number here, whatever the main thread is doing.
+    while True:
+        data = os.read(read_fd, 64)
+        if not data:
+            return
+        if signal.SIGINT in data:
+            time.sleep(grace_s)
+            # Still running: the main thread is stuck in C code (or ignoring the KeyboardInterrupt).
+            run_cleanups()
+            sys.stderr.write(f"error: {MESSAGE}\n")
+            sys.stderr.flush()
+            os._exit(EXIT_CODE)

@@ -1,0 +1,168 @@
+"""Bad inputs of the deployment commands (trt-eval, bench, demo, checkpoints): one line, exit 2, and
+before the long work (see docs/BAD_INPUTS.md)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
+
+from .test_trt_eval import make_tiny_export
+
+torch = pytest.importorskip("torch")
+
+FIXTURE = "hrnext_tiny_crowdpose.pth"  # the paper's mmpose layout: records no arch, joints or input size
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_export(tmp_path_factory)
+
+
+def _run(*args) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    return lines[0]
+
+
+def _trt_eval(checkpoint, engines, data_root, *extra):
+    return _run("trt-eval", "--checkpoint", checkpoint, "--engines", engines, "--dataset", "crowdpose",
+                "--data-root", data_root, "--backends", "pytorch,onnxruntime", "--batch", "4", "--iters", "1",
+                "--warmup", "0", "--device", "cpu", "--threads", "1", *extra)
+
+
+def test_trt_eval_refuses_a_checkpoint_other_than_the_exported_one(tiny, tmp_path, data_dir):
+    checkpoint, engines = tiny
+    other = tmp_path / "epoch_40.pth"
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["epoch"] = 40  # same model, another file: the sha256 differs
+    torch.save(ckpt, other)
+    code, out = _trt_eval(other, engines, tmp_path / "not_read_yet")
+    assert code == 2
+    line = _one_error_line(out)
+    assert f"--checkpoint {other} is not the checkpoint {engines} was exported from" in line
+    assert "--other-checkpoint" in line
+
+    code, out = _trt_eval(other, engines, data_dir / "crowdpose-mini", "--other-checkpoint", "--json",
+                          tmp_path / "r.json")
+    assert code == 0, out
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["meta"]["checkpoint_is_exported_one"] is False
+    assert report["rows"][0]["backend"] == "pytorch" and "not the exported checkpoint" in report["rows"][0]["notes"]
+    assert any("dAP compares two models" in note for note in report["footnotes"])
+
+    code, out = _trt_eval(checkpoint, engines, data_dir / "crowdpose-mini", "--json", tmp_path / "same.json")
+    assert code == 0, out
+    assert json.loads((tmp_path / "same.json").read_text())["meta"]["checkpoint_is_exported_one"] is True
+
+
+def test_trt_eval_and_demo_take_arch_and_joints_for_the_papers_checkpoints(fixtures_dir, data_dir, tmp_path):
+    ckpt = fixtures_dir / FIXTURE
+    args = ("trt-eval", "--checkpoint", ckpt, "--dataset", "crowdpose", "--data-root", data_dir / "crowdpose-mini",
+            "--backends", "pytorch", "--batch", "2", "--iters", "1", "--warmup", "0", "--device", "cpu",
+            "--input-size", "64x64")
+    code, out = _run(*args)
+    assert code == 2
+    assert f"checkpoint {ckpt} is an mmpose file, which does not record its model: pass --arch and --joints" in \
+        _one_error_line(out)
+    code, out = _run(*args, "--arch", "hrnext_tiny", "--joints", "14")
+    assert code == 0, out
+    assert "pytorch" in out and "ok" in out
+
+    code, out = _run("demo", "--checkpoint", ckpt, "--out", tmp_path / "demo")
+    assert code == 2 and f"checkpoint {ckpt} is an mmpose file" in _one_error_line(out)
+    # With --arch/--joints it loads, and is refused at once for what it is: a CrowdPose (14-joint) model.
+    code, out = _run("demo", "--checkpoint", ckpt, "--arch", "hrnext_tiny", "--joints", "14", "--out",
+                     tmp_path / "demo")
+    line = _one_error_line(out)
+    assert code == 2 and "scores on coco-mini (17 COCO joints)" in line and "has 14 joints (crowdpose)" in line
+    assert "trt-eval" in line
+
+
+def test_demo_refuses_a_crowdpose_checkpoint_before_training_or_export(tiny, tmp_path):
+    checkpoint, _ = tiny
+    code, out = _run("demo", "--checkpoint", checkpoint, "--out", tmp_path / "demo")
+    assert code == 2
+    assert f"{checkpoint} has 14 joints (crowdpose): pass a COCO checkpoint" in _one_error_line(out)
+    assert not (tmp_path / "demo" / "engines").exists()
+
+
+def test_late_failures_are_checked_first(tiny, tmp_path):
+    """--iters 0, an --out or --json below a file: refused before the data is read (the data root
+    here does not even exist)."""
+    checkpoint, engines = tiny
+    missing_data = tmp_path / "no_data_here"
+    code, out = _trt_eval(checkpoint, engines, missing_data, "--iters", "0")
+    assert code == 2 and "--iters must be positive, got 0" in _one_error_line(out)
+    (tmp_path / "a_file").write_text("")
+    code, out = _trt_eval(checkpoint, engines, missing_data, "--out", tmp_path / "a_file" / "reports")
+    assert code == 2 and "is a file, not a folder" in _one_error_line(out)
+    code, out = _trt_eval(checkpoint, engines, missing_data, "--json", tmp_path / "a_file" / "r.json")
+    assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out)
+    code, out = _run("bench", checkpoint, "--engines", engines, "--json", tmp_path / "a_file" / "r.json")
+    assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out)
+
+
+@pytest.mark.skipif(nvidia_gpu_present(), reason="this machine has an NVIDIA GPU")
+def test_device_cuda_without_a_gpu_is_refused(tiny, tmp_path):
+    checkpoint, engines = tiny
+    code, out = _trt_eval(checkpoint, engines, tmp_path, "--device", "cuda")
+    assert code == 2 and "--device cuda: this machine has no NVIDIA GPU" in _one_error_line(out)
+    code, out = _run("bench", checkpoint, "--engines", engines, "--device", "cuda")
+    assert code == 2 and "--device cuda: this machine has no NVIDIA GPU" in _one_error_line(out)
+
+
+@pytest.mark.skipif(unavailable_reason("tensorrt", "cuda") is None, reason="TensorRT runs here")
+def test_only_unavailable_backends_is_an_error_not_an_empty_table(tiny, tmp_path):
+    checkpoint, engines = tiny
+    code, out = _trt_eval(checkpoint, engines, tmp_path / "no_data_here", "--backends", "tensorrt")
+    line = _one_error_line(out)
+    assert code == 2 and line.startswith("error: none of --backends tensorrt can run here (tensorrt: ")
+    code, out = _run("bench", checkpoint, "--engines", engines, "--backends", "tensorrt")
+    assert code == 2 and "none of --backends tensorrt can run here" in _one_error_line(out)
+    # ONNX Runtime asked for, but the folder has no ONNX file: nothing could be measured either.
+    empty = tmp_path / "engines"
+    shutil.copytree(engines, empty)
+    for f in empty.iterdir():
+        f.unlink()
+    (empty / "model.engine").write_bytes(b"")
+    code, out = _trt_eval(checkpoint, empty, tmp_path, "--backends", "onnxruntime")
+    assert code == 2 and "onnxruntime: no ONNX file in the export folder" in _one_error_line(out)
+
+
+def test_checkpoint_read_errors_are_one_safe_line(tmp_path):
+    from hrnext_trt.models import load_pose_model, read_checkpoint
+
+    text = tmp_path / "README.pth"
+    text.write_text("# not a checkpoint\n" * 50)
+    with pytest.raises(HrnextError) as err:
+        read_checkpoint(text)
+    assert str(err.value) == f"cannot read checkpoint {text}: not a PyTorch checkpoint or truncated"
+
+    results = tmp_path / "results.pth"
+    torch.save({"epoch": 3, "AP": 0.5}, results)
+    with pytest.raises(HrnextError, match=r"is a PyTorch file but not a model checkpoint: it holds a dict of epoch, AP"):
+        read_checkpoint(results)
+
+    from hrnext_trt.models import build_pose_model
+
+    bare = tmp_path / "bare.pth"
+    model = build_pose_model("hrnext_tiny", 14)
+    torch.save(model.state_dict(), bare)
+    with pytest.raises(HrnextError, match=f"checkpoint {bare} is a bare state_dict, which does not record its model: "
+                                          "pass --arch and --joints"):
+        load_pose_model(bare)
+    loaded = load_pose_model(bare, arch="hrnext_tiny", num_joints=14)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))

@@ -27,6 +27,21 @@ MESSAGE = "interrupted (Ctrl-C): stopped before the end; only complete files wer
 _cleanups: dict[int, Callable[[], None]] = {}
 _lock = threading.Lock()
 _installed = False
+_handled_by_caller = 0  # > 0 while code with its own graceful Ctrl-C handling runs (predict's loop)
+
+
+@contextlib.contextmanager
+def handled_by_caller() -> Iterator[None]:
+    """A Ctrl-C that arrives while this block runs belongs to the caller's own handling (finish the
+    current batch, close the files): the watchdog leaves it alone."""
+    global _handled_by_caller
+    with _lock:
+        _handled_by_caller += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _handled_by_caller -= 1
 
 
 @contextlib.contextmanager
@@ -80,7 +95,7 @@ def _watch(read_fd: int, grace_s: float) -> None:
         data = os.read(read_fd, 64)
         if not data:
             return
-        if signal.SIGINT in data:
+        if signal.SIGINT in data and not _handled_by_caller:
             time.sleep(grace_s)
             # Still running: the main thread is stuck in C code (or ignoring the KeyboardInterrupt).
             run_cleanups()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from hrnext_trt import interrupts
 from hrnext_trt.contract import resolve_device
 from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
 from hrnext_trt.errors import HrnextError
@@ -271,6 +272,7 @@ def _stop_requested_on_ctrl_c():
 
     signal.signal(signal.SIGINT, on_ctrl_c)
     try:
-        yield stop
+        with interrupts.handled_by_caller():  # the CLI's watchdog must not cut the closing of the files
+            yield stop
     finally:
         signal.signal(signal.SIGINT, previous)

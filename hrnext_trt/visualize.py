@@ -6,6 +6,7 @@ left/right is visible at a glance.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ class VisualizeConfig:
     results: Path | list[dict] | None = None  # None: draw the ground truth
     score_thr: float = 0.3  # people below this instance score are not drawn
     kpt_thr: float = 0.3  # joints below this score are not drawn
-    max_images: int | None = None
+    max_images: int | None = None  # None: every image
     image_format: str = "png"  # "png" or "jpg"
 
 
@@ -73,6 +74,14 @@ def visualize(config: VisualizeConfig) -> list[Path]:
     into ``config.out_dir``; returns the files written."""
     if config.image_format not in ("png", "jpg"):
         raise HrnextError(f"image format must be png or jpg, got {config.image_format!r}")
+    # None draws every image; a count below 1 would be a Python slice (-1: all but the last).
+    if config.max_images is not None and config.max_images < 1:
+        raise HrnextError(f"max_images (--max-images) must be >= 1, got {config.max_images}: leave it out to draw "
+                          "every image")
+    for name in ("score_thr", "kpt_thr"):
+        if not math.isfinite(getattr(config, name)):
+            raise HrnextError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got "
+                              f"{getattr(config, name)}")
     dataset = load_dataset(config.dataset, config.data_root, config.split, boxes="gt")
     meta = dataset.meta
     poses: dict[int, list[np.ndarray]] = defaultdict(list)

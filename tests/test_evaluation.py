@@ -135,19 +135,27 @@ def test_malformed_results_and_annotations_are_one_line(data_dir, tmp_path):
     with pytest.raises(HrnextError) as exc:
         evaluate_results("coco", tmp_path / "missing.json", [])
     _one_line(exc, "missing.json", "not found")
-    # A COCO file given as CrowdPose ground truth lacks the crowd index the protocol needs.
+    # A COCO file given as CrowdPose ground truth: its people have 17 keypoints, CrowdPose's 14.
     shutil.copy(ann_file, tmp_path / "gt.json")
     results = _noisy_predictions(data_dir / "crowdpose-mini" / ANN["crowdpose"][1], seed=6)
-    for res in results:
-        res["image_id"] = 785
+    with pytest.raises(HrnextError) as exc:
+        evaluate_results("crowdpose", tmp_path / "gt.json", results)
+    _one_line(exc, "gt.json", "annotation 0", "crowdpose has 14")
+    # A CrowdPose file without the crowd index the protocol needs.
+    data = json.loads((data_dir / "crowdpose-mini" / ANN["crowdpose"][1]).read_text())
+    for image in data["images"]:
+        del image["crowdIndex"]
+    (tmp_path / "gt.json").write_text(json.dumps(data))
     with pytest.raises(HrnextError) as exc:
         evaluate_results("crowdpose", tmp_path / "gt.json", results)
     _one_line(exc, "crowdIndex")
 
 
-def test_no_results_scores_zero(data_dir):
-    metrics = evaluate_results("coco", data_dir / "coco-mini" / ANN["coco"][1], [])
-    assert metrics["AP"] == 0.0 and metrics["AR"] == 0.0
+def test_no_results_is_refused_not_scored_zero(data_dir):
+    # An empty list measures nothing: scoring it 0 would read as a terrible model.
+    with pytest.raises(HrnextError) as exc:
+        evaluate_results("coco", data_dir / "coco-mini" / ANN["coco"][1], [])
+    _one_line(exc, "no results")
 
 
 def _naive_oks(a, b, area_a, area_b, sigmas):

@@ -88,6 +88,23 @@ def test_bad_config_is_one_line_naming_the_key(option, words):
         assert word in message
 
 
+@pytest.mark.parametrize("option", ["optimizer.lr=fast", "optimizer.lrr=1", "data.batch_size=1",
+                                    "optimizer.betas=[0.9, .nan]", "optimizer.lr=.inf"])
+def test_bad_override_is_blamed_on_the_option_not_the_file(option):
+    # The file is fine; the message must send the user to the --cfg-options word that broke it.
+    with pytest.raises(HrnextError) as info:
+        load_config(TRAIN_DIR / "hrnext_s_coco_256x192.yaml", ["data.num_workers=0", option])
+    message = str(info.value)
+    assert message.startswith(f"--cfg-options {option}: ") and "hrnext_s_coco" not in message
+
+
+def test_non_finite_floats_are_refused(tmp_path):
+    # nan > 0 is False and inf > 0 True: range checks alone would let one through.
+    (tmp_path / "c.yaml").write_text(f"_base_: {TRAIN_DIR / 'hrnext_s_coco_256x192.yaml'}\noptimizer:\n  weight_decay: .nan\n")
+    with pytest.raises(HrnextError, match=r"c\.yaml: optimizer\.weight_decay must be a finite number, got nan"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_missing_key_and_base_cycle(tmp_path):
     with pytest.raises(HrnextError, match="missing key model.arch"):
         config_from_dict({"model": {}, "data": {}, "optimizer": {}, "schedule": {}})

@@ -26,7 +26,7 @@ from hrnext_trt.training import load_config, train
 @click.option("--seed", type=int, default=None, help="Override runtime.seed.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (slower; runs repeat exactly).")
 @click.option("--device", type=click.Choice(DEVICES), default=None, help="Override runtime.device.")
-@click.option("--max-epochs", type=int, default=None,
+@click.option("--max-epochs", type=click.IntRange(min=1), default=None,
               help="Override schedule.epochs (the schedule is stretched or shrunk to fit).")
 def command(config, more_options, work_dir, resume, load_from, cfg_options, seed, deterministic, device, max_epochs):
     """Train a model from a YAML config (see train/README.md); under torchrun every process runs this."""

@@ -22,7 +22,8 @@ from hrnext_trt.visualize import VisualizeConfig, visualize
               help="Folder for the pictures.")
 @click.option("--score-thr", type=float, default=0.3, show_default=True, help="Skip people scored below this.")
 @click.option("--kpt-thr", type=float, default=0.3, show_default=True, help="Skip joints scored below this.")
-@click.option("--max-images", type=int, default=None, help="Draw at most this many images.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None,
+              help="Draw at most this many images (>= 1) [default: all].")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
 def command(dataset, data_root, split, results, out_dir, score_thr, kpt_thr, max_images, image_format) -> None:
     """Draw predicted or ground-truth poses on images."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.data.coco_format import check_annotation_file, check_detection
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta, get_meta
@@ -113,10 +114,10 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
     images, annotations = _parse_annotations(data, ann_file, meta, image_dir)
 
     if boxes == "gt":
-        try:
-            instances = _gt_instances(images, annotations, meta)
-        except (TypeError, ValueError) as exc:
-            raise HrnextError(f"annotation file {ann_file} is malformed: bad box or keypoints ({exc})") from None
+        instances = _gt_instances(images, annotations, meta)
+        if not instances and any(annotations.values()):
+            raise HrnextError(f"annotation file {ann_file}: none of its people has labelled keypoints and a box of "
+                              "positive size inside its image, so there is nothing to crop: check the file")
     else:
         if det_file is None:
             if layout.det is None:
@@ -130,26 +131,14 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
 
 def _parse_annotations(data, ann_file: Path, meta: KeypointMeta,
                        image_dir: Path) -> tuple[dict[int, ImageInfo], dict[int, list[dict]]]:
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
-        raise HrnextError(f"annotation file {ann_file} is not a COCO keypoint file (needs 'images' and 'annotations' "
-                          "lists)")
-    try:
-        images = {int(im["id"]): ImageInfo(int(im["id"]), image_dir / im["file_name"], int(im["width"]),
-                                           int(im["height"])) for im in data["images"]}
-        by_image: dict[int, list[dict]] = {i: [] for i in images}
-        for ann in data["annotations"]:
-            n = len(ann.get("keypoints") or ())
-            if n not in (0, 3 * meta.num_joints):
-                raise HrnextError(f"annotation file {ann_file} has {n // 3} keypoints per person but {meta.name} has "
-                                  f"{meta.num_joints}: is it another dataset's file?")
-            image_id = int(ann["image_id"])
-            if image_id not in by_image:
-                raise HrnextError(f"annotation file {ann_file}: annotation {ann.get('id')} refers to image {image_id}, "
-                                  "which its 'images' list lacks")
-            by_image[image_id].append(ann)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HrnextError(f"annotation file {ann_file} is malformed: missing or bad field {exc}") from None
+    # Keypoints may be absent or empty (people without labels are skipped), never malformed.
+    check_annotation_file(data, ann_file, meta.num_joints, meta.name, image_fields=("file_name", "width", "height"),
+                          annotation_fields=("bbox",))
+    images = {int(im["id"]): ImageInfo(int(im["id"]), image_dir / im["file_name"], int(im["width"]),
+                                       int(im["height"])) for im in data["images"]}
+    by_image: dict[int, list[dict]] = {i: [] for i in images}
+    for ann in data["annotations"]:
+        by_image[int(ann["image_id"])].append(ann)
     return images, by_image
 
 
@@ -158,7 +147,7 @@ def _gt_instances(images: dict[int, ImageInfo], annotations: dict[int, list[dict
     instances = []
     for image_id, info in images.items():
         for ann in annotations[image_id]:
-            if ann.get("iscrowd", 0) or "bbox" not in ann or not ann.get("keypoints"):
+            if ann.get("iscrowd", 0) or not ann.get("keypoints"):
                 continue
             keypoints = np.asarray(ann["keypoints"], dtype=np.float32).reshape(meta.num_joints, 3)
             if keypoints.max() <= 0 or ann.get("num_keypoints", 1) == 0:
@@ -187,21 +176,26 @@ def _det_instances(images: dict[int, ImageInfo], det_file: Path, score_thr: floa
     if not isinstance(dets, list):
         raise HrnextError(f"detector file {det_file} must hold a list of {{image_id, bbox, score}} objects")
     per_image: dict[int, list[Instance]] = {i: [] for i in images}
-    try:
-        for det in dets:
-            if det.get("category_id", 1) != 1:
-                continue
-            image_id = int(det["image_id"])
-            score = float(det["score"])
-            box = np.asarray(det["bbox"], dtype=np.float32)
-            if box.shape != (4,):
-                raise ValueError(f"bbox {det['bbox']!r}")
-            # A zero-area box has no crop (and no inverse transform): it cannot hold a person.
-            if image_id in per_image and score >= score_thr and box[2] > 0 and box[3] > 0:
-                per_image[image_id].append(Instance(image_id, images[image_id].path, box, score, None))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise HrnextError(f"detector file {det_file} is malformed: missing or bad field {exc}") from None
-    if dets and not any(per_image.values()) and score_thr <= 0:
+    in_split = empty = 0
+    for index, det in enumerate(dets):
+        checked = check_detection(det, f"detector file {det_file}", index)
+        if checked is None or checked[0] not in per_image:
+            continue
+        image_id, box, score = checked
+        in_split += 1
+        # A zero-area box has no crop (and no inverse transform): it cannot hold a person.
+        if box[2] <= 0 or box[3] <= 0:
+            empty += 1
+        elif score >= score_thr:
+            per_image[image_id].append(Instance(image_id, images[image_id].path, box, score, None))
+    if dets and not in_split:
         raise HrnextError(f"detector file {det_file} has no boxes for any image of this split: is it another "
                           "dataset's or split's file?")
-    return [inst for group in per_image.values() for inst in group]
+    if in_split and empty == in_split:
+        raise HrnextError(f"detector file {det_file}: all {empty} boxes of this split have zero width or height, "
+                          "so no person can be cropped: check the tool that wrote the boxes (x, y, width, height)")
+    instances = [inst for group in per_image.values() for inst in group]
+    if in_split and not instances:
+        raise HrnextError(f"detector file {det_file}: none of the {in_split} boxes of this split scores >= "
+                          f"{score_thr:g}: lower the detector score threshold")
+    return instances

@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 from pathlib import Path
 import numpy as np
 
+from hrnext_trt.data.coco_format import check_annotation_file, check_results
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta, get_meta
@@ -32,12 +32,14 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
     meta = get_meta(dataset_name)
     ann_file = Path(ann_file)
     gt_data = read_json(ann_file, f"{meta.name} annotation file")
-    if not isinstance(gt_data, dict) or not isinstance(gt_data.get("images"), list):
-        raise HrnextError(f"annotation file {ann_file} is not a COCO keypoint file (needs an 'images' list)")
-    results = read_results(results, meta, {int(im["id"]) for im in gt_data["images"]})
+    # pycocotools reads each person's area; CrowdPose's scorer takes it from the box.
+    fields = ("bbox", "keypoints") + (("area",) if meta.eval_mode != "crowdpose" else ())
+    check_annotation_file(gt_data, ann_file, meta.num_joints, meta.name, annotation_fields=fields)
+    if not gt_data["annotations"]:
+        raise HrnextError(f"annotation file {ann_file} holds no annotated people: there is nothing to score against")
+    categories = {c.get("id") for c in gt_data.get("categories") or () if isinstance(c, dict)}
+    results = read_results(results, meta, {int(im["id"]) for im in gt_data["images"]}, categories)
     names = CROWDPOSE_METRICS if meta.eval_mode == "crowdpose" else COCO_METRICS
-    if not results:
-        return {name: 0.0 for name in names}
     # Both libraries print progress to stdout; keep it out of the caller's (e.g. --json) output.
     with contextlib.redirect_stdout(io.StringIO()):
         if meta.eval_mode == "crowdpose":
@@ -47,29 +49,16 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
     return {name: float(value) for name, value in zip(names, stats)}
 
 
-def read_results(results: list[dict] | str | Path, meta: KeypointMeta, image_ids: set[int]) -> list[dict]:
-    """A checked copy of keypoint ``results`` (a list or a JSON file) for ``image_ids`` of ``meta``'s dataset."""
+def read_results(results: list[dict] | str | Path, meta: KeypointMeta, image_ids: set[int],
+                 category_ids: set[int] | None = None) -> list[dict]:
+    """A checked copy of keypoint ``results`` (a list or a JSON file) for ``image_ids`` of ``meta``'s dataset:
+    one line naming the result and field for a non-finite, non-numeric or missing value, refused when empty."""
     if isinstance(results, (str, Path)):
         source = f"results file {results}"
         results = read_json(results, "results file")
     else:
-        source = "results"
-        results = copy.deepcopy(results)  # the COCO tools add fields to every result
-    if not isinstance(results, list):
-        raise HrnextError(f"{source} must be a JSON list of {{image_id, category_id, keypoints, score}} objects")
-    for i, res in enumerate(results):
-        if not isinstance(res, dict) or not {"image_id", "keypoints", "score"} <= res.keys() \
-                or not isinstance(res["keypoints"], list):
-            raise HrnextError(f"{source}: result {i} lacks image_id, a keypoints list or score")
-        n = len(res["keypoints"])
-        if n != 3 * meta.num_joints:
-            raise HrnextError(f"{source} has {n // 3 if n % 3 == 0 else n / 3:g} keypoints per person but "
-                              f"{meta.name} has {meta.num_joints}: were these results made for another dataset?")
-        if res["image_id"] not in image_ids:
-            raise HrnextError(f"{source}: image_id {res['image_id']} is not in the annotation file: were these "
-                              "results made for another dataset or split?")
-        res.setdefault("category_id", 1)
-    return results
+        source = "results list"
+    return check_results(results, source, meta.num_joints, meta.name, image_ids, category_ids)
 
 
 def _coco_stats(gt_data: dict, results: list[dict], meta: KeypointMeta) -> np.ndarray:

@@ -10,6 +10,7 @@ against the dataclasses below: an unknown key, a missing key or a wrong type is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -214,7 +215,7 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise HrnextError(f"{source}: {key} must be a mapping, got {value!r}")
+            raise HrnextError(f"{_at(source, key)}: {key} must be a mapping, got {value!r}")
         return _build(tp, value, key, source)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(tp):
@@ -236,14 +237,17 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if value is None:
             return None
     elif tp is float:
+        # NaN and inf pass every range check (nan > 0 is False, inf > 0 is True): refused here.
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise HrnextError(f"{_at(source, key)}: {key} must be a finite number, got {value}")
             return float(value)
     elif tp in (int, str, bool):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value
     else:  # pragma: no cover - a type this module does not declare
         raise TypeError(f"unsupported config type {tp!r}")
-    raise HrnextError(f"{source}: {key} must be {_describe(tp)}, got {value!r}")
+    raise HrnextError(f"{_at(source, key)}: {key} must be {_describe(tp)}, got {value!r}")
 
 
 def _build(cls: type, values: dict, prefix: str, source: str):
@@ -252,7 +256,7 @@ def _build(cls: type, values: dict, prefix: str, source: str):
     unknown = sorted(set(values) - set(fields))
     where = f"{prefix}." if prefix else ""
     if unknown:
-        raise HrnextError(f"{source}: unknown key '{where}{unknown[0]}'; "
+        raise HrnextError(f"{_at(source, where + unknown[0])}: unknown key '{where}{unknown[0]}'; "
                           f"known keys{' under ' + prefix if prefix else ''}: {', '.join(fields)}")
     kwargs = {}
     for name, f in fields.items():
@@ -263,9 +267,8 @@ def _build(cls: type, values: dict, prefix: str, source: str):
     return cls(**kwargs)
 
 
-def _check_values(cfg: TrainConfig) -> None:
+def _check_values(cfg: TrainConfig, src: str) -> None:
     """Range checks the types cannot express."""
-    src = cfg.source
     h, w = cfg.data.input_size
     checks = [
         (h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0,
@@ -284,22 +287,45 @@ def _check_values(cfg: TrainConfig) -> None:
     ]
     for ok, message in checks:
         if not ok:
-            raise HrnextError(f"{src}: {message}")
+            raise HrnextError(f"{_at(src, message.split()[0])}: {message}")  # every message starts with its key
 
 
 def config_from_dict(values: dict, source: str = "<dict>") -> TrainConfig:
     """Validate a plain dict (e.g. a checkpoint's ``config``) into a :class:`TrainConfig`."""
     if not isinstance(values, dict):
         raise HrnextError(f"{source}: a config must be a mapping, got {type(values).__name__}")
-    cfg = dataclasses.replace(_build(TrainConfig, values, "", source), source=source)
-    _check_values(cfg)
+    cfg = dataclasses.replace(_build(TrainConfig, values, "", source), source=str(source))
+    _check_values(cfg, source)
     return cfg
+
+
+class _Origin(str):
+    """A config file's name that also knows which keys ``--cfg-options`` set, so a bad value is
+    blamed on the option that gave it, not on the file."""
+
+    def __new__(cls, path: str, overrides: dict[str, str] | None = None):
+        origin = super().__new__(cls, path)
+        origin.overrides = overrides or {}
+        return origin
+
+    def of(self, key: str) -> str:
+        for option_key, option in reversed(list(self.overrides.items())):  # the last override wins
+            if key == option_key or key.startswith((option_key + ".", option_key + "[")):
+                return f"--cfg-options {option}"
+        return str(self)
+
+
+def _at(source: str, key: str) -> str:
+    """Where ``key``'s value came from: the file, or the ``--cfg-options`` word that set it."""
+    return source.of(key) if isinstance(source, _Origin) else source
 
 
 def load_config(path: str | Path, options: typing.Iterable[str] = ()) -> TrainConfig:
     """Read ``path`` (with its ``_base_`` files), apply ``key=value`` overrides, validate."""
+    options = list(options)
     values = apply_overrides(read_config_dict(path), options)
-    return config_from_dict(values, source=str(path))
+    overrides = {option.partition("=")[0]: option for option in options}
+    return config_from_dict(values, source=_Origin(str(path), overrides))
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -1,0 +1,208 @@
+"""Checks of COCO-format keypoint files at the edge: annotation files, results and detector boxes.
+
+The COCO tools check neither types nor finiteness (a NaN keypoint's similarity compares as a
+perfect match, so all-NaN results score AP 1.0), so every record is checked here, before a
+scorer, a cropper or a drawing sees it. A bad record is one line naming the file, the record
+(its index and id) and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrnext_trt.errors import HrnextError
+
+# Python's json.dump writes NaN and Infinity by default, so buggy tools make such files.
+_NUMBER_TYPES = {int, float}
+_NON_FINITE_FIX = "write finite numbers (json.dump(..., allow_nan=False) catches this in the tool that made the file)"
+
+
+class _Record:
+    """One record of a file, for messages: '<source>: <kind> <index> (<id>)'."""
+
+    def __init__(self, source: str, kind: str, index: int, record: Any):
+        self.source, self.kind, self.index, self.record = source, kind, index, record
+
+    def fail(self, message: str) -> HrnextError:
+        ident = ""
+        if isinstance(self.record, dict):
+            key = "id" if self.kind in ("annotation", "image") else "image_id"
+            value = self.record.get(key)
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                ident = f" ({key} {value!r})"
+        return HrnextError(f"{self.source}: {self.kind} {self.index}{ident}: {message}")
+
+    def get(self, field: str) -> Any:
+        if field not in self.record:
+            raise self.fail(f"has no '{field}' field")
+        return self.record[field]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"
+
+
+def _check_number(rec: _Record, name: str, value: Any) -> None:
+    """Raise for ``value`` (named ``name`` in the message) unless it is a finite int or float."""
+    if isinstance(value, str):
+        raise rec.fail(f"{name} is a string ({value!r}), not a number: write it as a JSON number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise rec.fail(f"{name} must be a number, got {_describe(value)}")
+    if not math.isfinite(value):
+        raise rec.fail(f"{name} is {value}: {_NON_FINITE_FIX}")
+
+
+def _number(rec: _Record, field: str) -> float:
+    value = rec.get(field)
+    _check_number(rec, field, value)
+    return value
+
+
+def _integer_id(rec: _Record, field: str) -> int:
+    value = rec.get(field)
+    if isinstance(value, str):
+        raise rec.fail(f"{field} is a string ({value!r}) but ids are JSON numbers: write it as {field}: "
+                       f"{value.strip() if value.strip().isdigit() else 'N'}")
+    if isinstance(value, float) and value.is_integer():  # 785.0 from some tools is still image 785
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise rec.fail(f"{field} must be an integer, got {_describe(value)}")
+    return value
+
+
+def _numbers(rec: _Record, field: str, length: int, hint: str = "") -> list:
+    """``field`` as a flat list of ``length`` finite numbers."""
+    values = rec.get(field)
+    if not isinstance(values, list):
+        raise rec.fail(f"{field} must be a flat list of {length} numbers, got {_describe(values)}")
+    if len(values) != length:
+        raise rec.fail(f"{field} has {len(values)} values, expected {length}{hint}")
+    # Fast path first (results files hold millions of numbers); find the culprit only on failure.
+    if set(map(type, values)) <= _NUMBER_TYPES and all(map(math.isfinite, values)):
+        return values
+    for i, value in enumerate(values):
+        _check_number(rec, f"{field}[{i}]", value)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _keypoints(rec: _Record, num_joints: int, dataset: str) -> list:
+    values = rec.get("keypoints")
+    if isinstance(values, list) and values and isinstance(values[0], list):
+        raise rec.fail(f"keypoints must be a flat list [x1, y1, v1, x2, ...] of {3 * num_joints} numbers, "
+                       "got a nested list")
+    if isinstance(values, list) and len(values) != 3 * num_joints:
+        n = len(values)
+        people = f"{n // 3}" if n % 3 == 0 else f"{n / 3:.3g}"
+        raise rec.fail(f"keypoints has {n} values ({people} keypoints of x, y, v) but {dataset} has {num_joints} "
+                       "keypoints per person: is it made for another dataset?")
+    return _numbers(rec, "keypoints", 3 * num_joints)
+
+
+# Checks of the annotation fields this project and the COCO tools read, by name.
+def _check_annotation_field(rec: _Record, field: str, num_joints: int, dataset: str) -> None:
+    if field == "keypoints":
+        _keypoints(rec, num_joints, dataset)
+    elif field == "bbox":
+        box = _numbers(rec, "bbox", 4, " (x, y, width, height)")
+        if box[2] < 0 or box[3] < 0:
+            raise rec.fail(f"bbox {rec.record['bbox']} has a negative width or height: boxes are x, y, width, height")
+    elif field in ("area", "num_keypoints"):
+        if _number(rec, field) < 0:
+            raise rec.fail(f"{field} is negative ({rec.record[field]})")
+    elif field == "iscrowd":
+        if rec.get("iscrowd") not in (0, 1):  # True/False compare equal to 1/0
+            raise rec.fail(f"iscrowd must be 0 or 1, got {_describe(rec.record['iscrowd'])}")
+
+
+def check_annotation_file(data: Any, path: str | Path, num_joints: int, dataset: str, *,
+                          image_fields: Iterable[str] = (),
+                          annotation_fields: Iterable[str] = ("bbox", "keypoints")) -> None:
+    """Check a COCO keypoint annotation file's dict: an ``images`` and an ``annotations`` list, each
+    image's integer ``id`` and ``image_fields`` (of file_name, width, height), each annotation's
+    ``image_id`` (an image of the file) and ``annotation_fields``, and wherever present the other
+    fields the scorers and loaders read (bbox, keypoints, area, iscrowd, num_keypoints)."""
+    source = f"annotation file {path}"
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise HrnextError(f"{source} is not a COCO keypoint file: it needs an 'images' list "
+                          f"(found {_describe(data) if not isinstance(data, dict) else 'keys ' + ', '.join(data)})")
+    if not isinstance(data.get("annotations"), list):
+        raise HrnextError(f"{source} has no 'annotations' list, so no ground truth to score against or train on "
+                          "(an image-info file?): give the dataset's keypoint annotation file")
+    image_fields = tuple(image_fields)
+    ids = set()
+    for i, image in enumerate(data["images"]):
+        rec = _Record(source, "image", i, image)
+        if not isinstance(image, dict):
+            raise rec.fail(f"must be an object, got {_describe(image)}")
+        ids.add(_integer_id(rec, "id"))
+        for field in image_fields:
+            if field == "file_name":
+                if not isinstance(rec.get("file_name"), str) or not image["file_name"]:
+                    raise rec.fail(f"file_name must be a file name, got {_describe(image['file_name'])}")
+            elif field in ("width", "height"):
+                if _number(rec, field) <= 0:
+                    raise rec.fail(f"{field} must be positive, got {image[field]}")
+    required = tuple(annotation_fields)
+    optional = [f for f in ("iscrowd", "area", "num_keypoints", "bbox", "keypoints") if f not in required]
+    for i, ann in enumerate(data["annotations"]):
+        rec = _Record(source, "annotation", i, ann)
+        if not isinstance(ann, dict):
+            raise rec.fail(f"must be an object, got {_describe(ann)}")
+        for field in required:
+            _check_annotation_field(rec, field, num_joints, dataset)
+        for field in optional:
+            # An empty keypoints list is COCO's way of saying "no keypoints" (e.g. some crowd regions).
+            if field in ann and not (field == "keypoints" and ann["keypoints"] in ([], None)):
+                _check_annotation_field(rec, field, num_joints, dataset)
+        if _integer_id(rec, "image_id") not in ids:
+            raise rec.fail(f"refers to image {ann['image_id']}, which the file's 'images' list lacks")
+
+
+def check_results(results: Any, source: str, num_joints: int, dataset: str, image_ids: set[int],
+                  category_ids: set[int] | None = None) -> list[dict]:
+    """A checked copy of COCO-format keypoint results: a non-empty list of objects with an integer
+    ``image_id`` of the annotation file, ``3 * num_joints`` finite keypoint numbers and a finite
+    ``score`` (``category_id`` defaults to 1 and must be one of ``category_ids``)."""
+    if not isinstance(results, list):
+        raise HrnextError(f"{source} must be a JSON list of {{image_id, category_id, keypoints, score}} objects, "
+                          f"got {_describe(results) if not isinstance(results, dict) else 'an object'}")
+    if not results:
+        raise HrnextError(f"{source} holds no results: nothing to score or draw (did the tool that wrote it "
+                          "find no people, or fail before writing?)")
+    checked = []
+    for i, res in enumerate(results):
+        rec = _Record(source, "result", i, res)
+        if not isinstance(res, dict):
+            raise rec.fail(f"must be an object, got {_describe(res)}")
+        image_id = _integer_id(rec, "image_id")
+        keypoints = _keypoints(rec, num_joints, dataset)
+        score = _number(rec, "score")
+        category_id = res.get("category_id", 1)
+        if category_ids and category_id not in category_ids:
+            raise rec.fail(f"category_id {category_id!r} is not a category of the annotation file "
+                           f"({', '.join(map(str, sorted(category_ids)))}): the scorer would ignore it")
+        if image_id not in image_ids:
+            raise rec.fail(f"image_id {image_id} is not in the annotation file: were these results made for "
+                           "another dataset or split?")
+        # A fresh record of plain values: the COCO tools add fields to every result they score.
+        checked.append({**res, "image_id": image_id, "category_id": category_id,
+                        "keypoints": list(keypoints), "score": float(score)})
+    return checked
+
+
+def check_detection(det: Any, source: str, index: int) -> tuple[int, np.ndarray, float] | None:
+    """(image id, box (4,) x y w h, score) of one detector record, or None for a non-person category."""
+    rec = _Record(source, "box", index, det)
+    if not isinstance(det, dict):
+        raise rec.fail(f"must be an object, got {_describe(det)}")
+    if det.get("category_id", 1) != 1:
+        return None
+    image_id = _integer_id(rec, "image_id")
+    box = _numbers(rec, "bbox", 4, " (x, y, width, height)")
+    return image_id, np.asarray(box, dtype=np.float32), float(_number(rec, "score"))

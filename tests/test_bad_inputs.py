@@ -1,0 +1,255 @@
+"""The bad-input matrix of docs/BAD_INPUTS.md for results, annotations and detector boxes.
+
+Each case writes one realistic bad file (what buggy upstream tools make), runs the real command
+(``evaluate``, ``visualize``) or loader, and asserts exit code 2 with ONE ``error:`` line that
+names the file, the record and the field. Case ids are the matrix's row names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main
+from hrnext_trt.data import load_dataset
+from hrnext_trt.errors import HrnextError
+
+ANN = {
+    "coco": "coco-mini/annotations/person_keypoints_val2017.json",
+    "crowdpose": "crowdpose-mini/annotations/mmpose_crowdpose_test.json",
+    "ochuman": "ochuman-mini/annotations/ochuman_coco_format_test_range_0.00_1.00.json",
+}
+NAN, INF = math.nan, math.inf
+
+
+def _gt_results(ann_file: Path) -> list[dict]:
+    """Ground truth as results: they score, so any damage below is the only thing wrong."""
+    data = json.loads(ann_file.read_text())
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": list(a["keypoints"]), "score": 0.9}
+            for a in data["annotations"]]
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def _evaluate(dataset: str, ann_file: Path, results_file: Path):
+    return CliRunner().invoke(main, ["evaluate", "--dataset", dataset, "--ann", str(ann_file),
+                                     "--results", str(results_file), "--json"])
+
+
+def _set(field, value, first_only=False):
+    def mutate(results):
+        for i, res in enumerate(results):
+            if not first_only or i == 0:
+                res[field] = value(res) if callable(value) else value
+        return results
+    return mutate
+
+
+# id -> (dataset, how the results are damaged, what the one line must say)
+RESULT_CASES = {
+    "results-all-nan-keypoints-coco": ("coco", _set("keypoints", lambda r: [NAN] * 51), ["result 0", "keypoints[0] is nan"]),
+    "results-all-nan-keypoints-ochuman": ("ochuman", _set("keypoints", lambda r: [NAN] * 51),
+                                          ["result 0", "keypoints[0] is nan"]),
+    "results-nan-keypoints-crowdpose": ("crowdpose", _set("keypoints", lambda r: [NAN] * 42),
+                                        ["result 0", "keypoints[0] is nan"]),
+    "results-one-inf-joint-crowdpose": ("crowdpose", _set("keypoints", lambda r: r["keypoints"][:3] + [INF]
+                                                         + r["keypoints"][4:], first_only=True),
+                                        ["result 0", "keypoints[3] is inf"]),
+    "results-nan-score": ("coco", _set("score", NAN, first_only=True), ["result 0", "score is nan"]),
+    "results-string-score": ("coco", _set("score", "0.9"), ["result 0", "score is a string"]),
+    "results-bool-score": ("coco", _set("score", True), ["result 0", "score must be a number"]),
+    "results-string-keypoints": ("coco", _set("keypoints", lambda r: [str(v) for v in r["keypoints"]]),
+                                 ["result 0", "keypoints[0] is a string"]),
+    "results-null-joint": ("coco", _set("keypoints", lambda r: [None] + r["keypoints"][1:]),
+                           ["result 0", "keypoints[0] must be a number"]),
+    "results-nested-keypoints": ("coco", _set("keypoints", lambda r: [r["keypoints"][i:i + 3] for i in range(0, 51, 3)]),
+                                 ["result 0", "flat list"]),
+    "results-null-keypoints": ("coco", _set("keypoints", None), ["result 0", "keypoints must be a flat list"]),
+    "results-string-image-id": ("coco", _set("image_id", lambda r: str(r["image_id"])),
+                                ["result 0", "image_id is a string", "write it as image_id: 785"]),
+    "results-no-score": ("coco", lambda rs: [{k: v for k, v in r.items() if k != "score"} for r in rs],
+                         ["result 0", "no 'score' field"]),
+    "results-other-category": ("coco", _set("category_id", 2), ["result 0", "category_id 2", "would ignore"]),
+    "results-not-objects": ("coco", lambda rs: [r["keypoints"] for r in rs], ["result 0", "must be an object"]),
+    "results-empty-list": ("coco", lambda rs: [], ["holds no results"]),
+    "results-object-not-list": ("coco", lambda rs: {"annotations": rs}, ["must be a JSON list"]),
+}
+
+
+@pytest.mark.parametrize("case", RESULT_CASES)
+def test_bad_results_are_one_line(case, data_dir, tmp_path):
+    dataset, damage, needles = RESULT_CASES[case]
+    ann_file = data_dir / ANN[dataset]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(damage(_gt_results(ann_file))))  # json.dumps writes NaN/Infinity, as tools do
+    line = _error_line(_evaluate(dataset, ann_file, path))
+    for needle in [str(path), *needles]:
+        assert needle in line, line
+
+
+def test_nan_keypoints_never_score_through_the_library(data_dir):
+    # The library path (a list, as the pipeline hands it over) is checked like a file.
+    from hrnext_trt.evaluation import evaluate_results
+
+    ann_file = data_dir / ANN["coco"]
+    results = _set("keypoints", lambda r: [NAN] * 51)(_gt_results(ann_file))
+    with pytest.raises(HrnextError, match="results list: result 0 .*keypoints\\[0\\] is nan"):
+        evaluate_results("coco", ann_file, results)
+    # The undamaged results do score (0.89: coco-mini val has people without visible joints): the check refuses.
+    assert evaluate_results("coco", ann_file, _gt_results(ann_file))["AP"] > 0.85
+
+
+def _drop(field):
+    def mutate(data):
+        for ann in data["annotations"]:
+            ann.pop(field, None)
+        return data
+    return mutate
+
+
+def _ann_set(field, value):
+    def mutate(data):
+        data["annotations"][0][field] = value(data["annotations"][0]) if callable(value) else value
+        return data
+    return mutate
+
+
+def _image_ids_as_strings(data):
+    for image in data["images"]:
+        image["id"] = str(image["id"])
+    return data
+
+
+# id -> (dataset, how the annotation file is damaged, what the one line must say)
+ANNOTATION_CASES = {
+    "annotations-missing-key-coco": ("coco", lambda d: {k: v for k, v in d.items() if k != "annotations"},
+                                     ["no 'annotations' list"]),
+    "annotations-missing-key-crowdpose": ("crowdpose", lambda d: {k: v for k, v in d.items() if k != "annotations"},
+                                          ["no 'annotations' list"]),
+    "annotations-empty-list": ("coco", lambda d: {**d, "annotations": []}, ["no annotated people"]),
+    "annotations-no-bbox-coco": ("coco", _drop("bbox"), ["annotation 0 (id", "no 'bbox' field"]),
+    "annotations-no-bbox-crowdpose": ("crowdpose", _drop("bbox"), ["annotation 0 (id", "no 'bbox' field"]),
+    "annotations-no-area-coco": ("coco", _drop("area"), ["annotation 0 (id", "no 'area' field"]),
+    "annotations-nan-bbox": ("coco", _ann_set("bbox", [NAN] * 4), ["annotation 0 (id", "bbox[0] is nan"]),
+    "annotations-nan-keypoint": ("ochuman", _ann_set("keypoints", lambda a: [NAN] + a["keypoints"][1:]),
+                                 ["annotation 0 (id", "keypoints[0] is nan"]),
+    "annotations-short-keypoints": ("coco", _ann_set("keypoints", lambda a: a["keypoints"][:-3]),
+                                    ["annotation 0 (id", "48 values", "coco has 17"]),
+    "annotations-string-image-id": ("coco", _image_ids_as_strings, ["image 0 (id '", "id is a string"]),
+    "annotations-unknown-image": ("coco", _ann_set("image_id", 1), ["annotation 0 (id", "refers to image 1"]),
+}
+
+
+@pytest.mark.parametrize("case", ANNOTATION_CASES)
+def test_bad_annotation_files_are_one_line(case, data_dir, tmp_path):
+    dataset, damage, needles = ANNOTATION_CASES[case]
+    good = data_dir / ANN[dataset]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_gt_results(good)))
+    ann_file = tmp_path / "ann.json"
+    ann_file.write_text(json.dumps(damage(json.loads(good.read_text()))))
+    line = _error_line(_evaluate(dataset, ann_file, results))
+    for needle in [str(ann_file), *needles]:
+        assert needle in line, line
+
+
+@pytest.fixture()
+def crowdpose_root(data_dir, tmp_path) -> Path:
+    root = tmp_path / "crowdpose"
+    shutil.copytree(data_dir / "crowdpose-mini", root)
+    return root
+
+
+def _damage_detections(root: Path, damage) -> Path:
+    det_file = root / "annotations" / "det_for_crowd_test_0.1_0.5.json"
+    dets = json.loads(det_file.read_text())
+    det_file.write_text(json.dumps(damage(dets)))
+    return det_file
+
+
+DETECTION_CASES = {
+    "detections-nan-box": (lambda ds: [{**ds[0], "bbox": [NAN] * 4}, *ds[1:]], ["box 0", "bbox[0] is nan"]),
+    "detections-inf-box": (lambda ds: [*ds[:1], {**ds[1], "bbox": ds[1]["bbox"][:3] + [INF]}, *ds[2:]],
+                           ["box 1", "bbox[3] is inf"]),
+    "detections-nan-score": (lambda ds: [{**ds[0], "score": NAN}, *ds[1:]], ["box 0", "score is nan"]),
+    "detections-string-image-id": (lambda ds: [{**d, "image_id": str(d["image_id"])} for d in ds],
+                                   ["box 0", "image_id is a string"]),
+    "detections-all-zero-boxes": (lambda ds: [{**d, "bbox": [0, 0, 0, 0]} for d in ds],
+                                  ["zero width or height"]),
+    "detections-no-bbox": (lambda ds: [{k: v for k, v in d.items() if k != "bbox"} for d in ds],
+                           ["box 0", "no 'bbox' field"]),
+}
+
+
+@pytest.mark.parametrize("case", DETECTION_CASES)
+def test_bad_detector_files_are_one_line(case, crowdpose_root):
+    damage, needles = DETECTION_CASES[case]
+    det_file = _damage_detections(crowdpose_root, damage)
+    with pytest.raises(HrnextError) as exc:
+        load_dataset("crowdpose", crowdpose_root, "test", boxes="det")
+    line = str(exc.value)
+    assert "\n" not in line
+    for needle in [str(det_file), *needles]:
+        assert needle in line, line
+    assert "another dataset" not in line  # the boxes are broken, not foreign
+
+
+def test_detector_threshold_above_every_box_is_one_line(crowdpose_root):
+    with pytest.raises(HrnextError, match="none of the 6 boxes of this split scores >= 2"):
+        load_dataset("crowdpose", crowdpose_root, "test", boxes="det", det_score_thr=2.0)
+
+
+def test_all_zero_ground_truth_boxes_are_one_line(crowdpose_root):
+    ann_file = crowdpose_root / "annotations" / "mmpose_crowdpose_test.json"
+    data = json.loads(ann_file.read_text())
+    for ann in data["annotations"]:
+        ann["bbox"] = [0, 0, 0, 0]
+    ann_file.write_text(json.dumps(data))
+    with pytest.raises(HrnextError, match="nothing to crop"):
+        load_dataset("crowdpose", crowdpose_root, "test")
+
+
+def _visualize(data_dir, tmp_path, *extra):
+    return CliRunner().invoke(main, ["visualize", "--dataset", "coco", "--data-root", str(data_dir / "coco-mini"),
+                                     "--split", "val", "--out", str(tmp_path / "vis"), *extra])
+
+
+def test_visualize_refuses_nan_keypoints_in_one_line(data_dir, tmp_path):
+    results = _gt_results(data_dir / ANN["coco"])
+    results[0]["keypoints"][0] = NAN  # one NaN joint of a well-scored person: OverflowError when drawn
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    line = _error_line(_visualize(data_dir, tmp_path, "--results", str(path)))
+    assert str(path) in line and "result 0" in line and "keypoints[0] is nan" in line
+    assert not (tmp_path / "vis").exists()  # refused before anything is drawn
+
+
+def test_visualize_refuses_empty_results(data_dir, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("[]")
+    assert "holds no results" in _error_line(_visualize(data_dir, tmp_path, "--results", str(path)))
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_visualize_max_images_must_be_positive(data_dir, tmp_path, value):
+    # -1 used to draw n-1 images (a Python slice); "all images" is the option left out.
+    result = _visualize(data_dir, tmp_path, "--max-images", value)
+    assert result.exit_code == 2 and "--max-images" in result.stderr
+    assert not (tmp_path / "vis").exists()
+
+
+@pytest.mark.parametrize("option", ["--score-thr", "--kpt-thr"])
+def test_visualize_thresholds_must_be_finite(data_dir, tmp_path, option):
+    line = _error_line(_visualize(data_dir, tmp_path, option, "nan"))
+    assert option.lstrip("-").replace("-", "_") in line

@@ -161,7 +161,8 @@ def check_demo_checkpoint(path: Path, arch: str | None, num_joints: int | None) 
 def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
     """Train the demo preset into ``work_dir`` within about ``budget_s`` seconds; the checkpoint's path."""
     config = load_config(demo_preset(), [f"runtime.device={device}"])
-    return train(config, work_dir, time_budget_s=budget_s)
+    # The demo's folder is its own: running the demo again trains anew (force), never mixes runs.
+    return train(config, work_dir, time_budget_s=budget_s, force=True)
 
 
 # The last stage's media: a bundled crowd picture, and a clip made from another bundled picture

@@ -19,6 +19,9 @@ from hrnext_trt.training import load_config, train
               help="Where checkpoints and logs go [default: work_dirs/<config name>].")
 @click.option("--resume", default=None, metavar="auto|CKPT",
               help="Continue a run: 'auto' takes the latest epoch_N.pth in the work dir.")
+@click.option("--force", is_flag=True,
+              help="Start over in a work dir that holds another run (deletes its checkpoints and logs), or resume "
+                   "with a config that trains differently than the checkpoint.")
 @click.option("--load-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start from these weights only (an hrnext-trt or the paper's mmpose checkpoint).")
 @click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
@@ -28,7 +31,8 @@ from hrnext_trt.training import load_config, train
 @click.option("--device", type=click.Choice(DEVICES), default=None, help="Override runtime.device.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,
               help="Override schedule.epochs (the schedule is stretched or shrunk to fit).")
-def command(config, more_options, work_dir, resume, load_from, cfg_options, seed, deterministic, device, max_epochs):
+def command(config, more_options, work_dir, resume, force, load_from, cfg_options, seed, deterministic, device,
+            max_epochs):
     """Train a model from a YAML config (see train/README.md); under torchrun every process runs this."""
     stray = [word for word in more_options if "=" not in word]
     if stray:
@@ -44,5 +48,5 @@ def command(config, more_options, work_dir, resume, load_from, cfg_options, seed
         options.append(f"schedule.epochs={max_epochs}")
     cfg = load_config(config, options)
     work_dir = work_dir if work_dir is not None else Path("work_dirs") / config.stem
-    path = train(cfg, work_dir, resume=resume, load_from=load_from)
+    path = train(cfg, work_dir, resume=resume, load_from=load_from, force=force)
     click.echo(f"checkpoint: {path}")

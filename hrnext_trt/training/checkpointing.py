@@ -17,6 +17,7 @@ from typing import Any
 from hrnext_trt.errors import HrnextError
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
+BEST_NAME = "best.pth"  # the best-AP checkpoint of a run
 
 
 def epoch_checkpoint_name(epoch: int) -> str:
@@ -86,13 +87,19 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def find_latest_checkpoint(work_dir: str | Path) -> Path | None:
-    """The ``epoch_N.pth`` with the highest N in ``work_dir``, or None."""
+def epoch_checkpoints(work_dir: str | Path) -> list[Path]:
+    """The ``epoch_N.pth`` files of ``work_dir``, by N."""
     work_dir = Path(work_dir)
     if not work_dir.is_dir():
-        return None
+        return []
     found = [(int(m.group(1)), p) for p in work_dir.iterdir() if (m := _EPOCH_FILE.match(p.name))]
-    return max(found)[1] if found else None
+    return [p for _, p in sorted(found)]
+
+
+def find_latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The ``epoch_N.pth`` with the highest N in ``work_dir``, or None."""
+    found = epoch_checkpoints(work_dir)
+    return found[-1] if found else None
 
 
 def load_training_checkpoint(path: str | Path) -> dict:

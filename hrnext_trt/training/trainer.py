@@ -17,8 +17,9 @@ from tqdm import tqdm
 
 from hrnext_trt.contract import resolve_device
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.training.checkpointing import (atomic_torch_save, capture_rng_state, epoch_checkpoint_name,
-                                               find_latest_checkpoint, load_training_checkpoint, restore_rng_state)
+from hrnext_trt.training.checkpointing import (BEST_NAME, atomic_torch_save, capture_rng_state,
+                                               epoch_checkpoint_name, find_latest_checkpoint,
+                                               load_training_checkpoint, restore_rng_state)
 from hrnext_trt.training.config import TrainConfig, save_config
 from hrnext_trt.training.distributed import (DistInfo, all_reduce_min, all_reduce_sum, barrier, broadcast_object,
                                              cleanup_distributed, gather_objects, init_distributed)
@@ -27,10 +28,9 @@ from hrnext_trt.training.logging import TrainLogger
 from hrnext_trt.training.loss import keypoint_mse_loss
 from hrnext_trt.training.optim import LrSchedule, build_optimizer
 from hrnext_trt.training.validation import evaluate_model, load_split
+from hrnext_trt.training.work_dir import CONFIG_NAME, check_resume_config, claim_work_dir, remove_stale_temp_files
 
 log = logging.getLogger(__name__)
-
-BEST_NAME = "best.pth"
 
 
 @dataclass
@@ -43,10 +43,14 @@ class _Progress:
 
 def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | None = None,
           load_from: str | Path | None = None, time_budget_s: float | None = None,
-          stop_after_epochs: int | None = None, progress: bool = True) -> Path:
+          stop_after_epochs: int | None = None, progress: bool = True, force: bool = False) -> Path:
     """Train ``config`` into ``work_dir``; returns ``best.pth`` (or the last epoch's checkpoint).
 
+    Every check (config, data, weights, the checkpoint to resume, the work dir's owner and lock)
+    runs before the first write into ``work_dir``; see ``hrnext_trt.training.work_dir``.
     resume: ``"auto"`` (the latest ``epoch_N.pth`` in ``work_dir``, if any) or a checkpoint path.
+    force: start over in a work dir that holds another run (deleting its checkpoints and logs),
+    or resume with a config that trains differently than the checkpoint.
     load_from: weights only (this project's checkpoint or the paper's mmpose file).
     time_budget_s: stop (with a checkpoint and an evaluation) at the first epoch end after which
     another epoch would not fit. stop_after_epochs: stop once that many epochs are complete, as
@@ -60,7 +64,7 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
         if device.type == "cuda" and dist.enabled:
             device = torch.device("cuda", dist.local_rank)
         trainer = _Trainer(config, Path(work_dir), device, dist, progress)
-        return trainer.run(resume, load_from, time_budget_s, stop_after_epochs)
+        return trainer.run(resume, load_from, time_budget_s, stop_after_epochs, force)
     finally:
         cleanup_distributed(dist)
 
@@ -114,6 +118,7 @@ class _Trainer:
         self.train_set = TopDownDataset(pose_train, cfg.data.input_size, train=True, augment=cfg.data.augmentation,
                                         sigma=cfg.data.sigma, skip_unreadable=True)
         self.iters_per_epoch = iterations_per_epoch(len(self.train_set), cfg.data.batch_size, self.dist.world_size)
+        self.val_set = load_split(cfg.data.val)  # now: a bad val root must not wait for the first evaluation
 
         model = build_pose_model(cfg.model.arch, self.meta.num_joints)
         if load_from is not None:
@@ -150,21 +155,32 @@ class _Trainer:
             return torch.bfloat16, None
         return torch.float16, torch.amp.GradScaler("cuda")  # fp16 gradients underflow without scaling
 
-    def _resume(self, resume) -> _Progress:
+    def _read_resume(self, resume, force: bool) -> tuple[Path | None, dict | None]:
+        """The checkpoint to resume (path, dict), checked against the config; (None, None) for a fresh start."""
         if resume is None:
-            return _Progress()
+            return None, None
         if str(resume) == "auto":
             path = find_latest_checkpoint(self.work_dir)
             if path is None:
                 self._say(f"resume auto: no epoch_N.pth in {self.work_dir}, starting from scratch")
-                return _Progress()
+                return None, None
         else:
             path = Path(resume)
+            if path.is_dir():
+                raise HrnextError(f"--resume {path} is a folder: pass a checkpoint file in it (epoch_N.pth), or "
+                                  f"'--resume auto' with --work-dir {path} to take its latest")
         ckpt = load_training_checkpoint(path)
         if ckpt["arch"] != self.cfg.model.arch or ckpt["num_joints"] != self.meta.num_joints:
             raise HrnextError(f"{path} holds {ckpt['arch']} with {ckpt['num_joints']} joints, the config trains "
                               f"{self.cfg.model.arch} with {self.meta.num_joints}: resume with the config it was "
                               "trained with")
+        check_resume_config(path, ckpt.get("config"), self.cfg.to_dict(), force)
+        return path, ckpt
+
+    def _resume(self, ckpt: dict | None) -> _Progress:
+        """Model, optimizer, schedule and RNG state of ``ckpt`` (in memory only)."""
+        if ckpt is None:
+            return _Progress()
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
@@ -174,20 +190,46 @@ class _Trainer:
         # Each rank continues its own generators; with another world size the order still is
         # exact (it depends on the epoch only), the drop-path masks are not.
         restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
-        self._say(f"resumed from {path} at epoch {ckpt['epoch']}, iteration {ckpt['iteration']}")
         return _Progress(ckpt["epoch"], ckpt["iteration"], ckpt.get("best_ap", -1.0), ckpt.get("best_epoch", 0))
 
-    # --- the run ------------------------------------------------------------------------------
-    def run(self, resume, load_from, time_budget_s, stop_after_epochs) -> Path:
-        start = time.perf_counter()
+    def _claim_work_dir(self, resuming: bool, force: bool):
+        """The main process locks and checks the work dir, then writes config.yaml; every rank
+        raises the same line when it refuses (else the others would wait at a barrier)."""
+        lock, problem = None, None
         if self.dist.is_main:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, self.work_dir / "config.yaml")
-        barrier(self.dist)
+            try:
+                lock = claim_work_dir(self.work_dir, self.cfg.to_dict(), resuming, force)
+                save_config(self.cfg, self.work_dir / CONFIG_NAME)
+            except (HrnextError, OSError) as exc:
+                if lock is not None:
+                    lock.release()
+                problem = (str(exc) if isinstance(exc, HrnextError) else
+                           f"cannot write to work dir {self.work_dir}: {exc.strerror or exc}: choose a writable --work-dir")
+        problem = broadcast_object(problem, self.dist)
+        if problem is not None:
+            raise HrnextError(problem)
+        return lock
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self, resume, load_from, time_budget_s, stop_after_epochs, force=False) -> Path:
+        start = time.perf_counter()
+        # Every check first (config, data, weights, the checkpoint to resume, the work dir), then writes.
         self._setup(load_from)
+        resume_path, ckpt = self._read_resume(resume, force)
+        state = self._resume(ckpt)
+        del ckpt  # the model and optimizer hold their own copies now
+        lock = self._claim_work_dir(resume_path is not None, force)
+        try:
+            return self._run(state, resume_path, start, time_budget_s, stop_after_epochs)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, state: _Progress, resume_path, start, time_budget_s, stop_after_epochs) -> Path:
         self.logger = TrainLogger(self.work_dir, enabled=self.dist.is_main)
         try:
-            state = self._resume(resume)
+            if resume_path is not None:
+                self._say(f"resumed from {resume_path} at epoch {state.epoch}, iteration {state.iteration}")
             precision = {None: "float32"}.get(self.autocast_dtype, str(self.autocast_dtype).replace("torch.", ""))
             self._say(f"training {self.cfg.model.arch} on {self.cfg.data.train.name} {self.cfg.data.train.split} "
                       f"({len(self.train_set)} instances, {self.iters_per_epoch} iterations/epoch) on "
@@ -262,6 +304,13 @@ class _Trainer:
                 window = []
         bar.close()
         loss_sum, steps, skipped = all_reduce_sum([loss_sum, steps, skipped], self.dist)
+        if steps == 0:
+            # Nothing learned: saving would pass random weights off as a trained best.pth.
+            first = next(iter(self.reported_paths), None)
+            cause = (f"{int(skipped)} training images were unreadable (first: {first})" if skipped
+                     else "no batch held two readable samples")
+            raise HrnextError(f"epoch {state.epoch + 1} made no optimizer step: {cause}; fix or remove the "
+                              f"unreadable images of {self.cfg.data.train.name} {self.cfg.data.train.split}")
         state.epoch += 1
         mean_loss = loss_sum / max(steps, 1)
         self.logger.log("epoch", state.iteration, epoch=state.epoch, loss=mean_loss, skipped_images=int(skipped))
@@ -311,6 +360,7 @@ class _Trainer:
         ckpt = self._checkpoint(state)  # every rank: the RNG states are gathered
         path = None
         if self.dist.is_main:
+            remove_stale_temp_files(self.work_dir)  # of saves a kill interrupted; the lock excludes live ones
             if new_best:
                 path = atomic_torch_save(ckpt, self.work_dir / BEST_NAME)
                 self._say(f"new best AP {state.best_ap:.4f} -> {path}")
@@ -320,8 +370,6 @@ class _Trainer:
         return path
 
     def _evaluate(self) -> dict[str, float]:
-        if not hasattr(self, "val_set"):
-            self.val_set = load_split(self.cfg.data.val)
         return evaluate_model(self.model, self.val_set, self.cfg.data.input_size, self.cfg.data.val_batch_size,
                               self.cfg.runtime.flip_test, self.device, self.autocast_dtype, progress=self.progress)
 

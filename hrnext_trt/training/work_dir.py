@@ -1,0 +1,222 @@
+"""A work dir belongs to one run.
+
+Two guards, both taken by the main process after every other check has passed and before the
+first write:
+
+- a lock file (``train.lock``: pid, host, start time) while a run writes there, so a second
+  concurrent run is refused; a lock whose process is gone (killed run) is stale and taken over;
+- ownership: a new run never overwrites another's checkpoints. Starting a run where checkpoints
+  exist, or where ``config.yaml`` describes a different run, needs ``--resume auto`` (continue
+  it), another ``--work-dir``, or ``force`` (start over: the old run's checkpoints and logs are
+  deleted first, so ``--resume auto`` can never pick them up later).
+
+Resuming with a config that trains differently (model, data, optimizer, schedule policy) than
+the checkpoint is refused too, except for the keys that only say how to run (``RESUME_FREE``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.training.checkpointing import BEST_NAME, epoch_checkpoints
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "train.lock"
+CONFIG_NAME = "config.yaml"
+_RUN_LOGS = ("log.jsonl", CONFIG_NAME)  # with the checkpoints and tensorboard/: what a run writes
+# Keys that change how a run goes on, not what it trains: a resumed run may change them
+# (schedule.epochs: --max-epochs stretches a schedule on purpose).
+RESUME_FREE = ("schedule.epochs", "data.num_workers", "data.val_batch_size", "data.val", "runtime.device",
+               "runtime.deterministic", "runtime.checkpoint_interval", "runtime.eval_interval",
+               "runtime.log_interval", "runtime.flip_test")
+_WAY_OUT = "use another --work-dir, or --force to start over there (deletes its checkpoints and logs)"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """'key: old -> new' for every differing leaf key not under ``ignore``."""
+    a, b = _flatten(old), _flatten(new)
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key) and not any(key == k or key.startswith(k + ".") for k in ignore):
+            changes.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return changes
+
+
+def run_files(work_dir: Path) -> list[Path]:
+    """The checkpoints a run left in ``work_dir`` (epoch_N.pth, best.pth)."""
+    best = work_dir / BEST_NAME
+    return epoch_checkpoints(work_dir) + ([best] if best.is_file() else [])
+
+
+def check_resume_config(checkpoint: Path, trained: dict | None, config: dict, force: bool) -> None:
+    """Refuse to resume ``checkpoint`` with a config that trains something else (unless ``force``)."""
+    if force or not isinstance(trained, dict):
+        return
+    changes = config_changes(trained, config, RESUME_FREE)
+    if changes:
+        raise HrnextError(f"{checkpoint} was trained with another config ({'; '.join(changes[:3])}"
+                          f"{'; ...' if len(changes) > 3 else ''}): resume with the config it was trained with "
+                          "(its work dir's config.yaml), use another --work-dir for a new run, or --force to "
+                          "continue with the new values")
+
+
+class WorkDirLock:
+    """This process's claim on a work dir; ``release()`` (or ``with``) gives it back."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def release(self) -> None:
+        # Only our own lock: a --force'd takeover may have replaced it.
+        if _read_lock(self.path).get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "WorkDirLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), which tells a live pid from a reused one."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _lock_is_live(info: dict) -> bool | None:
+    """True/False for a lock of this host; None when it cannot be told (another host, no pid)."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return None
+    if sys.platform == "win32":  # os.kill would terminate the process there
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    started = info.get("proc_start")
+    return started is None or _process_start(pid) in (None, started)
+
+
+def acquire_lock(work_dir: Path, force: bool = False) -> WorkDirLock:
+    """Create ``work_dir/train.lock`` for this process; refuse when another live run holds it."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "proc_start": _process_start(os.getpid())}
+    for _ in range(3):  # a stale lock is removed, then the exclusive create is tried again
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            live = _lock_is_live(holder)
+            who = f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+            if live:
+                raise HrnextError(f"work dir {work_dir} is in use by another training run ({who}): wait for it "
+                                  "to finish or use another --work-dir") from None
+            if live is None and not force:
+                raise HrnextError(f"work dir {work_dir} is locked by a run this machine cannot check ({who or path}): "
+                                  f"if it is over, delete {path} or pass --force; else use another --work-dir") from None
+            log.warning("removing the stale lock %s of a run that is gone (%s)", path, who)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        return WorkDirLock(path)
+    raise HrnextError(f"cannot lock work dir {work_dir}: {path} keeps reappearing; is another run starting there?")
+
+
+def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) -> WorkDirLock:
+    """Lock ``work_dir`` for a run of ``config`` and check that it is this run's to write.
+
+    ``resuming``: a checkpoint is being continued (its config was checked already). Without it,
+    a dir holding checkpoints, or a ``config.yaml`` of another run, is refused unless ``force``,
+    which deletes the old run's files first.
+    """
+    lock = acquire_lock(work_dir, force)
+    try:
+        found = run_files(work_dir)
+        old_config = _read_config(work_dir / CONFIG_NAME)
+        if not force:
+            if old_config is not None:
+                changes = config_changes(old_config, config, RESUME_FREE if resuming else ())
+                if changes:
+                    raise HrnextError(f"work dir {work_dir} holds another run ({'; '.join(changes[:3])}"
+                                      f"{'; ...' if len(changes) > 3 else ''} against its config.yaml): {_WAY_OUT}")
+            if found and not resuming:
+                raise HrnextError(f"work dir {work_dir} already holds a run's checkpoints "
+                                  f"({', '.join(p.name for p in found[:4])}{', ...' if len(found) > 4 else ''}): "
+                                  f"--resume auto continues it; or {_WAY_OUT}")
+        elif not resuming:
+            _start_over(work_dir, found)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _read_config(path: Path) -> dict | None:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {"config.yaml": "unreadable"}  # differs from every config: treated as another run's
+    return values if isinstance(values, dict) else {"config.yaml": values}
+
+
+def _start_over(work_dir: Path, checkpoints: list[Path]) -> None:
+    gone = [*checkpoints, *(work_dir / name for name in _RUN_LOGS if (work_dir / name).exists())]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    if (work_dir / "tensorboard").is_dir():
+        shutil.rmtree(work_dir / "tensorboard")
+        gone.append(work_dir / "tensorboard")
+    if gone:
+        log.warning("--force: deleted the previous run in %s (%s)", work_dir, ", ".join(p.name for p in gone))
+
+
+def remove_stale_temp_files(work_dir: Path) -> list[Path]:
+    """Delete ``.<checkpoint>.*.tmp`` files that killed saves left behind (the lock says no save of
+    another process is under way); returns them."""
+    stale = [p for p in work_dir.glob(".*.pth.*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.warning("removed %d temporary file(s) of interrupted checkpoint saves in %s", len(stale), work_dir)
+    return stale

@@ -1,0 +1,182 @@
+"""A work dir belongs to one run (docs/BAD_INPUTS.md, rows W1-W9 and TD1).
+
+Runs are the paper's COCO config shrunk to hrnext_tiny at 64x48 on coco-mini's 4 validation
+images (3 iterations an epoch): seconds each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main as cli
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.models import read_checkpoint
+from hrnext_trt.training.work_dir import LOCK_NAME, acquire_lock, claim_work_dir, config_changes
+
+from tests.test_training_loop import CONFIG, tiny_options
+
+
+def tiny(coco: Path, **extra) -> list[str]:
+    """The training tests' tiny run, on coco-mini's 4 validation images: 3 iterations an epoch."""
+    return tiny_options(coco, **{"data.batch_size": "4", "data.train.split": "val", "data.val.split": "val",
+                                 "schedule.warmup_iters": "2", "runtime.flip_test": "false", **extra})
+
+
+def train_cli(work: Path, options: list[str], *extra: str):
+    return CliRunner().invoke(cli, ["train", str(CONFIG), "--work-dir", str(work), *extra, "--cfg-options", *options])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.stderr
+    return errors[0]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with the sha256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def start_events(work: Path) -> int:
+    return sum(json.loads(line).get("event") == "start" for line in (work / "log.jsonl").read_text().splitlines())
+
+
+def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
+    coco, work = data_dir / "coco-mini", tmp_path / "work"
+    first = train_cli(work, tiny(coco))
+    assert first.exit_code == 0, first.output
+    assert not (work / LOCK_NAME).exists()  # released at the end
+    before = snapshot(work)
+    assert {"best.pth", "epoch_1.pth", "config.yaml", "log.jsonl"} <= set(before)
+
+    # W2: the same config again, without --resume.
+    line = one_error_line(train_cli(work, tiny(coco)))
+    assert "already holds a run's checkpoints" in line and "--resume auto" in line and "--force" in line
+    # W1: a different run.
+    line = one_error_line(train_cli(work, tiny(coco, **{"optimizer.lr": "1e-3"})))
+    assert "holds another run" in line and "optimizer.lr: 0.004 -> 0.001" in line and "--force" in line
+    # W3: continuing it with a config that trains something else.
+    line = one_error_line(train_cli(work, tiny(coco, **{"optimizer.lr": "1e-3"}), "--resume", "auto"))
+    assert "epoch_1.pth was trained with another config" in line and "optimizer.lr" in line
+    # W8: a folder given to --resume.
+    line = one_error_line(train_cli(work, tiny(coco), "--resume", str(work)))
+    assert "is a folder" in line and "--resume auto" in line
+    assert snapshot(work) == before and not (work / LOCK_NAME).exists()  # nothing touched by the refusals
+
+    # Continuing with a longer schedule is the same run (--max-epochs stretches it on purpose);
+    # W9: the temporary file of a killed save goes at the next save.
+    stale = work / ".epoch_2.pth.k1lled.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    resumed = train_cli(work, tiny(coco), "--resume", "auto", "--max-epochs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    assert read_checkpoint(work / "epoch_2.pth")["epoch"] == 2 and not stale.exists()
+    assert start_events(work) == 2
+
+    # --force starts over: the old run's checkpoints and logs go first, so nothing is mixed.
+    forced = train_cli(work, tiny(coco, **{"optimizer.lr": "1e-3"}), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert sorted(p.name for p in work.glob("*.pth")) == ["best.pth", "epoch_1.pth"]
+    assert read_checkpoint(work / "best.pth")["config"]["optimizer"]["lr"] == 1e-3
+    assert "lr: 0.001" in (work / "config.yaml").read_text() and start_events(work) == 1
+
+
+@pytest.mark.parametrize("case, extra, options, needle", [
+    ("bad-resume-path", ["--resume", "nothere.pth"], {}, "checkpoint not found"),
+    ("resume-a-folder", ["--resume", "{work}"], {}, "is a folder"),
+    ("bad-train-root", [], {"data.train.root": "/no/such/coco"}, "/no/such/coco"),
+    ("bad-val-root", [], {"data.val.root": "/no/such/val"}, "/no/such/val"),
+])
+def test_failed_checks_leave_the_work_dir_as_it_was(data_dir, tmp_path, case, extra, options, needle):
+    # W6, W7: a run's files (here: those of an earlier, different run) stay byte for byte.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text("model: {arch: hrnet_w32}\n")
+    (work / "log.jsonl").write_text('{"kind": "event", "event": "start"}\n')
+    before = snapshot(work)
+    extra = [word.format(work=work) for word in extra]
+    line = one_error_line(train_cli(work, tiny(data_dir / "coco-mini", **options), *extra))
+    assert needle in line
+    assert snapshot(work) == before and not (work / LOCK_NAME).exists()
+    # A work dir that did not exist is not created by a refused run.
+    fresh = tmp_path / "fresh"
+    one_error_line(train_cli(fresh, tiny(data_dir / "coco-mini", **options), *[w.replace(str(work), str(fresh))
+                                                                               for w in extra]))
+    assert not fresh.exists()
+
+
+def test_a_second_concurrent_run_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    work = tmp_path / "work"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # W4: a live run of this machine holds the lock (its pid and start time are checked).
+        with acquire_lock(work) as lock:
+            data = json.loads(lock.path.read_text())
+            assert data["pid"] == os.getpid() and data["host"] == socket.gethostname()
+            with pytest.raises(HrnextError, match=rf"in use by another training run \(pid {os.getpid()}"):
+                acquire_lock(work, force=True)  # --force never breaks a live run's lock
+        assert not (work / LOCK_NAME).exists()
+        other = {"pid": sleeper.pid, "host": socket.gethostname(), "started": "now"}
+        (work / LOCK_NAME).write_text(json.dumps(other))
+        with pytest.raises(HrnextError, match=f"pid {sleeper.pid}"):
+            claim_work_dir(work, {"model": {}}, resuming=False, force=False)
+        assert json.loads((work / LOCK_NAME).read_text())["pid"] == sleeper.pid  # left to its owner
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # W5: the run holding it was killed: its lock is stale and taken over.
+    with claim_work_dir(work, {"model": {}}, resuming=False, force=False) as lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    assert not (work / LOCK_NAME).exists()
+    # A lock of another machine cannot be checked: refused unless --force.
+    (work / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "another-node", "started": "then"}))
+    with pytest.raises(HrnextError, match="cannot check .*delete .*train.lock or pass --force"):
+        acquire_lock(work)
+    acquire_lock(work, force=True).release()
+
+
+def test_a_reused_pid_does_not_keep_a_stale_lock(tmp_path):
+    # The pid of a killed run may belong to another process now: the recorded start time tells.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                              "started": "long ago", "proc_start": "1"}))
+    if not Path(f"/proc/{os.getpid()}/stat").exists():
+        pytest.skip("process start times are read from /proc (Linux)")
+    acquire_lock(work).release()
+
+
+def test_config_changes_name_each_key():
+    old = {"optimizer": {"lr": 0.004, "betas": [0.9, 0.999]}, "schedule": {"epochs": 210}}
+    new = {"optimizer": {"lr": 0.001, "betas": [0.9, 0.999]}, "schedule": {"epochs": 300}}
+    assert config_changes(old, new) == ["optimizer.lr: 0.004 -> 0.001", "schedule.epochs: 210 -> 300"]
+    assert config_changes(old, new, ignore=("schedule.epochs",)) == ["optimizer.lr: 0.004 -> 0.001"]
+
+
+def test_every_image_unreadable_fails_and_saves_nothing(data_dir, tmp_path):
+    # TD1: zero optimizer steps is a failure, never random weights saved as best.pth.
+    root = tmp_path / "coco"
+    shutil.copytree(data_dir / "coco-mini" / "annotations", root / "annotations")
+    (root / "val2017").mkdir()
+    for image in (data_dir / "coco-mini" / "val2017").iterdir():
+        (root / "val2017" / image.name).write_bytes(b"not a JPEG")
+    work = tmp_path / "work"
+    started = time.perf_counter()
+    line = one_error_line(train_cli(work, tiny(root)))
+    assert "epoch 1 made no optimizer step" in line and "training images were unreadable" in line
+    assert str(root / "val2017") in line
+    assert not list(work.glob("*.pth")) and not (work / LOCK_NAME).exists()
+    assert time.perf_counter() - started < 120

@@ -99,7 +99,11 @@ def visualize(config: VisualizeConfig) -> list[Path]:
         kpt_thr = config.kpt_thr
 
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HrnextError(f"cannot create the picture folder {out_dir}: {exc.strerror or exc}: choose another --out") \
+            from None
     image_ids = list(dataset.images)[:config.max_images]
     written = []
     for image_id in tqdm(image_ids, desc="visualize", unit="image"):

@@ -253,3 +253,11 @@ def test_visualize_max_images_must_be_positive(data_dir, tmp_path, value):
 def test_visualize_thresholds_must_be_finite(data_dir, tmp_path, option):
     line = _error_line(_visualize(data_dir, tmp_path, option, "nan"))
     assert option.lstrip("-").replace("-", "_") in line
+
+
+def test_visualize_unwritable_out_is_one_line(data_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder is needed")
+    result = CliRunner().invoke(main, ["visualize", "--dataset", "coco", "--data-root", str(data_dir / "coco-mini"),
+                                       "--split", "val", "--out", str(blocker / "vis")])
+    assert "cannot create the picture folder" in _error_line(result)

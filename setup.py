@@ -34,6 +34,9 @@ setup(
         "pycocotools>=2.0.7",
         # CrowdPose's evaluation (crowd mode). Build from source under numpy 2: see README.
         "xtcocotools>=1.14",
+        # MPII's MATLAB files (the release .mat, HRNet's gt_*.mat): `hrnext-trt convert mpii`.
+        "scipy>=1.10",
+        "pillow>=9.0",  # image sizes from headers when converting (matplotlib needs it anyway)
         "click>=8.1",
         "tqdm>=4.66",
         "pyyaml>=6.0",

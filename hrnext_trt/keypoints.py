@@ -19,7 +19,7 @@ class KeypointMeta:
     skeleton: tuple[tuple[int, int], ...]  # 0-based joint index pairs, for drawing
     sigmas: tuple[float, ...]  # OKS sigmas (already divided by 10)
     upper_body: tuple[int, ...]  # joint ids of the upper half (half-body augmentation)
-    eval_mode: str  # "coco" or "crowdpose": which COCOeval protocol scores this dataset
+    eval_mode: str  # which protocol scores it: "coco", "crowdpose" (COCOeval), "pckh" (MPII), "posetrack" (poseval)
     flip_pairs: tuple[tuple[int, int], ...] = field(init=False)
 
     def __post_init__(self):
@@ -109,7 +109,36 @@ CROWDPOSE = KeypointMeta(
     eval_mode="crowdpose",
 )
 
-DATASETS: dict[str, KeypointMeta] = {m.name: m for m in (COCO, CROWDPOSE, OCHUMAN)}
+# MPII Human Pose in its release's joint order (the MPII toolkit's, HRNet's): single-person,
+# scored by PCKh. It has no OKS; mmpose's sigmas (adapted from COCO) serve OKS-NMS only.
+MPII = KeypointMeta(
+    name="mpii",
+    keypoint_names=(
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
+        "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
+        "left_wrist",
+    ),
+    skeleton=(
+        (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (8, 12), (12, 11), (11, 10),
+        (8, 13), (13, 14), (14, 15),
+    ),
+    sigmas=(.089, .083, .107, .107, .083, .089, .026, .026, .026, .026, .062, .072, .179, .179, .072, .062),
+    upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),  # HRNet's MPII upper_body_ids
+    eval_mode="pckh",
+)
+
+# PoseTrack 2018: COCO's 17 slots, with head_bottom and head_top where COCO has the eyes; the
+# ears are never annotated (poseval scores the other 15 joints). Sigmas as COCO's (mmpose).
+POSETRACK = KeypointMeta(
+    name="posetrack",
+    keypoint_names=("nose", "head_bottom", "head_top") + _COCO_NAMES[3:],
+    skeleton=_COCO_SKELETON,
+    sigmas=_COCO_SIGMAS,
+    upper_body=tuple(range(11)),
+    eval_mode="posetrack",
+)
+
+DATASETS: dict[str, KeypointMeta] = {m.name: m for m in (COCO, CROWDPOSE, OCHUMAN, MPII, POSETRACK)}
 
 
 def get_meta(dataset: str) -> KeypointMeta:
@@ -120,8 +149,9 @@ def get_meta(dataset: str) -> KeypointMeta:
 
 
 def meta_for_joints(num_joints: int) -> KeypointMeta:
-    """The default metadata for a joint count (17 -> COCO, 14 -> CrowdPose)."""
-    for meta in (COCO, CROWDPOSE):
+    """The default metadata for a joint count (17 -> COCO, 14 -> CrowdPose, 16 -> MPII)."""
+    for meta in (COCO, CROWDPOSE, MPII):
         if meta.num_joints == num_joints:
             return meta
-    raise HrnextError(f"no dataset has {num_joints} joints: use 17 (COCO, OCHuman) or 14 (CrowdPose)")
+    raise HrnextError(f"no dataset has {num_joints} joints: use 17 (COCO, OCHuman, PoseTrack), 14 (CrowdPose) or 16 "
+                       "(MPII)")

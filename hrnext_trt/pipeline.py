@@ -162,20 +162,28 @@ def instance_scores(keypoints: np.ndarray, box_scores: np.ndarray) -> np.ndarray
 
 def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.ndarray) -> list[dict]:
     """COCO-format results from per-instance keypoints (N, J, 3): instance score = box score x
-    mean joint score above 0.2, then OKS-NMS at 0.9 per image (areas: the crop boxes')."""
+    mean joint score above 0.2, then OKS-NMS at 0.9 per image (areas: the crop boxes').
+
+    Single-person protocols (MPII's PCKh) score one prediction per annotated person: no NMS,
+    and each result names its person in ``annotation_id``."""
     box_scores = np.array([inst.box_score for inst in dataset.instances], dtype=np.float64)
     scores = instance_scores(keypoints, box_scores)
     areas = np.prod(scales.astype(np.float64), axis=1)
+    per_person = dataset.meta.eval_mode == "pckh"
     results = []
     by_image: dict[int, list[int]] = {}
     for i, inst in enumerate(dataset.instances):
         by_image.setdefault(inst.image_id, []).append(i)
     for image_id, members in by_image.items():
         group = np.array(members)
-        keep = group[oks_nms(keypoints[group], scores[group], areas[group], dataset.meta.sigmas, OKS_NMS_THR)]
+        keep = group if per_person else \
+            group[oks_nms(keypoints[group], scores[group], areas[group], dataset.meta.sigmas, OKS_NMS_THR)]
         for i in keep:
-            results.append({"image_id": image_id, "category_id": 1,
-                            "keypoints": keypoints[i].reshape(-1).tolist(), "score": float(scores[i])})
+            result = {"image_id": image_id, "category_id": 1, "keypoints": keypoints[i].reshape(-1).tolist(),
+                      "score": float(scores[i])}
+            if dataset.instances[i].ann_id is not None:
+                result["annotation_id"] = dataset.instances[i].ann_id
+            results.append(result)
     return results
 
 

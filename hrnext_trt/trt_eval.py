@@ -24,7 +24,7 @@ from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_r
 from hrnext_trt.contract import BACKENDS, resolve_device
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.evaluation import evaluate_results
+from hrnext_trt.evaluation import evaluate_results, primary_metric
 from hrnext_trt.pipeline import iter_batches, predict
 from hrnext_trt.manifest import sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
@@ -37,7 +37,15 @@ LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} re
                     "row p50. e2e persons/s: the whole evaluation run (read, crop, infer{flip}, decode, NMS), "
                     "wall clock.")
 OTHER_CHECKPOINT_NOTE = "not the exported checkpoint"
-METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard")
+METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard",
+               "Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1", "mAP")
+# Row fields of metric names that are not identifiers.
+FIELDS = {"Mean@0.1": "Mean_at_0_1"}
+# The table's accuracy columns per protocol (keypoints.KeypointMeta.eval_mode).
+_GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+ACCURACY_COLUMNS = {"coco": ("AP", "AP50", "AP75", "AR"),
+                    "crowdpose": ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard"),
+                    "pckh": _GROUPS + ("Mean", "Mean@0.1"), "posetrack": _GROUPS + ("mAP",)}
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     crops = latency_batch(dataset, input_size, config.batch)
 
     predictions: dict[str, tuple[EvalRow, list]] = {}
+    key = primary_metric(config.dataset)  # AP; MPII's PCKh Mean; PoseTrack's mAP
 
     def measure(runner: Runner) -> list[EvalRow]:
-        row, results = _evaluate(runner, dataset, input_size, crops, config)
+        row, results = _evaluate(runner, dataset, input_size, crops, config, key)
         predictions[f"results_{runner.backend}_{runner.precision}.json"] = (row, results)
         return [row]
 
@@ -128,10 +137,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     meta = {"checkpoint_is_exported_one": same_checkpoint, "dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
             "images": len(dataset.images), "input_size": list(input_size), "batch": config.batch, "device": device,
             "flip_test": config.flip_test, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
-            "engines": str(config.engines) if config.engines else None}
+            "engines": str(config.engines) if config.engines else None, "metric": key}
     report = Report(f"trt-eval: {config.dataset} {dataset.split} ({dataset.boxes} boxes, {len(dataset)} persons, "
                     f"{len(dataset.images)} images), input {input_size[0]}x{input_size[1]}, batch {config.batch}",
-                    _columns(dataset.meta.eval_mode == "crowdpose"), rows, footnotes, meta)
+                    _columns(dataset.meta.eval_mode, key), rows, footnotes, meta)
     write_reports(report, config.out, config.json, predictions)
     return report
 
@@ -151,12 +160,13 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
                 stale.unlink()
         written = report.write_all(out, "trt_eval")
         meta = report.meta
+        metric = meta.get("metric", "AP")
         rows = [{**r.to_dict(), "label": f"{r.backend} {r.precision}{' *' if r.cpu_low_precision else ''}"}
                 for r in report.rows]
         caption = f"* {CPU_LOW_PRECISION_NOTE}" if any(r.cpu_low_precision for r in report.rows) else ""
         written["plot"] = plot_accuracy_latency(
-            rows, Path(out) / "trt_eval.png", x="p50_ms", y="AP", label="label",
-            x_label=f"model latency p50 per batch of {meta['batch']} (ms, {meta['device']})", y_label="AP",
+            rows, Path(out) / "trt_eval.png", x="p50_ms", y=FIELDS.get(metric, metric), label="label",
+            x_label=f"model latency p50 per batch of {meta['batch']} (ms, {meta['device']})", y_label=metric,
             title=f"{meta['dataset']} {meta['split']} ({meta['boxes']} boxes): accuracy vs latency", caption=caption)
     if json_path is not None:
         written["json_copy"] = report.write_json(json_path)
@@ -218,6 +228,18 @@ class EvalRow(Row):
     AP_easy: float | None = None
     AP_medium: float | None = None
     AP_hard: float | None = None
+    # MPII (PCKh, percent) and PoseTrack (poseval AP, percent)
+    Head: float | None = None
+    Shoulder: float | None = None
+    Elbow: float | None = None
+    Wrist: float | None = None
+    Hip: float | None = None
+    Knee: float | None = None
+    Ankle: float | None = None
+    Mean: float | None = None
+    Mean_at_0_1: float | None = None  # MPII's Mean@0.1
+    mAP: float | None = None
+    metric: str = "AP"  # the headline metric delta_AP compares: AP, Mean (MPII) or mAP (PoseTrack)
     delta_AP: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -237,11 +259,12 @@ class EvalRow(Row):
         return cls(backend, precision, device, file=file, status="unavailable", notes=reason)
 
     def compare_with(self, reference: "EvalRow") -> None:
-        self.delta_AP = self.AP - reference.AP
+        self.delta_AP = getattr(self, self.metric) - getattr(reference, self.metric)
         self.speedup = reference.p50_ms / self.p50_ms
 
 
-def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: TrtEvalConfig) -> tuple[EvalRow, list]:
+def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: TrtEvalConfig,
+              metric: str = "AP") -> tuple[EvalRow, list]:
     """The row of an active runner and its COCO-format results (written by :func:`write_reports`)."""
     start = time.perf_counter()
     results = predict(dataset, runner.heatmap_fn(), input_size, batch_size=config.batch,
@@ -251,19 +274,18 @@ def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: Tr
     metrics = evaluate_results(dataset.name, dataset.ann_file, results)
     return EvalRow.for_runner(
         runner, file=runner.path.name if runner.path is not None else None,
-        **{k: metrics[k] for k in METRIC_KEYS if k in metrics},
+        metric=metric, **{FIELDS.get(k, k): metrics[k] for k in METRIC_KEYS if k in metrics},
         p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
         e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict()), results
 
 
-def _columns(crowdpose: bool) -> list[Column]:
-    metrics = [Column("AP", "AP", ".3f"), Column("AP50", "AP50", ".3f"), Column("AP75", "AP75", ".3f"),
-               Column("AR", "AR", ".3f")]
-    if crowdpose:
-        metrics += [Column("AP_easy", "AP easy", ".3f"), Column("AP_medium", "AP med", ".3f"),
-                    Column("AP_hard", "AP hard", ".3f")]
+def _columns(eval_mode: str = "coco", key: str = "AP") -> list[Column]:
+    # AP is a fraction (COCO tools); PCKh and poseval's AP are percent.
+    fmt, delta_fmt = (".3f", "+.4f") if key == "AP" else (".1f", "+.2f")
+    metrics = [Column(FIELDS.get(k, k), k.replace("_medium", " med").replace("_", " "), fmt)
+               for k in ACCURACY_COLUMNS[eval_mode]]
     return [Column("backend", "backend"), Column("precision", "precision"), Column("device", "device"),
-            *metrics, Column("delta_AP", "dAP", "+.4f"), Column("p50_ms", "p50 ms", ".2f"),
+            *metrics, Column("delta_AP", f"d{key}", delta_fmt), Column("p50_ms", "p50 ms", ".2f"),
             Column("p95_ms", "p95 ms", ".2f"), Column("images_per_s", "img/s", ".1f"),
             Column("speedup", "speed-up", ".2f"), Column("e2e_persons_per_s", "e2e persons/s", ".1f"),
             Column("status", "status"), Column("notes", "notes")]

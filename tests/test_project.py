@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.keypoints import COCO, CROWDPOSE, OCHUMAN, get_meta, meta_for_joints
+from hrnext_trt.keypoints import COCO, CROWDPOSE, MPII, OCHUMAN, POSETRACK, get_meta, meta_for_joints
 from tests.conftest import REPO
 
 
@@ -36,7 +36,10 @@ def test_readme_main_job_installs_non_editable_and_runs_demo():
 def test_flip_pairs_follow_the_names():
     assert CROWDPOSE.flip_pairs == ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))  # the spec's pairs
     assert COCO.flip_pairs == ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-    for meta in (COCO, CROWDPOSE, OCHUMAN):
+    # MPII: HRNet's pairs; PoseTrack: COCO's, without the eyes (head_bottom/head_top are central).
+    assert set(MPII.flip_pairs) == {(5, 0), (4, 1), (3, 2), (15, 10), (14, 11), (13, 12)}
+    assert POSETRACK.flip_pairs == COCO.flip_pairs[1:]
+    for meta in (COCO, CROWDPOSE, OCHUMAN, MPII, POSETRACK):
         perm = meta.flip_index
         assert sorted(perm) == list(range(meta.num_joints))
         assert all(perm[perm[j]] == j for j in range(meta.num_joints))  # an involution
@@ -48,22 +51,24 @@ def test_metadata_matches_the_spec():
         .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]
     assert CROWDPOSE.eval_mode == "crowdpose" and OCHUMAN.eval_mode == "coco"
     assert len(CROWDPOSE.upper_body) + len(CROWDPOSE.lower_body) == 14
-    for meta in (COCO, CROWDPOSE):
+    assert MPII.num_joints == 16 and POSETRACK.num_joints == 17 and MPII.eval_mode == "pckh"
+    assert POSETRACK.keypoint_names[:3] == ("nose", "head_bottom", "head_top")
+    for meta in (COCO, CROWDPOSE, MPII, POSETRACK):
         assert all(0 <= a < meta.num_joints and 0 <= b < meta.num_joints for a, b in meta.skeleton)
 
 
 def test_unknown_dataset_and_joint_count_are_one_line_errors():
-    with pytest.raises(HrnextError, match="unknown dataset 'mpii'"):
-        get_meta("mpii")
-    with pytest.raises(HrnextError, match="no dataset has 16 joints"):
-        meta_for_joints(16)
-    assert meta_for_joints(14) is CROWDPOSE
+    with pytest.raises(HrnextError, match="unknown dataset 'lsp'"):
+        get_meta("lsp")
+    with pytest.raises(HrnextError, match="no dataset has 15 joints"):
+        meta_for_joints(15)
+    assert meta_for_joints(14) is CROWDPOSE and meta_for_joints(16) is MPII
 
 
 def test_cli_lists_every_stage_without_importing_torch():
     code = ("import sys; from click.testing import CliRunner; from hrnext_trt.cli import main; "
             "r = CliRunner().invoke(main, ['--help']); print(r.output); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for name in ("summary", "evaluate", "visualize", "train", "export-engine", "trt-eval", "bench", "demo"):
+    for name in ("summary", "convert", "evaluate", "visualize", "train", "export-engine", "trt-eval", "bench", "demo"):
         assert name in out
     assert out.strip().endswith("False"), "--help must not import torch"

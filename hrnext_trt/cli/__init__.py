@@ -23,7 +23,8 @@ from hrnext_trt.errors import HrnextError
 # command name -> (module under hrnext_trt.cli, one-line help shown by --help)
 COMMANDS = {
     "summary": ("summary", "Parameters, MACs and a per-stage table of a model."),
-    "evaluate": ("evaluate", "Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."),
+    "convert": ("convert", "Convert MPII or PoseTrack annotations to a COCO-format keypoint file."),
+    "evaluate": ("evaluate", "Score a COCO-format keypoint results file on any dataset's benchmark protocol."),
     "visualize": ("visualize", "Draw predicted or ground-truth poses on images."),
     "predict": ("predict", "Poses on an image, folder, video or camera, through any backend."),
     "train": ("train", "Train a model from a YAML config (resumable, DDP-ready)."),

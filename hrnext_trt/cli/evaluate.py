@@ -16,17 +16,19 @@ from hrnext_trt.evaluation import evaluate_results
 @click.option("--ann", "ann_file", type=click.Path(dir_okay=False), required=True,
               help="The dataset's keypoint annotation file (ground truth).")
 @click.option("--results", "results_file", type=click.Path(dir_okay=False), required=True,
-              help="JSON list of {image_id, category_id, keypoints, score}.")
+              help="JSON list of {image_id, category_id, keypoints, score} (MPII: + annotation_id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the metric names as keys.")
 def command(dataset: str, ann_file: str, results_file: str, as_json: bool) -> None:
-    """Score a COCO-format keypoint results file on CrowdPose, COCO or OCHuman."""
+    """Score a COCO-format keypoint results file: COCO/OCHuman/CrowdPose AP, MPII PCKh (percent),
+    PoseTrack per-joint AP and mAP (percent, poseval's definitions)."""
     metrics = evaluate_results(dataset, ann_file, results_file)
     if as_json:
-        click.echo(json.dumps(metrics))
+        # NaN (PoseTrack: a joint nobody annotated) is not JSON: null.
+        click.echo(json.dumps({k: None if v != v else v for k, v in metrics.items()}))
         return
     click.echo(f"{dataset} keypoints: {results_file}")
     width = max(len(name) for name in metrics)
     for name, value in metrics.items():
-        # -1 is the COCO tools' mark for "no such case" (e.g. no easy CrowdPose image).
-        shown = f"{value:7.4f}" if value >= 0 else "    n/a  (no images of this kind)"
+        # -1 is the COCO tools' mark for "no such case" (e.g. no easy CrowdPose image), NaN poseval's.
+        shown = f"{value:7.4f}" if value >= 0 else "    n/a  (nothing of this kind to score)"
         click.echo(f"  {name:<{width}}  {shown}")

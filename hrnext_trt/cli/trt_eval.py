@@ -26,9 +26,10 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
               help="Crop size of such a checkpoint without --engines (256x192 hrnext_s, 384x288 hrnext_b).")
 @click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--split", default=None, help="Default: the dataset's test split (crowdpose test, coco val).")
+@click.option("--split", default=None, help="Default: the dataset's test split (crowdpose test, coco/mpii/posetrack val).")
 @click.option("--boxes", type=click.Choice(["det", "gt"]), default=None,
-              help="Person boxes (default: the dataset's test protocol: detector boxes, gt for OCHuman).")
+              help="Person boxes (default: the dataset's test protocol: detector boxes; gt for OCHuman, MPII's "
+                   "annotated center/scale).")
 @click.option("--det-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Detector boxes (default: the dataset layout's file).")
 @click.option("--backends", type=BACKEND_LIST, default=None,

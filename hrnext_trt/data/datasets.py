@@ -10,10 +10,18 @@ Layouts (as the datasets' download instructions give them)::
     coco/{train,val}2017/*.jpg
     ochuman/annotations/ochuman_coco_format_{val,test}_range_0.00_1.00.json
     ochuman/images/*.jpg
+    mpii/annotations/mpii_{train,val}.json                      (`hrnext-trt convert mpii`)
+    mpii/images/*.jpg
+    posetrack18/annotations/posetrack18_{train,val}.json        (`hrnext-trt convert posetrack`)
+    posetrack18/dets/human_detection.json                       (detector boxes, val)
+    posetrack18/images/{train,val}/<video>/*.jpg                (file_name is relative to the root)
 
 Instances come from ground-truth boxes (training, and OCHuman's test protocol) or from a
 detector's boxes above a score threshold (the CrowdPose and COCO test protocol), selected the
-way mmpose 0.x (the HRNeXt code base) selects them.
+way mmpose 0.x (the HRNeXt code base) selects them. MPII is single-person: one instance per
+annotated person, cropped from its annotated center and scale with HRNet's adjustment (center y
++ 15 px x scale, scale x 1.25), never from a box. PoseTrack keeps the labelled frames only (the
+ones its benchmark scores).
 """
 
 from __future__ import annotations
@@ -30,9 +38,14 @@ from hrnext_trt.keypoints import KeypointMeta, get_meta
 
 # Which boxes the paper's test protocol uses (mmpose configs of HRNeXt): OCHuman has no detector
 # file and is tested on ground-truth boxes.
-PROTOCOL_BOXES = {"crowdpose": "det", "coco": "det", "ochuman": "gt"}
+# MPII's "gt" is its annotated center/scale per person (the single-person protocol).
+PROTOCOL_BOXES = {"crowdpose": "det", "coco": "det", "ochuman": "gt", "mpii": "gt", "posetrack": "det"}
 # The split each dataset's accuracy is published on.
-TEST_SPLIT = {"crowdpose": "test", "coco": "val", "ochuman": "test"}
+TEST_SPLIT = {"crowdpose": "test", "coco": "val", "ochuman": "test", "mpii": "val", "posetrack": "val"}
+# MPII's person scale is the person's height / 200 px; HRNet moves the center down by 15 px x
+# scale and pads the crop by 1.25 (BOX_PADDING of the crop code) "to avoid cropping limbs".
+MPII_PIXEL_STD = 200.0
+MPII_CENTER_SHIFT = 15.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ _LAYOUTS = {
                     "person_detection_results/COCO_val2017_detections_AP_H_56_person.json", ("train", "val")),
     "ochuman": _Layout("annotations/ochuman_coco_format_{split}_range_0.00_1.00.json", "images", None,
                        ("val", "test")),
+    "mpii": _Layout("annotations/mpii_{split}.json", "images", None, ("train", "val", "trainval")),
+    "posetrack": _Layout("annotations/posetrack18_{split}.json", ".", "dets/human_detection.json", ("train", "val")),
 }
 
 
@@ -70,11 +85,12 @@ class Instance:
     box: np.ndarray  # (4,) float32 x, y, w, h in image pixels
     box_score: float  # 1.0 for ground-truth boxes
     keypoints: np.ndarray | None  # (J, 3) float32 x, y, v (COCO visibility 0/1/2); None for detector boxes
+    ann_id: int | None = None  # the annotation a prediction is scored against (MPII's per-person protocol)
 
 
 @dataclass
 class PoseDataset:
-    name: str  # "crowdpose", "coco" or "ochuman"
+    name: str  # a name of hrnext_trt.keypoints.DATASETS
     split: str
     boxes: str  # "gt" or "det"
     meta: KeypointMeta
@@ -112,9 +128,13 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
         raise HrnextError(f"{name} image folder not found: {image_dir} (expected the dataset's own layout)")
     data = read_json(ann_file, f"{name} annotation file")
     images, annotations = _parse_annotations(data, ann_file, meta, image_dir)
+    labelled = {int(im["id"]): bool(im.get("is_labeled", True)) for im in data["images"]}
 
+    if name == "posetrack":
+        images = {i: info for i, info in images.items() if labelled[i]}
     if boxes == "gt":
-        instances = _gt_instances(images, annotations, meta)
+        gt_instances = _mpii_instances if name == "mpii" else _gt_instances
+        instances = gt_instances(images, annotations, meta)
         if not instances and any(annotations.values()):
             raise HrnextError(f"annotation file {ann_file}: none of its people has labelled keypoints and a box of "
                               "positive size inside its image, so there is nothing to crop: check the file")
@@ -156,6 +176,30 @@ def _gt_instances(images: dict[int, ImageInfo], annotations: dict[int, list[dict
             if box is None or ann.get("area", 1) <= 0:
                 continue
             instances.append(Instance(image_id, info.path, box, 1.0, keypoints))
+    return instances
+
+
+def _mpii_instances(images: dict[int, ImageInfo], annotations: dict[int, list[dict]],
+                    meta: KeypointMeta) -> list[Instance]:
+    """One instance per annotated person, its crop box from the annotated center and scale.
+
+    The box is the square of side 200 px x scale about the shifted center: the crop code pads it
+    by 1.25 and fits it to the input's aspect, so a square input crops exactly HRNet's region
+    (width 200 x scale x 1.25 px), unclipped, as HRNet does.
+    """
+    instances = []
+    for image_id, info in images.items():
+        for ann in annotations[image_id]:
+            if "center" not in ann or "scale" not in ann:
+                raise HrnextError(f"MPII annotation {ann.get('id')} has no center/scale: convert the dataset with "
+                                  "`hrnext-trt convert mpii`")
+            scale = float(ann["scale"])
+            cx, cy = (float(v) for v in ann["center"])
+            cy += MPII_CENTER_SHIFT * scale
+            side = MPII_PIXEL_STD * scale
+            box = np.array([cx - side / 2, cy - side / 2, side, side], dtype=np.float32)
+            keypoints = np.asarray(ann["keypoints"], dtype=np.float32).reshape(meta.num_joints, 3)
+            instances.append(Instance(image_id, info.path, box, 1.0, keypoints, int(ann["id"])))
     return instances
 
 

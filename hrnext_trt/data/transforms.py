@@ -17,7 +17,7 @@ from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, trans
 from hrnext_trt.keypoints import KeypointMeta
 
 # Half-body needs more visible joints than this (mmpose configs: num_joints_half_body).
-HALF_BODY_MIN_JOINTS = {"coco": 8, "ochuman": 8, "crowdpose": 6}
+HALF_BODY_MIN_JOINTS = {"coco": 8, "ochuman": 8, "crowdpose": 6, "mpii": 8, "posetrack": 8}
 HALF_BODY_PADDING = 1.5
 
 

@@ -6,6 +6,8 @@
   reproduces the CrowdPose benchmark's own ``crowdposetools``: OKS area = 0.53 x box area, people
   without visible joints ignored, and AP easy/medium/hard over images split by ``crowdIndex``
   at 0.2 and 0.8 (the thresholds the benchmark's code uses).
+- MPII: PCKh as the MPII toolkit (``evaluation.pckh``); PoseTrack: per-joint AP and mAP as
+  poseval (``evaluation.posetrack``).
 """
 
 from __future__ import annotations
@@ -18,16 +20,29 @@ import numpy as np
 from hrnext_trt.data.coco_format import check_annotation_file, check_results
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation.pckh import PCKH_METRICS, pckh_metrics
+from hrnext_trt.evaluation.posetrack import POSETRACK_METRICS, posetrack_metrics
 from hrnext_trt.keypoints import KeypointMeta, get_meta
 
 COCO_METRICS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
 CROWDPOSE_METRICS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
+# Each protocol's headline number (best checkpoint, accuracy deltas between backends).
+PRIMARY_METRIC = {"coco": "AP", "crowdpose": "AP", "pckh": "Mean", "posetrack": "mAP"}
+# The metrics a protocol reports, in order.
+METRIC_NAMES = {"coco": COCO_METRICS, "crowdpose": CROWDPOSE_METRICS, "pckh": PCKH_METRICS,
+                "posetrack": POSETRACK_METRICS}
+
+
+def primary_metric(dataset_name: str) -> str:
+    """The headline metric of a dataset's protocol: AP, PCKh ``Mean`` (MPII) or ``mAP`` (PoseTrack)."""
+    return PRIMARY_METRIC[get_meta(dataset_name).eval_mode]
 
 
 def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict] | str | Path) -> dict[str, float]:
     """Metrics of keypoint ``results`` (a list of result dicts or a JSON file) against ``ann_file``.
 
-    Keys: ``AP, AP50, AP75, AR`` and more; ``AP_easy, AP_medium, AP_hard`` for CrowdPose.
+    Keys: ``AP, AP50, AP75, AR`` and more; ``AP_easy, AP_medium, AP_hard`` for CrowdPose;
+    ``METRIC_NAMES`` of the dataset's protocol (PCKh groups for MPII, poseval's APs for PoseTrack).
     """
     meta = get_meta(dataset_name)
     ann_file = Path(ann_file)
@@ -38,7 +53,12 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
     if not gt_data["annotations"]:
         raise HrnextError(f"annotation file {ann_file} holds no annotated people: there is nothing to score against")
     categories = {c.get("id") for c in gt_data.get("categories") or () if isinstance(c, dict)}
+    source = f"results file {results}" if isinstance(results, (str, Path)) else "results"
     results = read_results(results, meta, {int(im["id"]) for im in gt_data["images"]}, categories)
+    if meta.eval_mode == "pckh":
+        return pckh_metrics(gt_data, results, source)
+    if meta.eval_mode == "posetrack":
+        return posetrack_metrics(gt_data, results)
     names = CROWDPOSE_METRICS if meta.eval_mode == "crowdpose" else COCO_METRICS
     # Both libraries print progress to stdout; keep it out of the caller's (e.g. --json) output.
     with contextlib.redirect_stdout(io.StringIO()):

@@ -31,13 +31,14 @@ class ModelConfig:
     arch: str  # one of hrnext_trt.models.ARCHS
     activation_checkpointing: bool = False  # recompute blocks in backward: less memory, ~30% slower
     sync_bn: bool = True  # SyncBatchNorm in multi-process CUDA runs
+    load_from: str | None = None  # initial weights (e.g. a COCO checkpoint for PoseTrack); --load-from wins
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     """One dataset split, as ``hrnext_trt.data.load_dataset`` takes it."""
 
-    name: str  # coco | crowdpose | ochuman
+    name: str  # a dataset of hrnext_trt.keypoints.DATASETS
     root: str  # dataset root; "bundled:<name>" is the sample data inside the package
     split: str
     boxes: Literal["gt", "det"] = "gt"

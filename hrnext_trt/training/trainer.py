@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from hrnext_trt.contract import resolve_device
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation import primary_metric
 from hrnext_trt.training.checkpointing import (BEST_NAME, atomic_torch_save, capture_rng_state,
                                                epoch_checkpoint_name, find_latest_checkpoint,
                                                load_training_checkpoint, restore_rng_state)
@@ -51,7 +52,8 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
     resume: ``"auto"`` (the latest ``epoch_N.pth`` in ``work_dir``, if any) or a checkpoint path.
     force: start over in a work dir that holds another run (deleting its checkpoints and logs),
     or resume with a config that trains differently than the checkpoint.
-    load_from: weights only (this project's checkpoint or the paper's mmpose file).
+    load_from: weights only (this project's checkpoint or the paper's mmpose file); default: the
+    config's ``model.load_from``.
     time_budget_s: stop (with a checkpoint and an evaluation) at the first epoch end after which
     another epoch would not fit. stop_after_epochs: stop once that many epochs are complete, as
     if killed there (the schedule still spans ``schedule.epochs``).
@@ -59,6 +61,7 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
     import torch
 
     device = _resolve_device(config.runtime.device)
+    load_from = load_from if load_from is not None else config.model.load_from
     dist = init_distributed(device.type)
     try:
         if device.type == "cuda" and dist.enabled:
@@ -352,8 +355,9 @@ class _Trainer:
             metrics = broadcast_object(metrics, self.dist)
             self.logger.log("val", state.iteration, epoch=state.epoch, **metrics)
             self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            if metrics["AP"] > state.best_ap:
-                state.best_ap, state.best_epoch, new_best = metrics["AP"], state.epoch, True
+            key = primary_metric(self.cfg.data.val.name)  # AP; MPII's PCKh Mean; PoseTrack's mAP
+            if metrics[key] > state.best_ap:
+                state.best_ap, state.best_epoch, new_best = metrics[key], state.epoch, True
         save = state.epoch % rt.checkpoint_interval == 0 or last or stop
         if not (save or new_best):
             return None
@@ -363,7 +367,7 @@ class _Trainer:
             remove_stale_temp_files(self.work_dir)  # of saves a kill interrupted; the lock excludes live ones
             if new_best:
                 path = atomic_torch_save(ckpt, self.work_dir / BEST_NAME)
-                self._say(f"new best AP {state.best_ap:.4f} -> {path}")
+                self._say(f"new best {primary_metric(self.cfg.data.val.name)} {state.best_ap:.4f} -> {path}")
             if save:
                 path = atomic_torch_save(ckpt, self.work_dir / epoch_checkpoint_name(state.epoch))
         barrier(self.dist)

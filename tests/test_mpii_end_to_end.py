@@ -1,0 +1,70 @@
+"""MPII end to end on mpii-mini: convert, train a few iterations, export every precision, and
+trt-eval every backend this machine has on the PCKh protocol (hrnext_tiny at 64x64: seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.cli import main
+from hrnext_trt.converters import convert_mpii, write_coco_file
+from hrnext_trt.models import read_checkpoint
+from hrnext_trt.training import load_config, train
+from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
+
+REPO = Path(__file__).resolve().parents[1]
+PCKH_KEYS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1")
+
+
+@pytest.fixture(scope="module")
+def mpii_mini(data_dir, tmp_path_factory) -> Path:
+    """mpii-mini's five people as both splits (the run fits them and is scored on them)."""
+    root = tmp_path_factory.mktemp("data") / "mpii"
+    data = convert_mpii(data_dir / "mpii-mini" / "annot" / "valid.json")
+    for split in ("train", "val"):
+        write_coco_file(data, root / "annotations" / f"mpii_{split}.json")
+    (root / "images").symlink_to(data_dir / "mpii-mini" / "images")
+    return root
+
+
+def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
+    options = [f"{k}={v}" for k, v in {
+        "model.arch": "hrnext_tiny", "model.activation_checkpointing": "false", "model.sync_bn": "false",
+        "data.input_size": "[64,64]", "data.batch_size": "4", "data.num_workers": "0",
+        "data.train.root": str(mpii_mini), "data.val.root": str(mpii_mini), "schedule.epochs": "2",
+        "schedule.warmup_iters": "1", "runtime.device": "cpu", "runtime.eval_interval": "1",
+        "runtime.log_interval": "1"}.items()]
+    cfg = load_config(REPO / "train" / "hrnext_s_mpii_256x256.yaml", options)
+    best = train(cfg, tmp_path / "work", progress=False)
+    ckpt = read_checkpoint(best)
+    assert (ckpt["dataset"], ckpt["num_joints"], ckpt["input_size"]) == ("mpii", 16, [64, 64])
+    val = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    val = [r for r in val if r["kind"] == "val"]
+    assert len(val) == 2 and all(0 <= r[k] <= 100 for r in val for k in PCKH_KEYS)
+    assert ckpt["best_ap"] == max(r["Mean"] for r in val)  # the best checkpoint is the best PCKh Mean
+
+    engines = tmp_path / "engines"
+    result = CliRunner().invoke(main, ["export-engine", str(best), "--out", str(engines), "--fp16", "--int8",
+                                       "--calib-data", str(mpii_mini), "--calib-dataset", "mpii",
+                                       "--verify-images", "2", "--calib-images", "3"])
+    assert result.exit_code == 0, result.output
+
+    report = run_trt_eval(TrtEvalConfig(best, engines, "mpii", mpii_mini, batch=4, iters=2, warmup=1, device="cpu",
+                                        threads=1, progress=False, out=tmp_path / "report"))
+    rows = {(r["backend"], r["precision"]): r for r in report.rows}
+    assert {("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"),
+            ("onnxruntime", "int8")} <= set(rows)
+    torch_row, onnx_row = rows[("pytorch", "fp32")], rows[("onnxruntime", "fp32")]
+    assert torch_row["status"] == onnx_row["status"] == "ok" and report.meta["metric"] == "Mean"
+    assert report.meta["persons"] == 5 and report.meta["boxes"] == "gt"
+    for row in (r for r in report.rows if r["status"] == "ok"):
+        assert all(0 <= row[k] <= 100 for k in PCKH_KEYS) and row["p50_ms"] > 0
+        assert row["delta_AP"] == pytest.approx(row["Mean"] - torch_row["Mean"])
+    assert onnx_row["Mean"] == pytest.approx(torch_row["Mean"], abs=100 / 66 + 1e-9)  # at most one joint apart
+    results = json.loads(Path(torch_row["results"]).read_text())
+    assert sorted(r["annotation_id"] for r in results) == [1, 2, 3, 4, 5]  # one per person, no NMS
+    assert "| backend | precision | device | Head | Shoulder |" in (tmp_path / "report" / "trt_eval.md").read_text()
+    assert "dMean" in report.table()

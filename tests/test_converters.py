@@ -89,7 +89,9 @@ def test_posetrack_2018_converts_and_loads_back(data_dir, tmp_path):
     np.testing.assert_array_equal(gt.instances[0].keypoints, _kpts(labelled[0], 17).astype(np.float32))
     det = load_dataset("posetrack", root, "val", boxes=PROTOCOL_BOXES["posetrack"])
     dets = json.loads((root / "dets" / "human_detection.json").read_text())
-    assert det.boxes == "det" and len(det) == sum(d["bbox"][2] > 0 and d["bbox"][3] > 0 for d in dets)
+    # The protocol's boxes: the detector's, score >= 0.4 (mmpose's det_bbox_thr for PoseTrack18).
+    assert det.boxes == "det" and len(det) == sum(d["score"] >= 0.4 and d["bbox"][2] > 0 for d in dets) < len(dets)
+    assert len(load_dataset("posetrack", root, "val", boxes="det", det_score_thr=0.0)) == len(dets)
 
 
 def _as_2017(video: dict) -> dict:

@@ -42,6 +42,8 @@ from hrnext_trt.keypoints import KeypointMeta, get_meta
 PROTOCOL_BOXES = {"crowdpose": "det", "coco": "det", "ochuman": "gt", "mpii": "gt", "posetrack": "det"}
 # The split each dataset's accuracy is published on.
 TEST_SPLIT = {"crowdpose": "test", "coco": "val", "ochuman": "test", "mpii": "val", "posetrack": "val"}
+# Detector boxes below this score are not tested (mmpose 0.x's det_bbox_thr: 0.4 for PoseTrack18).
+DET_SCORE_THR = {"posetrack": 0.4}
 # MPII's person scale is the person's height / 200 px; HRNet moves the center down by 15 px x
 # scale and pads the crop by 1.25 (BOX_PADDING of the crop code) "to avoid cropping limbs".
 MPII_PIXEL_STD = 200.0
@@ -104,12 +106,13 @@ class PoseDataset:
 
 
 def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det_file: str | Path | None = None,
-                 det_score_thr: float = 0.0) -> PoseDataset:
+                 det_score_thr: float | None = None) -> PoseDataset:
     """Load ``split`` of dataset ``name`` under ``root`` with person boxes from ``boxes``.
 
     ``boxes="gt"``: annotated people, skipping crowd regions, people without labelled
     keypoints and degenerate boxes (as mmpose does). ``boxes="det"``: the detector's person
-    boxes with score >= ``det_score_thr`` (``det_file`` defaults to the layout's file); boxes of
+    boxes with score >= ``det_score_thr`` (default: the protocol's, ``DET_SCORE_THR``, else 0;
+    ``det_file`` defaults to the layout's file); boxes of
     images outside the split and zero-area boxes are ignored, and an image without boxes simply
     has no instances.
     """
@@ -144,7 +147,8 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
                 raise HrnextError(f"{name} has no detector file in its protocol (it is tested on ground-truth "
                                   "boxes): use boxes='gt' or pass det_file")
             det_file = root / layout.det
-        instances = _det_instances(images, Path(det_file), det_score_thr)
+        thr = DET_SCORE_THR.get(name, 0.0) if det_score_thr is None else det_score_thr
+        instances = _det_instances(images, Path(det_file), thr)
     return PoseDataset(name=name, split=split, boxes=boxes, meta=meta, ann_file=ann_file, image_dir=image_dir,
                        images=images, instances=instances)
 

@@ -147,7 +147,9 @@ def posetrack_metrics(gt_data: dict, results: list[dict]) -> dict[str, float]:
                                   "head box (convert the release files with `hrnext-trt convert posetrack`)")
             x, y, w, h = (float(v) for v in ann["bbox_head"])
             xy, present = _points(ann.get("keypoints") or [0] * 3 * POSETRACK.num_joints)
-            gt_people.append((xy, present, SC_BIAS * np.hypot(w, h)))
+            # As poseval: corners x1 = x, x2 = x + w (not w itself: the rounding is theirs too).
+            head = SC_BIAS * np.linalg.norm(np.subtract([x + w, y + h], [x, y]))
+            gt_people.append((xy, present, head))
         pr_people = [(*_points(res["keypoints"]),) for res in predictions.get(image["id"], [])]
         regions = list(zip(image.get("ignore_regions_x") or [], image.get("ignore_regions_y") or []))
         if regions:

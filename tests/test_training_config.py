@@ -12,8 +12,10 @@ from hrnext_trt.training.config import config_from_dict, load_config, save_confi
 from hrnext_trt.training.optim import lr_factor
 
 TRAIN_DIR = Path(__file__).resolve().parents[1] / "train"
-PAPER_CONFIGS = sorted(TRAIN_DIR.glob("hrnext_*.yaml"))
-HRNET_CONFIGS = sorted(TRAIN_DIR.glob("hrnet_*.yaml"))
+# MPII and PoseTrack recipes follow their benchmarks' own protocols: tested apart, below.
+OTHER_BENCHMARKS = ("mpii", "posetrack")
+PAPER_CONFIGS = sorted(p for p in TRAIN_DIR.glob("hrnext_*.yaml") if not any(b in p.stem for b in OTHER_BENCHMARKS))
+HRNET_CONFIGS = sorted(p for p in TRAIN_DIR.glob("hrnet_*.yaml") if not any(b in p.stem for b in OTHER_BENCHMARKS))
 
 
 def test_one_config_per_trained_model_dataset_and_size():
@@ -52,6 +54,22 @@ def test_hrnet_baselines_use_mmpose_recipe(path):
     assert (cfg.optimizer.type, cfg.optimizer.lr) == ("adam", 5e-4)
     assert (cfg.schedule.policy, cfg.schedule.epochs, cfg.schedule.milestones) == ("step", 210, (170, 200))
     assert cfg.data.batch_size == (64 if "w32" in path.stem else 32)
+
+
+@pytest.mark.parametrize("arch", ["hrnext_s", "hrnext_b", "hrnet_w32"])
+def test_mpii_and_posetrack_recipes(arch):
+    mpii = load_config(TRAIN_DIR / f"{arch}_mpii_256x256.yaml")
+    assert mpii.model.arch == arch and mpii.data.input_size == (256, 256)
+    assert mpii.data.train.name == mpii.data.val.name == "mpii" and mpii.data.val.boxes == "gt"
+    a = mpii.data.augmentation  # HRNet's MPII augmentation
+    assert (a.shift_prob, a.half_body_prob, a.scale_factor, a.rotation_factor, a.flip_prob) == (0, 0, 0.25, 30, 0.5)
+    assert mpii.optimizer.type == ("adam" if arch == "hrnet_w32" else "adamw")  # the model's own recipe
+
+    pt = load_config(TRAIN_DIR / f"{arch}_posetrack_256x192.yaml")
+    assert pt.model.arch == arch and pt.model.load_from == f"work_dirs/{arch}_coco_256x192/best.pth"
+    assert (pt.data.val.name, pt.data.val.boxes, pt.data.val.det_score_thr) == ("posetrack", "det", 0.4)
+    assert (pt.optimizer.type, pt.optimizer.lr, pt.optimizer.weight_decay) == ("adam", 5e-4, 0.0)
+    assert (pt.schedule.policy, pt.schedule.epochs, pt.schedule.milestones) == ("step", 20, (10, 15))
 
 
 def test_cfg_options_override_with_yaml_values():

@@ -86,3 +86,22 @@ def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir,
     assert row["status"] == "ok" and 0 <= row["mAP"] < 100 and row["delta_AP"] == 0
     assert all(0 <= row[k] <= 100 for k in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"))
     assert "mAP" in report.table() and "dmAP" in report.table()
+
+
+@pytest.mark.parametrize("name", ["mpii", "posetrack"])
+def test_ground_truth_heatmaps_through_the_pipeline_score_100(name, data_dir, tmp_path):
+    """Crops, flip test, decoding, back-projection and scoring agree: the annotations' own heatmaps
+    score PCKh 100 (MPII, its center/scale crops) and mAP 100 (PoseTrack, its boxes)."""
+    from hrnext_trt.data import load_dataset
+    from hrnext_trt.evaluation import evaluate_results
+    from hrnext_trt.pipeline import predict
+    from tests.mini_roots import mpii_root
+    from tests.test_pipeline import INPUT, _oracle_infer
+
+    root = (mpii_root if name == "mpii" else posetrack_root)(data_dir, tmp_path)
+    dataset = load_dataset(name, root, "val", boxes="gt")
+    infer, _ = _oracle_infer(dataset)
+    results = predict(dataset, infer, INPUT, batch_size=4, flip_test=True, progress=False)
+    metrics = evaluate_results(name, dataset.ann_file, results)
+    key = "Mean" if name == "mpii" else "mAP"
+    assert metrics[key] == 100.0, metrics

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -67,9 +68,13 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
     for row in (r for r in report.rows if r["status"] == "ok"):
         assert all(0 <= row[k] <= 100 for k in PCKH_KEYS) and row["p50_ms"] > 0
         assert row["delta_AP"] == pytest.approx(row["Mean"] - torch_row["Mean"])
-    assert onnx_row["Mean"] == pytest.approx(torch_row["Mean"], abs=100 / 66 + 1e-9)  # at most one joint apart
-    results = json.loads(Path(torch_row["results"]).read_text())
+    results, onnx_results = (json.loads(Path(r["results"]).read_text()) for r in (torch_row, onnx_row))
     assert sorted(r["annotation_id"] for r in results) == [1, 2, 3, 4, 5]  # one per person, no NMS
+    # Same crops, same decoding: the FP32 ONNX places the joints where PyTorch does (a nearly
+    # untrained model has flat heatmaps, so a rare argmax may flip: most joints, not all).
+    ref, got = (np.array([r["keypoints"] for r in res]).reshape(5, 16, 3) for res in (results, onnx_results))
+    assert [r["annotation_id"] for r in results] == [r["annotation_id"] for r in onnx_results]
+    assert (np.abs(ref[..., :2] - got[..., :2]).max(-1) < 0.5).mean() > 0.9
     assert "| backend | precision | device | Head | Shoulder |" in (tmp_path / "report" / "trt_eval.md").read_text()
     assert "dMean" in report.table()
 
@@ -81,7 +86,7 @@ def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir,
                                         iters=1, warmup=0, device="cpu", threads=1, progress=False))
     (row,) = report.rows
     dets = json.loads((root / "dets" / "human_detection.json").read_text())
-    persons = sum(d["score"] >= 0.4 for d in dets)  # the protocol's detector threshold
+    persons = sum(d["score"] >= 0.4 and d["bbox"][2] > 0 and d["bbox"][3] > 0 for d in dets)  # protocol's threshold
     assert report.meta["boxes"] == "det" and report.meta["persons"] == persons and report.meta["metric"] == "mAP"
     assert row["status"] == "ok" and 0 <= row["mAP"] < 100 and row["delta_AP"] == 0
     assert all(0 <= row[k] <= 100 for k in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"))

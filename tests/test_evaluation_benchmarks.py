@@ -37,9 +37,9 @@ def _mpii_gt_results(ann_file):
                    "score": 1.0} for a in data["annotations"]]
 
 
-def _head_size(ann):
+def _head_size(ann) -> float:
     x1, y1, x2, y2 = ann["head_box"]
-    return 0.6 * np.hypot(x2 - x1, y2 - y1)
+    return float(0.6 * np.hypot(x2 - x1, y2 - y1))  # a Python float, as results files hold
 
 
 def test_ground_truth_scores_100_through_the_command(mpii_ann, posetrack_ann, tmp_path):

@@ -261,3 +261,18 @@ def test_visualize_unwritable_out_is_one_line(data_dir, tmp_path):
     result = CliRunner().invoke(main, ["visualize", "--dataset", "coco", "--data-root", str(data_dir / "coco-mini"),
                                        "--split", "val", "--out", str(blocker / "vis")])
     assert "cannot create the picture folder" in _error_line(result)
+
+
+def test_in_memory_results_with_numpy_floats_pass_the_check():
+    # Results made in memory may hold numpy scalars (float subclasses): finite ones are numbers too.
+    import numpy as np
+
+    from hrnext_trt.data.coco_format import check_results
+
+    keypoints = [np.float64(v) for v in range(3 * 17)]
+    checked = check_results([{"image_id": 1, "category_id": 1, "keypoints": keypoints, "score": np.float64(0.9)}],
+                            "results", 17, "coco", {1})
+    assert len(checked) == 1 and checked[0]["keypoints"][5] == 5.0
+    with pytest.raises(HrnextError, match=r"keypoints\[2\] is nan"):
+        check_results([{"image_id": 1, "category_id": 1, "keypoints": keypoints[:2] + [np.float64("nan")] + keypoints[3:],
+                        "score": 0.9}], "results", 17, "coco", {1})

@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from tqdm import tqdm
 
 from hrnext_trt.bundled import bundled_dataset_root
 from hrnext_trt.compare import Row, check_backends_can_run, compare, comparison_footnotes
@@ -23,6 +21,7 @@ from hrnext_trt.export import ExportConfig, export_artifacts
 from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.pipeline import PersonBatch
+from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.pytorch import TorchMode
@@ -201,8 +200,8 @@ def _bench_runner(runner: Runner, people: dict[int, PersonBatch], config: BenchC
     """One row per batch size of an active runner."""
     rows = []
     notes = runner.mode.description if isinstance(runner, PyTorchRunner) else ""
-    for batch, persons in tqdm(people.items(), desc=f"bench {runner.name}", unit="batch size",
-                               disable=not config.progress, file=sys.stderr):
+    for batch, persons in progress_bar(people.items(), desc=f"bench {runner.name}", unit="batch size",
+                                       disable=not config.progress):
         try:
             runner.check_batch(batch)
         except HrnextError as exc:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from hrnext_trt.data.codec import HeatmapCodec, flip_back
 from hrnext_trt.data.datasets import PoseDataset
@@ -24,6 +23,7 @@ from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, crop_
     normalize_crops, transform_points, warp_crops
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_nms
+from hrnext_trt.progress import progress_bar
 
 Infer = Callable[[np.ndarray], np.ndarray]
 
@@ -199,7 +199,7 @@ def predict(dataset: PoseDataset, infer: Infer, input_size: tuple[int, int], bat
     keypoints = np.zeros((len(dataset), meta.num_joints, 3), dtype=np.float32)
     scales = np.zeros((len(dataset), 2), dtype=np.float32)
     flip_index = meta.flip_index if flip_test else None
-    with tqdm(total=len(dataset), desc=f"predict {meta.name}", unit="person", disable=not progress) as bar:
+    with progress_bar(total=len(dataset), desc=f"predict {meta.name}", unit="person", disable=not progress) as bar:
         for batch in iter_batches(dataset, input_size, batch_size):
             heatmaps = infer_heatmaps(infer, batch.images, meta.num_joints, flip_index)
             keypoints[batch.indices] = decode_heatmaps(heatmaps, batch.centers, batch.scales, input_size)

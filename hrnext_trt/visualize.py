@@ -13,13 +13,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from hrnext_trt.data.datasets import load_dataset
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.metrics import read_results
 from hrnext_trt.keypoints import KeypointMeta
+from hrnext_trt.progress import progress_bar
 
 _SIDE_COLORS_BGR = {"left": (0, 140, 255), "right": (255, 128, 0), "middle": (60, 200, 60)}
 
@@ -106,7 +106,7 @@ def visualize(config: VisualizeConfig) -> list[Path]:
             from None
     image_ids = list(dataset.images)[:config.max_images]
     written = []
-    for image_id in tqdm(image_ids, desc="visualize", unit="image"):
+    for image_id in progress_bar(image_ids, desc="visualize", unit="image"):
         info = dataset.images[image_id]
         pose_array = np.array(poses[image_id]).reshape(-1, meta.num_joints, 3)
         canvas = draw_poses(read_image(info.path), pose_array, meta, kpt_thr,

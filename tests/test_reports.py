@@ -55,3 +55,61 @@ def test_plot_writes_a_png(tmp_path):
     path = plot_accuracy_latency(ROWS, tmp_path / "plot.png", x="p50_ms", y="AP", label="precision",
                                  x_label="ms", y_label="AP", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_labels_never_overlap_even_at_equal_accuracy():
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from hrnext_trt.reports import accuracy_latency_figure
+
+    # The demo's rows: four backends within 0.002 AP of each other, two exactly equal.
+    rows = [{"label": "pytorch fp32", "AP": 0.521, "p50_ms": 122.0},
+            {"label": "onnxruntime fp32", "AP": 0.521, "p50_ms": 87.7},
+            {"label": "onnxruntime fp16 *", "AP": 0.520, "p50_ms": 98.4},
+            {"label": "onnxruntime int8 *", "AP": 0.522, "p50_ms": 149.4},
+            {"label": "tensorrt fp16", "AP": 0.2, "p50_ms": 3.0},
+            {"label": "tensorrt -", "AP": None, "p50_ms": None}]
+    fig = accuracy_latency_figure(rows, x="p50_ms", y="AP", label="label", x_label="ms", y_label="AP", title="t",
+                                  caption="* CPU: accuracy check only")
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text() in {r["label"] for r in rows}]
+    assert sorted(t.get_text() for t in labels) == sorted(r["label"] for r in rows if r["AP"] is not None)
+    boxes = [_text_box(t, renderer) for t in labels]
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (a, b)
+    axes_box = ax.get_window_extent(renderer)
+    for box in boxes:
+        assert box.x0 > axes_box.x1  # beside the axes, over no point
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    plt.close(fig)
+
+
+def test_plot_labels_of_many_equal_rows_stay_apart():
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from hrnext_trt.reports import accuracy_latency_figure
+
+    rows = [{"label": f"backend {i}", "AP": 0.5, "p50_ms": float(i)} for i in range(25)]
+    fig = accuracy_latency_figure(rows, x="p50_ms", y="AP", label="label", x_label="ms", y_label="AP", title="t")
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    boxes = [_text_box(t, renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == 25
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (a, b)
+    for box in boxes:
+        assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    plt.close(fig)
+
+
+def _text_box(label, renderer):
+    """A label's text alone (an annotation's own extent also spans its line to the point)."""
+    from matplotlib.text import Text
+
+    return Text.get_window_extent(label, renderer)

@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from hrnext_trt.contract import resolve_device
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import primary_metric
+from hrnext_trt.progress import progress_bar
 from hrnext_trt.training.checkpointing import (BEST_NAME, atomic_torch_save, capture_rng_state,
                                                epoch_checkpoint_name, find_latest_checkpoint,
                                                load_training_checkpoint, restore_rng_state)
@@ -270,8 +269,8 @@ class _Trainer:
         self.net.train()
         amp = (torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
                if self.autocast_dtype is not None else contextlib.nullcontext())
-        bar = tqdm(total=self.iters_per_epoch, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}",
-                   disable=not self.progress, dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=self.iters_per_epoch, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}",
+                           unit="it", disable=not self.progress, leave=False)
         loss_sum, steps, skipped, window = 0.0, 0, 0, []
         tick = time.perf_counter()
         for batch in loader:

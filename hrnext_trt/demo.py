@@ -1,7 +1,9 @@
 """The main job in one command, on the bundled coco-mini sample: train, export, compare, draw.
 
 1. train the small preset (``coco_mini_demo.yaml``: hrnext_tiny at 128x96) on coco-mini's 80
-   training images for a bounded time, on the GPU when there is one;
+   training images, on the GPU when there is one: always the whole recipe (a fixed number of
+   iterations, no time limit), so the model and its AP do not depend on the machine's speed;
+   the output says how much of the recipe the model had;
 2. export FP32, FP16 and INT8 ONNX (INT8 calibrated on those training images) and, where
    TensorRT and a GPU exist, engines;
 3. ``trt-eval`` every backend this machine has on the same images with ground-truth boxes --
@@ -27,7 +29,7 @@ from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.training import load_config, train
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.predict import PredictConfig, PredictResult, run_predict
-from hrnext_trt.reports import check_writable
+from hrnext_trt.reports import Report, check_writable
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 from hrnext_trt.visualize import VisualizeConfig, visualize
 
@@ -47,8 +49,8 @@ def demo_preset() -> Path:
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("demo_out")
-    train_minutes: float = 8.0  # the training stage stops at the first epoch end past this budget
     checkpoint: Path | None = None  # skip training and use these weights (a coco checkpoint)
+    train_options: tuple[str, ...] = ()  # KEY=VALUE overrides of the preset (tests shrink it)
     arch: str | None = None  # for a checkpoint that does not record its model (the paper's mmpose files)
     num_joints: int | None = None
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -61,8 +63,8 @@ class DemoConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
-        if self.train_minutes <= 0:
-            raise HrnextError(f"train_minutes must be positive, got {self.train_minutes}")
+        if self.threads is not None and self.threads < 1:
+            raise HrnextError(f"threads must be a positive number, got {self.threads}")
         check_export_precisions(self.precisions, "precisions")
 
 
@@ -72,45 +74,55 @@ class _Stages:
     def __init__(self, total: int):
         self.total, self.n = total, 0
         self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}  # stage name -> wall seconds
 
-    def begin(self, title: str) -> float:
+    def begin(self, name: str, title: str) -> tuple[str, float]:
         self.n += 1
         log.info("\n== [%d/%d] %s  (t = %s)", self.n, self.total, title, self.elapsed())
-        return time.perf_counter()
+        return name, time.perf_counter()
 
-    def done(self, started: float, what: str) -> None:
-        log.info("   done in %.0f s: %s", time.perf_counter() - started, what)
+    def done(self, started: tuple[str, float], what: str) -> None:
+        name, t0 = started
+        self.seconds[name] = time.perf_counter() - t0
+        log.info("   done in %.0f s: %s", self.seconds[name], what)
 
     def elapsed(self) -> str:
         seconds = int(time.perf_counter() - self.start)
         return f"{seconds // 60}:{seconds % 60:02d}"
 
+    def summary(self) -> str:
+        return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
 
-def run_demo(config: DemoConfig):
-    """Run the four stages into ``config.out``; returns the trt-eval report."""
+
+def run_demo(config: DemoConfig) -> "DemoResult":
+    """Run the five stages into ``config.out``; returns the trt-eval report and the training's progress."""
+    import torch
+
     check_writable(config.out, "--out", folder=True)
     device = resolve_device(config.device)
     if config.checkpoint is not None:
         check_demo_checkpoint(config.checkpoint, config.arch, config.num_joints)
     if config.threads:
-        import torch
-
         torch.set_num_threads(config.threads)  # every stage: training, export checks, evaluation
     root = bundled_dataset_root(DEMO_BUNDLE)
     stages = _Stages(5)
 
     if config.checkpoint is None:
-        started = stages.begin(f"train the demo preset on {DEMO_BUNDLE} train (80 images) on {device}, "
-                               f"at most ~{config.train_minutes:g} min")
-        checkpoint = train_demo_model(config.out / "train", config.train_minutes * 60, device)
-        stages.done(started, f"checkpoint {checkpoint}")
+        n = torch.get_num_threads()
+        threads = f" ({n} thread{'s' if n > 1 else ''})" if device == "cpu" else ""
+        started = stages.begin("train", f"train the demo preset on {DEMO_BUNDLE} train (80 images) on {device}"
+                                        f"{threads}: its whole recipe, however long this machine takes")
+        checkpoint = train_demo_model(config.out / "train", device, config.train_options)
+        training = TrainingProgress.of(checkpoint)  # the weights evaluated below
+        stages.done(started, f"{training}; checkpoint {checkpoint}")
     else:
-        started = stages.begin(f"training skipped: using {config.checkpoint}")
+        started = stages.begin("train", f"training skipped: using {config.checkpoint}")
         checkpoint = Path(config.checkpoint)
-        stages.done(started, "no training")
+        training = TrainingProgress.of(checkpoint)
+        stages.done(started, f"no training; the checkpoint's: {training or 'not recorded in it'}")
 
-    started = stages.begin(f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 calibrated on "
-                           f"{DEMO_BUNDLE} train) and TensorRT engines where possible")
+    started = stages.begin("export", f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 "
+                                     f"calibrated on {DEMO_BUNDLE} train) and TensorRT engines where possible")
     engines = config.out / "engines"
     manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, precisions=config.precisions,
                                              calib_dataset=DEMO_DATASET, calib_data=root, arch=config.arch,
@@ -118,29 +130,29 @@ def run_demo(config: DemoConfig):
     log.info("%s", "   " + summary(manifest, engines).replace("\n", "\n   "))
     stages.done(started, f"artifacts in {engines}")
 
-    started = stages.begin(f"trt-eval every backend on {DEMO_BUNDLE} train ({OWN_DATA_NOTE})")
+    started = stages.begin("trt-eval", f"trt-eval every backend on {DEMO_BUNDLE} train ({OWN_DATA_NOTE})")
     report_dir = config.out / "report"
     report = run_trt_eval(TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=DEMO_DATASET, data_root=root, split="train", boxes="gt",
         batch=config.batch, device=device, threads=config.threads, iters=config.iters, warmup=config.warmup,
-        out=report_dir, notes=(OWN_DATA_NOTE,), arch=config.arch, num_joints=config.num_joints))
+        out=report_dir, notes=(OWN_DATA_NOTE,) + ((f"the model: {training}",) if training else ()), arch=config.arch, num_joints=config.num_joints))
     stages.done(started, f"reports and plot in {report_dir}")
 
-    started = stages.begin("draw the PyTorch model's poses")
+    started = stages.begin("draw", "draw the PyTorch model's poses")
     reference = next(r for r in report.rows if r.status == "ok")
     pictures = visualize(VisualizeConfig(DEMO_DATASET, root, "train", config.out / "poses",
                                          results=Path(reference.results), max_images=config.pose_images))
     stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
                          f"({reference.backend} {reference.precision})")
-    started = stages.begin("predict with the FP32 ONNX on a bundled crowd picture and a short clip (default "
-                           "HOG detector)")
+    started = stages.begin("predict", "predict with the FP32 ONNX on a bundled crowd picture and a short clip "
+                                      "(default HOG detector)")
     results = predict_on_bundled_media(engines / "model.onnx", config.out / "predict", device, config.threads)
     stages.done(started, "; ".join(f"{r.people} people in {r.frames} frame{'s' * (r.frames > 1)} "
                                    f"({r.timing.meta['frames_per_s']:.1f} frames/s): "
                                    + ", ".join(str(f) for f in r.files if f.suffix in (".jpg", ".mp4", ".json", ".jsonl")
                                                and f.name != "summary.json") for r in results))
-    log.info("\nwhole demo: %s (min:s)", stages.elapsed())
-    return report
+    log.info("\nwhole demo: %s (min:s): %s", stages.elapsed(), stages.summary())
+    return DemoResult(report, training)
 
 
 def check_demo_checkpoint(path: Path, arch: str | None, num_joints: int | None) -> None:
@@ -158,11 +170,51 @@ def check_demo_checkpoint(path: Path, arch: str | None, num_joints: int | None) 
                           f"joints{f' ({dataset})' if dataset else ''}: pass a COCO checkpoint{hint}")
 
 
-def train_demo_model(work_dir: Path, budget_s: float, device: str) -> Path:
-    """Train the demo preset into ``work_dir`` within about ``budget_s`` seconds; the checkpoint's path."""
-    config = load_config(demo_preset(), [f"runtime.device={device}"])
+def train_demo_model(work_dir: Path, device: str, options: tuple[str, ...] = ()) -> Path:
+    """Train the whole demo preset into ``work_dir`` (no time limit); the checkpoint's path."""
+    config = load_config(demo_preset(), [f"runtime.device={device}", *options])
     # The demo's folder is its own: running the demo again trains anew (force), never mixes runs.
-    return train(config, work_dir, time_budget_s=budget_s, force=True)
+    return train(config, work_dir, force=True)
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """How much of its recipe a checkpoint's training ran."""
+
+    epochs: int
+    total_epochs: int
+    iterations: int
+    total_iterations: int
+
+    @classmethod
+    def of(cls, checkpoint: Path | None) -> "TrainingProgress | None":
+        """Read from a checkpoint of this project's trainer; None for other checkpoints."""
+        from hrnext_trt.models import read_checkpoint
+
+        if checkpoint is None:
+            return None
+        ckpt = read_checkpoint(checkpoint)
+        try:
+            total_epochs = int(ckpt["config"]["schedule"]["epochs"])
+            per_epoch = int(ckpt["scheduler"]["iters_per_epoch"])
+            return cls(int(ckpt["epoch"]), total_epochs, int(ckpt["iteration"]), total_epochs * per_epoch)
+        except (KeyError, TypeError):
+            return None
+
+    @property
+    def complete(self) -> bool:
+        return self.epochs >= self.total_epochs
+
+    def __str__(self) -> str:
+        done = (f"{self.iterations}/{self.total_iterations} iterations ({self.epochs}/{self.total_epochs} epochs) "
+                "of its training recipe")
+        return done if self.complete else done + ": only part of it, its AP is below what the whole recipe reaches"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    report: Report  # trt-eval's
+    training: TrainingProgress | None
 
 
 # The last stage's media: a bundled crowd picture, and a clip made from another bundled picture

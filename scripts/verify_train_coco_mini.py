@@ -6,8 +6,8 @@
 Not a CI test (minutes of CPU): the check that the demo's training really learns. The AP is
 scored on coco-mini's training images with ground-truth boxes and the preset's flip test (the
 setting ``trt-eval`` and the demo use too), so it measures a fit of the training set. Exits 0 when
-the best AP reaches 0.5. CPU timings depend on the machine's load: the 1-minute load average at
-the end is printed with them.
+the best AP reaches 0.45 (what the demo's table must show on every machine). CPU timings depend
+on the machine's load: the 1-minute load average at the end is printed with them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hrnext_trt.training import load_config, train
 from hrnext_trt.training.checkpointing import find_latest_checkpoint
 
 PRESET = Path(__file__).resolve().parents[1] / "train" / "presets" / "coco_mini_demo.yaml"
-TARGET_AP = 0.5
+TARGET_AP = 0.45
 
 
 def best_val_record(work_dir: Path) -> dict:
@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--time-budget-s", type=float, default=None,
-                        help="stop at the first epoch end after which another would not fit (as the demo does)")
+                        help="stop at the first epoch end after which another would not fit (the demo sets none)")
     args = parser.parse_args()
 
     cfg = load_config(PRESET, args.cfg_options)

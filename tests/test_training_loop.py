@@ -119,6 +119,17 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determ
     assert straight.name == "best.pth"
 
 
+def test_run_with_cached_images_equals_run_from_disk(data_dir, tmp_path, restore_determinism):
+    options = tiny_options(data_dir / "coco-mini", **{"runtime.deterministic": "true", "runtime.flip_test": "false",
+                                                       "data.val.split": "val"})
+    disk = read_checkpoint(train(load_config(CONFIG, options), tmp_path / "disk", progress=False))
+    cached = read_checkpoint(train(load_config(CONFIG, [*options, "data.cache_images=true"]), tmp_path / "memory",
+                                   progress=False))
+    assert cached["config"]["data"]["cache_images"] and not disk["config"]["data"]["cache_images"]
+    for key, value in disk["state_dict"].items():
+        assert torch.equal(cached["state_dict"][key], value), key
+
+
 def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, caplog):
     # A copy of 8 coco-mini images, one person each, one image replaced by garbage.
     src = data_dir / "coco-mini"

@@ -8,6 +8,9 @@ returned as ``{"valid": False, "index", "image_path", "error"}`` instead of rais
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
@@ -33,7 +36,8 @@ class TopDownDataset(Dataset):
     """
 
     def __init__(self, pose_dataset: PoseDataset, input_size: tuple[int, int], train: bool,
-                 augment: AugmentConfig | None = None, sigma: float = 2.0, skip_unreadable: bool = False):
+                 augment: AugmentConfig | None = None, sigma: float = 2.0, skip_unreadable: bool = False,
+                 image_reader: Callable[[Path], np.ndarray] = read_image):
         if train and any(inst.keypoints is None for inst in pose_dataset.instances):
             raise HrnextError(f"training on {pose_dataset.name} {pose_dataset.split} needs ground-truth keypoints: "
                               "load it with boxes='gt'")
@@ -43,6 +47,7 @@ class TopDownDataset(Dataset):
         self.augment = augment or AugmentConfig()
         self.codec = HeatmapCodec(self.input_size, sigma)
         self.skip_unreadable = skip_unreadable
+        self.image_reader = image_reader  # read_image's contract: BGR uint8, HrnextError when unreadable
 
     def __len__(self) -> int:
         return len(self.dataset.instances)
@@ -50,7 +55,7 @@ class TopDownDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         inst = self.dataset.instances[index]
         try:
-            image = read_image(inst.image_path)
+            image = self.image_reader(inst.image_path)
         except HrnextError as exc:
             if not self.skip_unreadable:
                 raise

@@ -55,6 +55,7 @@ class DataConfig:
     val_batch_size: int = 32
     num_workers: int = 2
     sigma: float = 2.0
+    cache_images: bool = False  # decode the training images once and keep them in memory (small sets)
     # The data pipeline's own frozen dataclass: the YAML keys are its fields.
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.contract import resolve_device
+from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import primary_metric
 from hrnext_trt.progress import progress_bar
+from hrnext_trt.training.cache import ImageCache
 from hrnext_trt.training.checkpointing import (BEST_NAME, atomic_torch_save, capture_rng_state,
                                                epoch_checkpoint_name, find_latest_checkpoint,
                                                load_training_checkpoint, restore_rng_state)
@@ -117,8 +119,14 @@ class _Trainer:
 
         pose_train = load_split(cfg.data.train)
         self.meta = pose_train.meta
+        reader = read_image
+        if cfg.data.cache_images:
+            started = time.perf_counter()
+            reader = ImageCache(pose_train)
+            self._say(f"decoded {len(reader)} training images into memory ({reader.nbytes / 2 ** 20:.0f} MiB) in "
+                      f"{time.perf_counter() - started:.1f} s")
         self.train_set = TopDownDataset(pose_train, cfg.data.input_size, train=True, augment=cfg.data.augmentation,
-                                        sigma=cfg.data.sigma, skip_unreadable=True)
+                                        sigma=cfg.data.sigma, skip_unreadable=True, image_reader=reader)
         self.iters_per_epoch = iterations_per_epoch(len(self.train_set), cfg.data.batch_size, self.dist.world_size)
         self.val_set = load_split(cfg.data.val)  # now: a bad val root must not wait for the first evaluation
 

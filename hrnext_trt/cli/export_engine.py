@@ -8,6 +8,8 @@ import click
 
 from hrnext_trt.cli.params import BATCH_PROFILE, DATASET, INPUT_SIZE
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
+from hrnext_trt.export.config import CALIB_METHODS, CALIB_SPLITS
+from hrnext_trt.export.groups import LEVELS
 
 
 @click.command("export-engine")
@@ -25,6 +27,22 @@ from hrnext_trt.export import ExportConfig, export_artifacts, summary
 @click.option("--calib-dataset", type=DATASET, default="coco", show_default=True,
               help="Which dataset layout --calib-data has.")
 @click.option("--calib-images", type=int, default=512, show_default=True, help="INT8 calibration crops.")
+@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="entropy", show_default=True,
+              help="INT8 activation calibration: entropy (KL clipping) or max (no clipping).")
+@click.option("--calib-split", type=click.Choice(CALIB_SPLITS), default=None,
+              help="Split the calibration and held-out crops come from (default: train; OCHuman: val).")
+@click.option("--calib-study", is_flag=True,
+              help="First quantize with each calibration method at two crop counts and print each one's held-out error.")
+@click.option("--int8-budget", type=float, default=None, metavar="PX",
+              help="Keep INT8's held-out keypoints within PX pixels of FP32 (mean): the most harmful groups move "
+                   "to FP16 (FP32 where FP16 overflows); the plan goes into the manifest and the ONNX metadata.")
+@click.option("--fp16-budget", type=float, default=None, metavar="PX",
+              help="FP16 file as a plan: groups whose FP16 drifts or overflows most stay FP32 until the held-out "
+                   "keypoints are within PX pixels of FP32 (instead of AutoCast).")
+@click.option("--sensitivity", is_flag=True,
+              help="Write sensitivity.json/.png (per-group INT8 harm) even without --int8-budget.")
+@click.option("--sensitivity-level", type=click.Choice(LEVELS), default="block", show_default=True,
+              help="Groups of the sensitivity table and the plan: stage, branch, block or part (attention/kernels/convs).")
 @click.option("--verify-images", type=int, default=16, show_default=True,
               help="Held-out crops (other images than calibration) every artifact is checked on.")
 @click.option("--batch", type=BATCH_PROFILE, default="1,16,32", show_default=True,
@@ -36,6 +54,7 @@ from hrnext_trt.export import ExportConfig, export_artifacts, summary
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT timing cache file, reused across builds (default: <out>/timing.cache).")
 def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_images,
+            calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity, sensitivity_level,
             verify_images, batch, out_dir, workspace_gb, timing_cache) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build TensorRT engines where TensorRT and a
     GPU exist, check every artifact against PyTorch and write manifest.json."""
@@ -49,6 +68,13 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         calib_data=calib_data,
         calib_dataset=calib_dataset,
         calib_images=calib_images,
+        calib_method=calib_method,
+        calib_split=calib_split,
+        calib_study=calib_study,
+        int8_budget=int8_budget,
+        fp16_budget=fp16_budget,
+        sensitivity=sensitivity,
+        sensitivity_level=sensitivity_level,
         verify_images=verify_images,
         batch=batch,
         workspace_gb=workspace_gb,

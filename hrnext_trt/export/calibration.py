@@ -41,11 +41,11 @@ def default_calib_root(dataset: str) -> Path:
 
 
 def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int], calib_images: int,
-                   verify_images: int) -> CropSets:
+                   verify_images: int, split: str | None = None) -> CropSets:
     """Held-out crops first (``verify_images`` of them), then up to ``calib_images`` calibration crops
-    (0: none, when nothing is quantized)."""
+    (0: none, when nothing is quantized), both from ``split`` (default: ``CALIB_SPLIT`` of the dataset)."""
     root = Path(root) if root is not None else default_calib_root(dataset)
-    split = CALIB_SPLIT.get(dataset, "train")
+    split = split or CALIB_SPLIT.get(dataset, "train")
     data = load_dataset(dataset, root, split, boxes="gt")
     people = Counter(inst.image_id for inst in data.instances)
     heldout_ids, calib_ids, n_held, n_calib = set(), set(), 0, 0

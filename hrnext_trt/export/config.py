@@ -7,7 +7,11 @@ from pathlib import Path
 
 from hrnext_trt.contract import check_export_precisions, validate_input_size
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.export.groups import LEVELS
 from hrnext_trt.keypoints import DATASETS
+
+CALIB_METHODS = ("entropy", "max")  # what ModelOpt's ONNX INT8 quantizer calibrates with
+CALIB_SPLITS = ("train", "val")
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,13 @@ class ExportConfig:
     calib_data: Path | None = None  # dataset root; None: the bundled coco-mini sample (coco only)
     calib_dataset: str = "coco"
     calib_images: int = 512
+    calib_method: str = "entropy"
+    calib_split: str | None = None  # None: the dataset's training split (OCHuman: val, it has no other)
+    calib_study: bool = False  # quantize with a few calibration choices first and report each one's accuracy
+    int8_budget: float | None = None  # px: keep the held-out keypoints this close to FP32 (greedy precision plan)
+    fp16_budget: float | None = None  # px: the FP16 file's groups that drift past it stay FP32
+    sensitivity: bool = False  # write the per-group INT8 sensitivity table even without a budget
+    sensitivity_level: str = "block"  # how finely groups.group_nodes cuts the network
     verify_images: int = 16  # held-out crops (other images than the calibration crops)
     batch: tuple[int, int, int] = (1, 16, 32)
     workspace_gb: float = 4.0
@@ -44,6 +55,19 @@ class ExportConfig:
             set_(self, "calib_data", Path(self.calib_data))
             if not self.calib_data.is_dir():
                 raise HrnextError(f"calibration data root {self.calib_data} is not a folder: pass the dataset root")
+        if self.calib_method not in CALIB_METHODS:
+            raise HrnextError(f"calibration method {self.calib_method!r} is unknown: choose one of "
+                              f"{', '.join(CALIB_METHODS)}")
+        if self.calib_split is not None and self.calib_split not in CALIB_SPLITS:
+            raise HrnextError(f"calibration split {self.calib_split!r} is unknown: choose one of {', '.join(CALIB_SPLITS)}")
+        if self.sensitivity_level not in LEVELS:
+            raise HrnextError(f"sensitivity level {self.sensitivity_level!r} is unknown: choose one of {', '.join(LEVELS)}")
+        if self.int8_budget is not None and not self.int8_budget > 0:
+            raise HrnextError(f"--int8-budget {self.int8_budget} must be a positive number of pixels, e.g. 1")
+        if self.fp16_budget is not None and not ("fp16" in self.precisions and self.fp16_budget > 0):
+            raise HrnextError(f"--fp16-budget {self.fp16_budget} needs --fp16 and a positive number of pixels")
+        if (self.int8_budget is not None or self.sensitivity or self.calib_study) and "int8" not in self.precisions:
+            raise HrnextError("--int8-budget, --sensitivity and --calib-study work on the INT8 file: add --int8")
         if self.calib_images < 1 or self.verify_images < 1:
             raise HrnextError(f"calib_images and verify_images must be at least 1 (got {self.calib_images} and "
                               f"{self.verify_images})")

@@ -25,6 +25,9 @@ from hrnext_trt.export.calibration import make_crop_sets
 from hrnext_trt.export.config import ExportConfig
 from hrnext_trt.export.folder import check_target, publish, staging_folder
 from hrnext_trt.export.onnx_export import export_onnx, save_checked
+from hrnext_trt.export.calib_study import calibration_study, format_study, study_choices
+from hrnext_trt.export.sensitivity import (HeldoutEvaluator, format_sensitivity, plan_fp16, plan_int8, plan_line,
+                                           read_sensitivity)
 from hrnext_trt.export.tensorrt_build import build_engine
 from hrnext_trt.export.verify import agreement, engine_heatmaps, format_table, onnx_heatmaps, torch_heatmaps
 from hrnext_trt.export.versions import package_versions
@@ -104,9 +107,13 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
         crops = make_crop_sets(config.calib_dataset, config.calib_data, input_size,
-                               config.calib_images if "int8" in config.precisions else 0, config.verify_images)
+                               config.calib_images if "int8" in config.precisions else 0, config.verify_images,
+                               config.calib_split)
         reference = torch_heatmaps(model, crops.heldout)
-    manifest.record("crops", crops.source)
+    manifest.record("crops", {**crops.source,
+                              "calibration_method": config.calib_method if "int8" in config.precisions else None})
+    codec = HeatmapCodec(input_size)
+    evaluate = HeldoutEvaluator(crops.heldout, reference, codec)
     if "int8" in config.precisions and crops.source["calibration_crops"] < config.calib_images:
         log.info(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the "
                  f"{config.calib_images} asked: the {crops.source['dataset']} {crops.source['split']} split at "
@@ -117,28 +124,39 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     with step("onnx_fp32", f"exported {paths['fp32'].name} (FP32, simplified)"):
         graphs["fp32"] = export_onnx(prepare_for_export(model), paths["fp32"], spec, config.opset)
     low = [p for p in ("fp16", "int8") if p in paths]
-    if low:
+    autocast = "fp16" in paths and config.fp16_budget is None  # a budget plans FP16 by groups instead
+    if config.calib_study and "int8" in paths:
+        with step("calib_study", "calibration study"):
+            rows = calibration_study(paths["fp32"], crops.calibration, evaluate,
+                                     study_choices(len(crops.calibration)))
+        manifest.record("calibration_study", rows)
+    if autocast or "int8" in paths:
         # AutoCast FP16 and INT8 calibration run side by side, each in a worker process (see workers.py).
-        log.info("%s running in worker processes...", " and ".join(_WORKER_JOBS[p] for p in low))
+        log.info("%s running in worker processes...",
+                 " and ".join(_WORKER_JOBS[p] for p in low if p == "int8" or autocast))
         with tempfile.TemporaryDirectory(prefix="hrnext_workers_") as tmp:
             tmp = Path(tmp)
             jobs = {}
-            if "fp16" in paths:
+            if autocast:
                 jobs["fp16"] = ["fp16", str(paths["fp32"]), str(tmp / "fp16.onnx")]
             if "int8" in paths:
                 np.save(tmp / "calibration.npy", crops.calibration)
-                jobs["int8"] = ["int8", str(paths["fp32"]), str(tmp / "calibration.npy"), str(tmp / "int8.onnx")]
+                jobs["int8"] = ["int8", str(paths["fp32"]), str(tmp / "calibration.npy"), str(tmp / "int8.onnx"),
+                                config.calib_method]
             for precision, seconds in run_jobs(jobs, tmp).items():
-                graphs[precision] = save_checked(onnx.load(str(tmp / f"{precision}.onnx")), paths[precision],
-                                                 spec, precision)
                 timings[f"onnx_{precision}"] = seconds
-        if "fp16" in paths:
-            log.info("converted %s (AutoCast FP16) (%.1f s)", paths["fp16"].name, timings["onnx_fp16"])
-        if "int8" in paths:
-            log.info("quantized %s (INT8 Q/DQ, %d crops) (%.1f s)", paths["int8"].name, len(crops.calibration),
-                     timings["onnx_int8"])
+            if autocast:
+                graphs["fp16"] = save_checked(onnx.load(str(tmp / "fp16.onnx")), paths["fp16"], spec, "fp16")
+                log.info("converted %s (AutoCast FP16) (%.1f s)", paths["fp16"].name, timings["onnx_fp16"])
+            if "int8" in paths:
+                log.info("quantized %s (INT8 Q/DQ, %s calibration, %d crops) (%.1f s)", paths["int8"].name,
+                         config.calib_method, len(crops.calibration), timings["onnx_int8"])
+                graphs["int8"] = _finish_int8(config, manifest, paths, spec, crops, evaluate, model,
+                                              onnx.load(str(tmp / "int8.onnx")), step)
+    if config.fp16_budget is not None:
+        with step("onnx_fp16", f"planned {paths['fp16'].name} (FP16 groups within {config.fp16_budget} px)"):
+            graphs["fp16"] = _export_fp16_plan(config, manifest, paths, spec, evaluate)
 
-    codec = HeatmapCodec(input_size)
     with step("verify_onnx", "checked every ONNX file with ONNX Runtime against PyTorch"):
         for precision, path in paths.items():
             check = agreement(reference, onnx_heatmaps(path, precision, crops.heldout), codec)
@@ -152,6 +170,43 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     manifest.record("timings_s", timings)
     manifest.write(out)
     return manifest
+
+
+def _finish_int8(config: ExportConfig, manifest: Manifest, paths: dict, spec: ModelSpec, crops, evaluate, model,
+                 int8_model, step) -> dict:
+    """The quantized graph -> ``model_int8.onnx``: sensitivity and the budget's plan applied (if asked),
+    with its calibration and plan in the metadata."""
+    from hrnext_trt.models.complexity import model_complexity  # torch
+
+    extra = {"calibration": {"method": config.calib_method, "crops": len(crops.calibration),
+                             "split": crops.source["split"], "dataset": crops.source["dataset"]}}
+    if config.int8_budget is not None or config.sensitivity:
+        height, width = spec.input_size
+        with step("int8_plan", f"measured INT8 sensitivity per {config.sensitivity_level}"
+                               + (f" and chose a plan for {config.int8_budget} px" if config.int8_budget else "")):
+            int8_model, plan = plan_int8(int8_model, config.sensitivity_level, config.int8_budget, evaluate,
+                                         model_complexity(model, (height, width)), config.out_dir,
+                                         f"{spec.arch} {height}x{width}")
+        _record_plan(manifest, "int8", plan, (plan["sensitivity"], plan["chart"]), config.out_dir)
+        extra["precision_plan"] = {k: plan[k] for k in ("level", "budget_px", "groups")}
+    return save_checked(int8_model, paths["int8"], spec, "int8", extra)
+
+
+def _export_fp16_plan(config: ExportConfig, manifest: Manifest, paths: dict, spec: ModelSpec, evaluate) -> dict:
+    """``model_fp16.onnx`` as a plan: the groups that drift or overflow most in FP16 stay FP32."""
+    import onnx
+
+    model, plan = plan_fp16(onnx.load(str(paths["fp32"])), config.sensitivity_level, config.fp16_budget, evaluate,
+                            config.out_dir)
+    _record_plan(manifest, "fp16", plan, (plan["sensitivity"],), config.out_dir)
+    return save_checked(model, paths["fp16"], spec, "fp16",
+                        {"precision_plan": {k: plan[k] for k in ("level", "budget_px", "groups")}})
+
+
+def _record_plan(manifest: Manifest, precision: str, plan: dict, reports: tuple, folder: Path) -> None:
+    manifest.record("precision_plan", {**manifest.get("precision_plan", {}), precision: plan})
+    for name in reports:
+        manifest.add_file(folder / name, "report", precision)
 
 
 def _build_engines(config: ExportConfig, manifest: Manifest, paths: dict, input_size, gpu, reference, heldout, codec,
@@ -176,6 +231,14 @@ def summary(manifest: Manifest, folder: Path) -> str:
     rows = [{"file": name, "precision": e["precision"], "size": e["size"], "check": e["accuracy"]}
             for name, e in manifest["artifacts"].items() if "accuracy" in e]
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
+    if "calibration_study" in manifest:
+        lines += ["", format_study(manifest["calibration_study"], manifest["crops"]["heldout_crops"],
+                                   manifest["crops"]["split"])]
+    for precision, plan in manifest.get("precision_plan", {}).items():
+        if precision == "int8":
+            lines += ["", format_sensitivity(read_sensitivity(folder / plan["sensitivity"]),
+                                             manifest["crops"]["heldout_crops"])]
+        lines.append(plan_line(precision, plan))
     if not manifest["engines"]["built"]:
         reason = manifest["engines"]["reason"]
         hint = "" if TRT_INSTALL_HINT in reason else f" ({TRT_INSTALL_HINT})"

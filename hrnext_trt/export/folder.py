@@ -23,7 +23,8 @@ from hrnext_trt.engines.manifest_check import MANIFEST_NAME, load_manifest, veri
 from hrnext_trt.errors import HrnextError
 
 # What an export writes: a target folder holding anything else is not replaced.
-_EXPORT_FILE = re.compile(r"^(manifest\.json|model(_\w+)?\.onnx|model_\w+\.engine|build_\w+\.log|timing\.cache)$")
+_EXPORT_FILE = re.compile(r"^(manifest\.json|model(_\w+)?\.onnx|model_\w+\.engine|build_\w+\.log|timing\.cache"
+                          r"|sensitivity(_fp16)?\.(json|png))$")
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(staging|old)-(?P<pid>\d+)$")
 
 

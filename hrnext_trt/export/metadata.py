@@ -14,11 +14,12 @@ from hrnext_trt.contract import METADATA_KEY
 from hrnext_trt.model_spec import ModelSpec
 
 
-def set_onnx_metadata(model, spec: ModelSpec, precision: str) -> None:
-    """Write (or replace) the ``hrnext_trt`` entry of an ``onnx.ModelProto`` in place."""
+def set_onnx_metadata(model, spec: ModelSpec, precision: str, extra: dict | None = None) -> None:
+    """Write (or replace) the ``hrnext_trt`` entry of an ``onnx.ModelProto`` in place; ``extra``: what an
+    INT8/FP16 file adds (its calibration, its precision plan)."""
     for i, prop in reversed(list(enumerate(model.metadata_props))):
         if prop.key == METADATA_KEY:
             del model.metadata_props[i]
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps({**spec.to_dict(), "precision": precision}, sort_keys=True)
+    entry.value = json.dumps({**spec.to_dict(), "precision": precision, **(extra or {})}, sort_keys=True)

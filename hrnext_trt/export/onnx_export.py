@@ -41,12 +41,12 @@ def export_onnx(model, path: Path, spec: ModelSpec, opset: int) -> dict:
     return {"traced_nodes": len(traced.graph.node), **save_checked(simplify(traced), path, spec, "fp32")}
 
 
-def save_checked(model, path: Path, spec: ModelSpec, precision: str) -> dict:
+def save_checked(model, path: Path, spec: ModelSpec, precision: str, extra: dict | None = None) -> dict:
     """Every exported ONNX file goes through here: metadata written, ONNX checker passed, saved.
     Returns {"opset", "nodes"} of the saved graph for the manifest."""
     import onnx
 
-    set_onnx_metadata(model, spec, precision)
+    set_onnx_metadata(model, spec, precision, extra)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))

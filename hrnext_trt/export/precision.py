@@ -31,7 +31,6 @@ KEEP_FP32 = ("LayerNormalization", "ReduceMean")
 # activations per 256x192 crop): steps hold as many crops as fit this budget, at most 8.
 CALIB_MEMORY_BUDGET = 4 << 30
 CALIB_BATCH_MAX = 8
-CALIB_METHOD = "entropy"  # ModelOpt's default for INT8: KL-optimal clipping, robust to outliers
 
 
 def activation_bytes_per_crop(model) -> int:
@@ -95,8 +94,11 @@ def convert_fp16(src: Path):
         )
 
 
-def quantize_int8(src: Path, crops: np.ndarray):
-    """``src`` (FP32 ONNX) -> ``onnx.ModelProto`` with INT8 Q/DQ calibrated on ``crops``."""
+def quantize_int8(src: Path, crops: np.ndarray, method: str = "entropy"):
+    """``src`` (FP32 ONNX) -> ``onnx.ModelProto`` with INT8 Q/DQ calibrated on ``crops``.
+
+    ``method``: ``entropy`` (ModelOpt's default: KL-optimal clipping, robust to outliers) or ``max``
+    (the largest value seen: no clipping, and much faster to calibrate)."""
     import onnx
     from modelopt.onnx.quantization import quantize
 
@@ -110,7 +112,7 @@ def quantize_int8(src: Path, crops: np.ndarray):
             str(src),
             quantize_mode="int8",
             calibration_data=np.ascontiguousarray(crops),
-            calibration_method=CALIB_METHOD,
+            calibration_method=method,
             calibration_shapes=f"images:{batch}x3x{height}x{width}",
             calibration_eps=calibration_providers(),
             high_precision_dtype="fp32",

@@ -114,8 +114,8 @@ def _run(job: str, args: list[str]) -> None:
         src, dst = args
         onnx.save(convert_fp16(Path(src)), dst)
     elif job == "int8":
-        src, crops, dst = args
-        onnx.save(quantize_int8(Path(src), np.load(crops)), dst)
+        src, crops, dst, method = args
+        onnx.save(quantize_int8(Path(src), np.load(crops), method), dst)
     else:
         raise HrnextError(f"unknown worker job {job!r}: one of {', '.join(JOBS)}")
 

@@ -1,0 +1,201 @@
+"""INT8 sensitivity by structure and the budgets' precision plans (INT8, FP16), on the paper-layout fixture.
+
+One export through the CLI (max calibration, stage groups: cheap) and one independent ModelOpt
+quantization of its ``model.onnx``; everything else reads the files back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.engines import load_manifest, verify_files
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("modelopt")
+
+FIXTURE = "hrnext_tiny_crowdpose"
+INPUT = (128, 96)
+CALIB, HELDOUT, BUDGET, FP16_BUDGET = 8, 8, 1.0, 0.5
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory, fixtures_dir, data_dir):
+    from hrnext_trt.cli import main
+
+    out = tmp_path_factory.mktemp("int8_plan")
+    args = [str(fixtures_dir / f"{FIXTURE}.pth"), "--arch", "hrnext_tiny", "--joints", "14", "--input-size",
+            f"{INPUT[0]}x{INPUT[1]}", "--int8", "--calib-method", "max", "--calib-images", str(CALIB),
+            "--verify-images", str(HELDOUT), "--calib-data", str(data_dir / "coco-mini"), "--int8-budget", str(BUDGET),
+            "--sensitivity-level", "stage", "--fp16", "--fp16-budget", str(FP16_BUDGET), "--out", str(out)]
+    result = CliRunner().invoke(main, ["export-engine", *args])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="module")
+def crops(data_dir):
+    from hrnext_trt.export.calibration import make_crop_sets
+
+    return make_crop_sets("coco", data_dir / "coco-mini", INPUT, CALIB, HELDOUT)
+
+
+@pytest.fixture(scope="module")
+def reference(export, crops, fixtures_dir):
+    from hrnext_trt.export.verify import torch_heatmaps
+    from hrnext_trt.models import load_pose_model
+
+    model = load_pose_model(fixtures_dir / f"{FIXTURE}.pth", arch="hrnext_tiny", num_joints=14)
+    return torch_heatmaps(model, crops.heldout)
+
+
+@pytest.fixture(scope="module")
+def study(export, crops, reference):
+    """A one-row calibration study (the export's own choice), keeping the graph it quantized: the
+    whole network quantized again, independently of the export."""
+    from hrnext_trt.data import HeatmapCodec
+    from hrnext_trt.export.calib_study import calibration_study
+    from hrnext_trt.export.sensitivity import HeldoutEvaluator
+
+    evaluator, graphs = HeldoutEvaluator(crops.heldout, reference, HeatmapCodec(INPUT)), []
+
+    def evaluate(model):
+        graphs.append(model)
+        return evaluator(model)
+
+    rows = calibration_study(export[0] / "model.onnx", crops.calibration, evaluate, [("max", CALIB)])
+    return rows, graphs[0]
+
+
+@pytest.fixture(scope="module")
+def full_int8(study):
+    return study[1]
+
+
+def _rows(out):
+    return json.loads((out / "sensitivity.json").read_text())
+
+
+def test_sensitivity_table_printed_stored_and_drawn(export):
+    out, output = export
+    rows = _rows(out)
+    assert {r["name"] for r in rows} >= {"stem", "stage1", "stage2", "stage3", "stage4"}
+    for r in rows:
+        assert set(r) >= {"name", "nodes", "rel_err", "kpt_px", "within_2px", "without"}
+    harms = [(r["kpt_px"], r["rel_err"]) for r in rows]
+    assert harms == sorted(harms, reverse=True)
+    assert "INT8 sensitivity" in output and rows[0]["name"] in output
+    assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = load_manifest(out)
+    verify_files(manifest, out)
+    assert manifest["artifacts"]["sensitivity.json"]["kind"] == "report"
+
+
+def test_groups_cover_every_quantized_node_once(export, full_int8):
+    from hrnext_trt.export.precision_plan import quantized_nodes
+
+    listed = [n for r in _rows(export[0]) for n in r["nodes"]]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == set(quantized_nodes(full_int8))
+
+
+def test_worst_group_costs_more_than_best(export, full_int8, crops, reference, tmp_path):
+    """Re-measured from scratch: only the reported worst group, then only the best, quantized."""
+    import onnx
+
+    from hrnext_trt.data import HeatmapCodec
+    from hrnext_trt.export.precision_plan import restrict_int8
+    from hrnext_trt.export.verify import agreement
+
+    rows = _rows(export[0])
+    errors = []
+    for row in (rows[0], rows[-1]):
+        path = tmp_path / f"{row['name']}.onnx"
+        onnx.save(restrict_int8(full_int8, set(row["nodes"])), str(path))
+        with OnnxRuntimeRunner(path, "int8") as runner:
+            check = agreement(reference, runner.infer({"images": crops.heldout})["heatmaps"], HeatmapCodec(INPUT))
+        errors.append((check["mean_px"], check["rel_err"]))
+    assert errors[0] > errors[1]
+
+
+def test_budget_met_on_heldout_crops(export, crops, reference):
+    from hrnext_trt.data import HeatmapCodec
+    from hrnext_trt.export.verify import agreement
+
+    out, _ = export
+    with OnnxRuntimeRunner(out / "model_int8.onnx", "int8") as runner:
+        check = agreement(reference, runner.infer({"images": crops.heldout})["heatmaps"], HeatmapCodec(INPUT))
+    assert check["mean_px"] <= BUDGET
+    plan = load_manifest(out)["precision_plan"]["int8"]
+    assert plan["budget_px"] == BUDGET and plan["steps"][-1]["mean_px"] <= BUDGET
+    assert np.isclose(plan["steps"][-1]["mean_px"], check["mean_px"], atol=1e-6)
+
+
+def test_manifest_plan_is_what_the_graph_holds(export):
+    import onnx
+
+    from hrnext_trt.export.precision_plan import read_plan
+
+    out, _ = export
+    manifest = load_manifest(out)
+    plan = manifest["precision_plan"]["int8"]
+    groups = {r["name"]: r["nodes"] for r in _rows(out)}
+    assert read_plan(onnx.load(str(out / "model_int8.onnx")), groups) == plan["groups"]
+    metadata = read_onnx_metadata(out / "model_int8.onnx")
+    assert metadata["precision_plan"]["groups"] == plan["groups"]
+    assert metadata["calibration"] == {"method": "max", "crops": CALIB, "split": "train", "dataset": "coco"}
+    assert manifest["crops"]["calibration_method"] == "max"
+
+
+def test_plan_moves_groups_by_harm(export):
+    """The greedy order: groups leave INT8 worst first, and it stops once within budget."""
+    out, _ = export
+    plan = load_manifest(out)["precision_plan"]["int8"]
+    ranking = [r["name"] for r in _rows(out)]
+    moved = [s["moved"] for s in plan["steps"][1:]]
+    assert moved == ranking[:len(moved)]
+    assert all(s["mean_px"] > BUDGET for s in plan["steps"][:-1])
+    assert {g for g, p in plan["groups"].items() if p != "int8"} == set(moved)
+
+
+def test_budget_needs_int8():
+    from hrnext_trt.errors import HrnextError
+    from hrnext_trt.export import ExportConfig
+
+    with pytest.raises(HrnextError, match="--int8"):
+        ExportConfig(checkpoint=__file__, out_dir="x", int8_budget=1.0)
+
+
+def test_calibration_study_measures_the_exported_choice(export, study):
+    from hrnext_trt.export.calib_study import format_study, study_choices
+
+    rows, _ = study
+    first = load_manifest(export[0])["precision_plan"]["int8"]["steps"][0]
+    assert rows[0]["method"] == "max" and rows[0]["crops"] == CALIB
+    assert np.isclose(rows[0]["mean_px"], first["mean_px"]) and np.isclose(rows[0]["rel_err"], first["rel_err"])
+    assert study_choices(40) == [("entropy", 10), ("entropy", 40), ("max", 10), ("max", 40)]
+    assert "max" in format_study(rows, HELDOUT, "train")
+
+
+def test_fp16_plan_is_what_the_graph_holds_and_meets_its_budget(export, crops, reference):
+    import onnx
+
+    from hrnext_trt.data import HeatmapCodec
+    from hrnext_trt.export.precision_plan import read_plan
+    from hrnext_trt.export.verify import agreement
+
+    out, output = export
+    plan = load_manifest(out)["precision_plan"]["fp16"]
+    rows = json.loads((out / "sensitivity_fp16.json").read_text())
+    assert {r["name"] for r in rows} == set(plan["groups"]) >= {"stem", "stage4", "head"}
+    groups = {r["name"]: r["nodes"] for r in rows}
+    assert read_plan(onnx.load(str(out / "model_fp16.onnx")), groups) == plan["groups"]
+    assert read_onnx_metadata(out / "model_fp16.onnx")["precision_plan"]["groups"] == plan["groups"]
+    with OnnxRuntimeRunner(out / "model_fp16.onnx", "fp16") as runner:
+        check = agreement(reference, runner.infer({"images": crops.heldout})["heatmaps"], HeatmapCodec(INPUT))
+    assert check["mean_px"] <= FP16_BUDGET and 0 < check["rel_err"] < 1e-2
+    assert "FP16 plan" in output

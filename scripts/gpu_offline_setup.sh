@@ -85,7 +85,7 @@ import importlib.util
 import torch
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU: "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
-for name in ("onnxruntime", "modelopt", "xtcocotools", "pycuda", "tensorrt", "tensorrt_rtx"):
+for name in ("onnxruntime", "modelopt", "xtcocotools", "pycuda", "tensorrt", "tensorrt_rtx_bindings"):
     print(f"{name:12s} {'yes' if importlib.util.find_spec(name) else 'no'}")
 EOF
   echo "done: '. .venv-gpu/bin/activate' and run scripts/gpu_verify.sh"

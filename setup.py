@@ -11,6 +11,17 @@ def _package_data():
     return [str(p.relative_to(base)) for p in (base / "bundled_data").rglob("*") if p.is_file()]
 
 
+# TensorRT needs a GPU to build; TensorRT for RTX builds on any x86-64 machine (its wheels: ~95 MB
+# download, ~240 MB installed; CUDA 13 builds: the -cu12 wheels serve older drivers). pycuda has no
+# binary wheels: pip compiles it against a CUDA toolkit (see README).
+TRT_RTX = ["tensorrt-rtx-cu13-libs>=1.7,<2", "tensorrt-rtx-cu13-bindings>=1.7,<2"]
+EXTRAS = {
+    "trt": ["tensorrt>=10.0", "pycuda>=2024.1"],
+    "trt-rtx": TRT_RTX,
+    # The tests build real engines of every precision with TensorRT for RTX.
+    "dev": ["pytest>=8.0", "pytest-xdist>=3.5", *TRT_RTX],
+}
+
 setup(
     name="hrnext-trt",
     version="0.1.0",
@@ -48,9 +59,6 @@ setup(
         # whose CPU provider runs every precision's ONNX on machines without a GPU.
         "nvidia-modelopt[onnx]>=0.33",
     ],
-    extras_require={
-        "trt": ["tensorrt>=10.0", "pycuda>=2024.1"],
-        "dev": ["pytest>=8.0", "pytest-xdist>=3.5"],
-    },
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["hrnext-trt=hrnext_trt.cli:main"]},
 )

@@ -28,6 +28,10 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
+TRT_RTX_INSTALL_HINT = 'pip install "hrnext-trt[trt-rtx]"'
+# The two engine builders and the modules that provide them, tried in order (hrnext_trt.engines.builders):
+# TensorRT, and TensorRT for RTX (its PyPI wheel's module, then its SDK's).
+BUILDER_MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx_bindings", "tensorrt_rtx")}
 
 
 def heatmap_size(input_size) -> tuple[int, int]:
@@ -95,13 +99,24 @@ def _onnxruntime_missing(device: str) -> str | None:
     return None
 
 
+def builder_module_name(builder: str) -> str | None:
+    """The installed module of an engine builder (found without importing it), or None."""
+    return next((m for m in BUILDER_MODULES[builder] if importlib.util.find_spec(m) is not None), None)
+
+
+def installed_builders() -> list[str]:
+    """The engine builders (``tensorrt``, ``tensorrt-rtx``) whose Python module is installed."""
+    return [b for b in BUILDER_MODULES if builder_module_name(b) is not None]
+
+
 def _tensorrt_missing(device: str) -> str | None:
-    # The engines only ever run on a GPU, so ``device`` does not matter; the machine does.
-    for package in ("tensorrt", "pycuda"):
-        if importlib.util.find_spec(package) is None:
-            return f"{package} not installed ({TRT_INSTALL_HINT})"
+    # Engines of either builder only ever run on a GPU, so ``device`` does not matter; the machine does.
+    if not installed_builders():
+        return f"neither TensorRT ({TRT_INSTALL_HINT}) nor TensorRT for RTX ({TRT_RTX_INSTALL_HINT}) is installed"
     if not nvidia_gpu_present():
         return "no NVIDIA GPU on this machine"
+    if importlib.util.find_spec("pycuda") is None:
+        return "pycuda not installed (pip install pycuda: no binary wheels, it builds against the CUDA toolkit)"
     return None
 
 

@@ -5,7 +5,7 @@
    iterations, no time limit), so the model and its AP do not depend on the machine's speed;
    the output says how much of the recipe the model had;
 2. export FP32, FP16 and INT8 ONNX (INT8 calibrated on those training images) and, where
-   TensorRT and a GPU exist, engines;
+   a builder is installed, engines (TensorRT for RTX builds them without a GPU);
 3. ``trt-eval`` every backend this machine has on the same images with ground-truth boxes --
    the model's own training data, so the AP shows the road works end to end, not how well the
    model generalises;

@@ -2,7 +2,9 @@
 
 One type for both sides: the exporter creates a ``Manifest``, adds each file it writes and saves
 it; the runtime (``hrnext_trt.engines``) and the comparisons load the same type. Every file is
-listed with its sha256 and size; engines add the TensorRT version and GPU they were built for.
+listed with its sha256 and size; engines add the builder (TensorRT or TensorRT for RTX), its
+version, the compute capabilities or GPU they were built for, and what the build reported
+(layers by type and precision, I/O, profile, seconds).
 A ``Manifest`` reads as the JSON document it is (``manifest["artifacts"]``), and has typed
 accessors for what the code asks of it (``model``, ``batch_profile``, ``entry(name)``).
 """

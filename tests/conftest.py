@@ -36,3 +36,41 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+FIXTURE_EXPORT_ARGS = ("--arch", "hrnext_tiny", "--joints", "14", "--fp16", "--int8", "--calib-dataset", "coco",
+                       "--calib-images", "24", "--verify-images", "8", "--batch", "1,4,8")
+
+
+@pytest.fixture(scope="session")
+def fixture_export(tmp_path_factory):
+    """``hrnext-trt export-engine`` of the paper-layout fixture (FP32, FP16, INT8, and their engines where a
+    builder is installed), made once per test run: (folder, printed output).
+
+    Under xdist every worker asks; a lock in the run's shared temp folder lets the first build it and the
+    others read it, so the export and its three engine builds are paid once.
+    """
+    import fcntl
+    import json
+    import traceback
+
+    from click.testing import CliRunner
+
+    from hrnext_trt.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, printed, done = root / "fixture_export", root / "fixture_export.out", root / "fixture_export.json"
+    with open(root / "fixture_export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            args = [str(FIXTURES / "hrnext_tiny_crowdpose.pth"), *FIXTURE_EXPORT_ARGS,
+                    "--calib-data", str(DATA / "coco-mini"), "--out", str(out)]
+            result = CliRunner().invoke(main, ["export-engine", *args])
+            failure = "" if result.exception is None or result.exit_code == 2 else \
+                "".join(traceback.format_exception(*result.exc_info))
+            printed.write_text(result.output + failure)
+            done.write_text(json.dumps({"exit_code": result.exit_code}))
+    exit_code = json.loads(done.read_text())["exit_code"]
+    assert exit_code == 0, printed.read_text()
+    return out, printed.read_text()

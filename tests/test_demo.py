@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from hrnext_trt.contract import installed_builders, unavailable_reason
 from hrnext_trt.demo import OWN_DATA_NOTE, DemoConfig, TrainingProgress, demo_preset, run_demo
 from hrnext_trt.models import write_arch_checkpoint
 from hrnext_trt.training.checkpointing import find_latest_checkpoint
@@ -42,8 +43,11 @@ def test_demo_trains_the_whole_recipe_exports_compares_draws_predicts_and_says_s
     assert summary.startswith("whole demo: ") and all(f"{stage} " in summary
                                                       for stage in ("train", "export", "draw", "predict"))
 
+    # With a builder installed (TensorRT for RTX builds without a GPU) the engine is there but needs a GPU to run.
+    engine_row = ("tensorrt", "fp32" if installed_builders() else "-",
+                  "ok" if unavailable_reason("tensorrt", "cuda") is None else "unavailable")
     assert [(r["backend"], r["precision"], r["status"]) for r in report.rows] == [
-        ("pytorch", "fp32", "ok"), ("onnxruntime", "fp32", "ok"), ("tensorrt", "-", "unavailable")]
+        ("pytorch", "fp32", "ok"), ("onnxruntime", "fp32", "ok"), engine_row]
     assert OWN_DATA_NOTE in report.footnotes and OWN_DATA_NOTE in report.table()
     assert f"the model: {progress}" in report.table()
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from hrnext_trt.engines import (TensorRTEngine, check_engine_input_shape, check_engine_runtime, load_manifest,
-                                verify_files)
+from hrnext_trt.engines import (TensorRTEngine, check_engine_builder, check_engine_gpu, check_engine_input_shape,
+                                load_manifest, verify_files)
 from hrnext_trt.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 from hrnext_trt.errors import HrnextError
 
@@ -36,7 +36,8 @@ def export_dir(tmp_path):
 
 def test_matching_runtime_and_shapes_pass(export_dir):
     manifest = load_manifest(export_dir)
-    check_engine_runtime(manifest, "model_fp16.engine", TRT, GPU["name"], GPU["compute_capability"])
+    check_engine_builder(manifest, "model_fp16.engine", "tensorrt", TRT)
+    check_engine_gpu(manifest, "model_fp16.engine", GPU["name"], GPU["compute_capability"])
     for batch in (1, 8, 16):
         check_engine_input_shape(manifest, (batch, 3, 256, 192))
     verify_files(manifest, export_dir)
@@ -45,7 +46,7 @@ def test_matching_runtime_and_shapes_pass(export_dir):
 def test_other_tensorrt_version_is_one_clear_line(export_dir):
     manifest = load_manifest(export_dir)
     with pytest.raises(HrnextError, match=r"built with TensorRT 10\.13\.3\.9 but TensorRT 10\.8\.0\.43 is running") as err:
-        check_engine_runtime(manifest, "model_fp16.engine", "10.8.0.43", GPU["name"], "9.0")
+        check_engine_builder(manifest, "model_fp16.engine", "tensorrt", "10.8.0.43")
     assert "\n" not in str(err.value)
 
 
@@ -55,7 +56,7 @@ def test_other_tensorrt_version_is_one_clear_line(export_dir):
 ])
 def test_other_gpu_is_refused(export_dir, name, capability, message):
     with pytest.raises(HrnextError, match=message):
-        check_engine_runtime(load_manifest(export_dir), "model_fp16.engine", TRT, name, capability)
+        check_engine_gpu(load_manifest(export_dir), "model_fp16.engine", name, capability)
 
 
 @pytest.mark.parametrize("shape, message", [
@@ -82,7 +83,7 @@ def test_changed_or_missing_file_is_found(export_dir):
 def test_unlisted_engine_and_bad_manifests(export_dir, tmp_path_factory):
     manifest = load_manifest(export_dir / "manifest.json")
     with pytest.raises(HrnextError, match="model_int8.engine is not listed in the manifest"):
-        check_engine_runtime(manifest, "model_int8.engine", TRT, GPU["name"], "9.0")
+        check_engine_builder(manifest, "model_int8.engine", "tensorrt", TRT)
     other = tmp_path_factory.mktemp("bad")
     with pytest.raises(HrnextError, match="not found"):
         load_manifest(other)
@@ -94,14 +95,57 @@ def test_unlisted_engine_and_bad_manifests(export_dir, tmp_path_factory):
         load_manifest(other)
 
 
-def test_engine_without_tensorrt_is_one_clear_line(export_dir):
+RTX = "1.7.1.116"
+
+
+def rtx_export(export_dir, targets=("8.6", "8.9")):
+    """The folder's engine as TensorRT for RTX records it: builder, version, compute capabilities."""
+    document = json.loads((export_dir / "manifest.json").read_text())
+    entry = document["artifacts"]["model_fp16.engine"]
+    del entry["tensorrt_version"], entry["gpu"]
+    entry.update(builder="tensorrt-rtx", builder_version=RTX, targets=list(targets))
+    (export_dir / "manifest.json").write_text(json.dumps(document))
+    return load_manifest(export_dir)
+
+
+def test_rtx_engine_runs_on_any_gpu_of_its_targets(export_dir):
+    manifest = rtx_export(export_dir)
+    check_engine_builder(manifest, "model_fp16.engine", "tensorrt-rtx", RTX)
+    for name, capability in (("NVIDIA GeForce RTX 4090", "8.9"), ("NVIDIA RTX A6000", "8.6")):
+        check_engine_gpu(manifest, "model_fp16.engine", name, capability)
+
+
+@pytest.mark.parametrize("builder, version, message", [
+    ("tensorrt", TRT, r"built by TensorRT for RTX but this runtime is TensorRT: run it with TensorRT for RTX "
+                      r"\(pip install \"hrnext-trt\[trt-rtx\]\"\)"),
+    ("tensorrt-rtx", "1.8.0.1", r"built with TensorRT for RTX 1\.7\.1\.116 but TensorRT for RTX 1\.8\.0\.1 is running"),
+])
+def test_rtx_engine_of_another_builder_or_version_is_refused(export_dir, builder, version, message):
+    with pytest.raises(HrnextError, match=message) as err:
+        check_engine_builder(rtx_export(export_dir), "model_fp16.engine", builder, version)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, capability, message", [
+    ("NVIDIA GeForce RTX 5090", "12.0", r"built for compute capabilities 8\.6, 8\.9 but this GPU \(NVIDIA GeForce RTX "
+                                        r"5090\) has 12\.0: rebuild it with .*--compute-capability 12\.0"),
+    ("NVIDIA H100 80GB HBM3", "9.0", r"has 9\.0: TensorRT for RTX does not build for it: rebuild it with "
+                                     r"`--builder tensorrt`"),
+])
+def test_rtx_engine_on_a_gpu_outside_its_targets_is_refused(export_dir, name, capability, message):
+    with pytest.raises(HrnextError, match=message):
+        check_engine_gpu(rtx_export(export_dir), "model_fp16.engine", name, capability)
+
+
+def test_tensorrt_engine_needs_tensorrt_installed(export_dir):
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here: this checks the machine without it")
     engine = TensorRTEngine(export_dir / "model_fp16.engine")  # cheap: nothing is loaded yet
-    with pytest.raises(HrnextError, match=r'TensorRT is not installed.*pip install "hrnext-trt\[trt\]"'):
+    with pytest.raises(HrnextError, match=r'TensorRT is not installed: pip install "hrnext-trt\[trt\]"') as err:
         with engine:
             pass
+    assert "\n" not in str(err.value)
     with pytest.raises(HrnextError, match="not found"):
         TensorRTEngine(export_dir / "missing.engine").activate()

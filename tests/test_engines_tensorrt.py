@@ -1,13 +1,18 @@
-"""TensorRT engines built and run for real: needs TensorRT, pycuda and a GPU, skipped elsewhere."""
+"""Engines built and run for real: needs a builder (TensorRT or TensorRT for RTX), pycuda and a GPU."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorrt", reason='TensorRT is not installed (pip install "hrnext-trt[trt]"); engine tests '
-                                       "need it and a GPU")
-pytest.importorskip("pycuda.driver", reason='pycuda is not installed (pip install "hrnext-trt[trt]")')
+from hrnext_trt.contract import installed_builders
+from hrnext_trt.engines.builders import RTX_COMPUTE_CAPABILITIES, TENSORRT
+
+if not installed_builders():
+    pytest.skip('neither TensorRT nor TensorRT for RTX is installed (pip install "hrnext-trt[trt]" or '
+                '"hrnext-trt[trt-rtx]"); running engines needs one and a GPU', allow_module_level=True)
+pytest.importorskip("pycuda.driver", reason="pycuda is not installed (pip install pycuda; it builds against the CUDA "
+                                            "toolkit)")
 
 from hrnext_trt.engines import TensorRTEngine, load_manifest, verify_files  # noqa: E402
 from hrnext_trt.engines.cuda_device import gpu_info  # noqa: E402
@@ -15,7 +20,10 @@ from hrnext_trt.errors import HrnextError  # noqa: E402
 from hrnext_trt.export import ExportConfig, export_artifacts  # noqa: E402
 
 if gpu_info() is None:
-    pytest.skip("no CUDA GPU visible: TensorRT engines need one", allow_module_level=True)
+    pytest.skip("no CUDA GPU visible: running engines needs one", allow_module_level=True)
+if TENSORRT not in installed_builders() and gpu_info()["compute_capability"] not in RTX_COMPUTE_CAPABILITIES:
+    pytest.skip(f"TensorRT for RTX does not build for this GPU ({gpu_info()['name']}) and TensorRT is not installed",
+                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +37,18 @@ def exported(tmp_path_factory, fixtures_dir, data_dir):
 
 def test_engines_and_logs_are_listed_and_hashed(exported):
     out, manifest = exported
+    capability = gpu_info()["compute_capability"]
     for precision in ("fp32", "fp16", "int8"):
         entry = manifest["artifacts"][f"model_{precision}.engine"]
         assert entry["precision"] == precision and entry["built_from"].startswith("model")
-        assert entry["gpu"]["compute_capability"] == gpu_info()["compute_capability"]
+        assert entry["targets"] == [capability]
+        # What the deserialised engine declares: the exported I/O and the batch profile 1, 2, 4.
+        io = {t["name"]: t for t in entry["engine"]["io"]}
+        assert (io["images"]["dtype"], io["heatmaps"]["dtype"]) == ("float32", "float32")
+        assert io["images"]["profile"] == {"min": [1, 3, 256, 192], "opt": [2, 3, 256, 192], "max": [4, 3, 256, 192]}
         assert (out / f"build_{precision}.log").stat().st_size > 0
-    assert (out / "timing.cache").stat().st_size > 0
+    if manifest["engines"]["builder"] == TENSORRT:
+        assert entry["gpu"]["compute_capability"] == capability and (out / "timing.cache").stat().st_size > 0
     verify_files(load_manifest(out), out)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from hrnext_trt.contract import installed_builders
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
 from hrnext_trt.cli.params import parse_backends
@@ -96,8 +96,9 @@ def test_cuda_provider_is_refused_without_a_gpu(conv_onnx):
 
 def test_tensorrt_reports_why_it_cannot_run(tmp_path):
     reason = unavailable_reason("tensorrt", "cuda")
-    if importlib.util.find_spec("tensorrt") is None:
-        assert reason == 'tensorrt not installed (pip install "hrnext-trt[trt]")'
+    if not installed_builders():
+        assert reason == ('neither TensorRT (pip install "hrnext-trt[trt]") nor TensorRT for RTX '
+                          '(pip install "hrnext-trt[trt-rtx]") is installed')
     elif not nvidia_gpu_present():
         assert reason == "no NVIDIA GPU on this machine"
     runner = runner_class("tensorrt")(tmp_path / "model_fp16.engine", "fp16")

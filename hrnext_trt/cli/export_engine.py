@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import BATCH_PROFILE, DATASET, INPUT_SIZE
+from hrnext_trt.cli.params import BATCH_PROFILE, COMPUTE_CAPABILITIES, DATASET, INPUT_SIZE
+from hrnext_trt.engines.builders import BUILDERS, RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.export.config import CALIB_METHODS, CALIB_SPLITS
 from hrnext_trt.export.groups import LEVELS
@@ -52,12 +53,19 @@ from hrnext_trt.export.groups import LEVELS
 @click.option("--workspace", "workspace_gb", type=float, default=4.0, show_default=True,
               help="TensorRT builder workspace, GB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="TensorRT timing cache file, reused across builds (default: <out>/timing.cache).")
+              help="TensorRT timing cache file, reused across builds (default: <out>/timing.cache; "
+                   "TensorRT for RTX has none).")
+@click.option("--builder", type=click.Choice(BUILDERS), default=None,
+              help="Engine builder (default: TensorRT where it and a GPU exist, else TensorRT for RTX, which builds "
+                   "without a GPU).")
+@click.option("--compute-capability", "compute_capabilities", type=COMPUTE_CAPABILITIES, default=None,
+              help=f"TensorRT for RTX targets, of {', '.join(RTX_COMPUTE_CAPABILITIES)} (default: the GPU present, "
+                   f"else {','.join(RTX_DEFAULT_TARGETS)}).")
 def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_images,
             calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity, sensitivity_level,
-            verify_images, batch, out_dir, workspace_gb, timing_cache) -> None:
-    """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build TensorRT engines where TensorRT and a
-    GPU exist, check every artifact against PyTorch and write manifest.json."""
+            verify_images, batch, out_dir, workspace_gb, timing_cache, builder, compute_capabilities) -> None:
+    """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build an engine of each with TensorRT (on a GPU)
+    or TensorRT for RTX (GPU or not), check every artifact against PyTorch and write manifest.json."""
     config = ExportConfig(
         checkpoint=checkpoint,
         out_dir=out_dir or Path("engines") / checkpoint.stem,
@@ -79,5 +87,7 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         batch=batch,
         workspace_gb=workspace_gb,
         timing_cache=timing_cache,
+        builder=builder,
+        compute_capabilities=compute_capabilities,
     )
     click.echo(summary(export_artifacts(config), config.out_dir))

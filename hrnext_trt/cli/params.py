@@ -11,6 +11,7 @@ from collections.abc import Callable
 import click
 
 from hrnext_trt.contract import BACKENDS, DEVICES, EXPORT_PRECISIONS, validate_input_size
+from hrnext_trt.engines.builders import parse_compute_capabilities
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import DATASETS
 from hrnext_trt.runners.pytorch import TorchMode
@@ -101,6 +102,7 @@ INPUT_SIZE = Parsed("HxW", lambda text, flag: parse_input_size(text))
 BACKEND_LIST = Parsed("LIST", lambda text, flag: tuple(parse_backends(text, flag)))
 BATCH_SIZES = Parsed("LIST", parse_batches)
 BATCH_PROFILE = Parsed("MIN,OPT,MAX", lambda text, flag: parse_batch_profile(text))
+COMPUTE_CAPABILITIES = Parsed("CC[,CC...]", lambda text, flag: parse_compute_capabilities(text))
 EXPORT_PRECISION_LIST = Parsed("LIST", lambda text, flag: parse_precisions(text, EXPORT_PRECISIONS, flag))
 # PyTorch modes: a precision plus "+flags" (runners.pytorch.TorchMode), checked here, parsed by the library.
 TORCH_PRECISION_LIST = Parsed("LIST", lambda text, flag: tuple(TorchMode.parse(t).label for t in _items(text)))

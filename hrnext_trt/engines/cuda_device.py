@@ -5,16 +5,24 @@ Both sides ask here: the export writes it into the manifest, the runtime compare
 
 from __future__ import annotations
 
-from hrnext_trt.contract import TRT_INSTALL_HINT, nvidia_gpu_present
+from hrnext_trt.contract import nvidia_gpu_present
 from hrnext_trt.errors import HrnextError
+
+# pycuda publishes source archives only: pip compiles it against a CUDA toolkit.
+PYCUDA_HINT = ("pycuda has no binary wheels: pip builds it from source, which needs the CUDA toolkit (nvcc and its "
+               "headers; set CUDA_ROOT if it is not in /usr/local/cuda) and a C++ compiler")
 
 
 def import_pycuda():
-    """``pycuda.driver``, initialised; one clear line when pycuda is missing."""
+    """``pycuda.driver``, initialised; one clear line when pycuda is missing or was built wrong."""
     try:
         import pycuda.driver as cuda
-    except ImportError:
-        raise HrnextError(f"pycuda is not installed: TensorRT engines need it ({TRT_INSTALL_HINT})") from None
+    except ImportError as exc:
+        if getattr(exc, "name", None) == "pycuda":
+            raise HrnextError(f"pycuda is not installed: engines need it to run on a GPU (pip install pycuda; "
+                              f"{PYCUDA_HINT})") from None
+        raise HrnextError(f"pycuda cannot be loaded ({' '.join(str(exc).split())}): reinstall it against this "
+                          f"machine's CUDA driver ({PYCUDA_HINT})") from None
     cuda.init()
     return cuda
 

@@ -1,8 +1,9 @@
 """What an export folder's ``manifest.json`` (``hrnext_trt.manifest.Manifest``) promises, checked
 before anything touches the GPU.
 
-Pure Python: a TensorRT engine only runs on the TensorRT version and the GPU model it was built
-for, and only for the shapes of its optimisation profile. Deserialising an engine built elsewhere
+Pure Python: an engine only runs with the builder and version that built it (TensorRT or
+TensorRT for RTX), on the GPU model (TensorRT) or compute capabilities (TensorRT for RTX) it was
+built for, and only for the shapes of its optimisation profile. Deserialising an engine built elsewhere
 can crash the process, so these checks run first and fail with one line.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hrnext_trt.engines.builders import INSTALL_HINTS, RTX_COMPUTE_CAPABILITIES, TENSORRT, TENSORRT_RTX, TITLES
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
 
@@ -55,15 +57,39 @@ def verify_model_file(path: str | Path, manifest: Manifest | None = None) -> dic
     return manifest.entry(path.name)
 
 
-def check_engine_runtime(manifest: Manifest, file_name: str, tensorrt_version: str, gpu_name: str,
-                         compute_capability: str) -> None:
-    """Fail unless this engine was built by this TensorRT version for this GPU model."""
-    entry = manifest.entry(file_name)
-    built_trt = entry.get("tensorrt_version") or manifest["versions"].get("tensorrt")
-    if built_trt != tensorrt_version:
-        raise HrnextError(f"{file_name} was built with TensorRT {built_trt} but TensorRT {tensorrt_version} is "
-                          f"running: engines only load in the version that built them; rebuild with "
+def engine_builder(entry: dict) -> tuple[str, str | None]:
+    """(builder, version) an engine entry was built with; entries from before TensorRT for RTX name TensorRT."""
+    return entry.get("builder", TENSORRT), entry.get("builder_version") or entry.get("tensorrt_version")
+
+
+def check_engine_builder(manifest: Manifest, file_name: str, builder: str, version: str) -> None:
+    """Fail unless this engine was built by ``builder`` (tensorrt or tensorrt-rtx) at this ``version``."""
+    built_by, built_version = engine_builder(manifest.entry(file_name))
+    built_version = built_version or manifest["versions"].get(built_by.replace("-", "_"))
+    if built_by != builder:
+        raise HrnextError(f"{file_name} was built by {TITLES[built_by]} but this runtime is {TITLES[builder]}: run it "
+                          f"with {TITLES[built_by]} ({INSTALL_HINTS[built_by]}) or rebuild it with "
+                          f"`hrnext-trt export-engine --builder {builder}`")
+    if built_version != version:
+        raise HrnextError(f"{file_name} was built with {TITLES[builder]} {built_version} but {TITLES[builder]} {version} "
+                          f"is running: engines only load in the version that built them; rebuild with "
                           f"`hrnext-trt export-engine` on this machine")
+
+
+def check_engine_gpu(manifest: Manifest, file_name: str, gpu_name: str, compute_capability: str) -> None:
+    """Fail unless this engine runs on this GPU: a TensorRT engine on the GPU model it was built on, a TensorRT
+    for RTX engine on any GPU of the compute capabilities it was built for."""
+    entry = manifest.entry(file_name)
+    builder, _ = engine_builder(entry)
+    if builder == TENSORRT_RTX:
+        targets = entry.get("targets") or []
+        if compute_capability not in targets:
+            fix = (f"rebuild it with `hrnext-trt export-engine --compute-capability {compute_capability}`"
+                   if compute_capability in RTX_COMPUTE_CAPABILITIES else
+                   "TensorRT for RTX does not build for it: rebuild it with `--builder tensorrt` on this GPU")
+            raise HrnextError(f"{file_name} was built for compute capabilities {', '.join(targets) or 'none'} but this "
+                              f"GPU ({gpu_name}) has {compute_capability}: {fix}")
+        return
     gpu = entry.get("gpu") or manifest.get("gpu") or {}
     if gpu.get("compute_capability") != compute_capability:
         raise HrnextError(f"{file_name} was built for compute capability {gpu.get('compute_capability')} "

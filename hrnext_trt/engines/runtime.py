@@ -1,9 +1,14 @@
-"""Run a TensorRT engine made by ``hrnext-trt export-engine``: the deployment runtime.
+"""Run an engine made by ``hrnext-trt export-engine``: the deployment runtime.
 
-Imports tensorrt, pycuda and numpy only (never torch, never training code). Lifecycle as the
-runners: a cheap constructor, ``activate()`` (or ``with``) checks the manifest, deserialises the
-engine and allocates device buffers for the largest batch of the profile, ``infer`` runs
+Imports TensorRT or TensorRT for RTX (whichever built the engine, as the manifest says), pycuda
+and numpy only (never torch, never training code). Lifecycle as the runners: a cheap
+constructor, ``activate()`` (or ``with``) checks the manifest, deserialises the engine and
+allocates device buffers for the largest batch of the profile, ``infer`` runs
 ``execute_async_v3`` on a pycuda stream, ``deactivate()`` frees everything.
+
+TensorRT for RTX compiles its kernels for this GPU when the execution context is created; a
+``runtime_cache`` file keeps them for the next process (it is checked against the GPU, driver
+and TensorRT for RTX version, and rebuilt when it does not match).
 
 Inputs are numpy arrays (copied through page-locked memory) or CUDA tensors of any library
 that exposes ``data_ptr()``, ``is_cuda`` and ``new_empty`` (torch): those are read in place and
@@ -12,23 +17,21 @@ the heatmaps come back as a tensor of the same library on the same GPU, with no 
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, TRT_INSTALL_HINT
+from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
+from hrnext_trt.engines.builders import TENSORRT_RTX, TITLES, import_builder
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
-from hrnext_trt.engines.manifest_check import check_engine_input_shape, check_engine_runtime, verify_model_file
+from hrnext_trt.engines.manifest_check import (check_engine_builder, check_engine_gpu, check_engine_input_shape,
+                                               engine_builder, verify_model_file)
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
 
-
-def import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise HrnextError(f"TensorRT is not installed: engines need TensorRT and a GPU ({TRT_INSTALL_HINT})") from None
-    return trt
+log = logging.getLogger(__name__)
 
 
 def _is_cuda_tensor(array) -> bool:
@@ -38,10 +41,12 @@ def _is_cuda_tensor(array) -> bool:
 class TensorRTEngine:
     """One engine file; ``manifest`` is a Manifest or path (default: ``manifest.json`` beside the engine)."""
 
-    def __init__(self, path: str | Path, manifest: Manifest | str | Path | None = None, device: int = 0):
+    def __init__(self, path: str | Path, manifest: Manifest | str | Path | None = None, device: int = 0,
+                 runtime_cache: str | Path | None = None):
         self.path = Path(path)
         self._manifest_source = manifest if manifest is not None else self.path.parent / MANIFEST_NAME
         self.device = device
+        self.runtime_cache = Path(runtime_cache) if runtime_cache is not None else None  # TensorRT for RTX only
         self.manifest: Manifest | None = None
         self._active = False
 
@@ -58,16 +63,21 @@ class TensorRTEngine:
         if self._active:
             return
         if not self.path.is_file():
-            raise HrnextError(f"engine {self.path} not found: build it with `hrnext-trt export-engine` on a GPU machine")
+            raise HrnextError(f"engine {self.path} not found: build it with `hrnext-trt export-engine`")
         manifest = self._manifest_source
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
-        trt = import_tensorrt()
+        builder, _ = engine_builder(self.manifest.entry(self.path.name))
+        trt = import_builder(builder)  # one line when the builder of this engine is not installed
+        # Every check that can fail cleanly runs before deserialisation, which may abort the process.
+        check_engine_builder(self.manifest, self.path.name, builder, trt.__version__)
         gpu = gpu_info(self.device)
         if gpu is None:
-            raise HrnextError(f"no CUDA GPU {self.device} is visible: TensorRT engines need a GPU and its driver")
-        # Every check that can fail cleanly runs before deserialisation, which may abort the process.
-        check_engine_runtime(self.manifest, self.path.name, trt.__version__, gpu["name"], gpu["compute_capability"])
+            if importlib.util.find_spec("pycuda") is None:
+                import_pycuda()  # raises the one line on how to get pycuda
+            raise HrnextError(f"no CUDA GPU {self.device} is visible: engines run on an NVIDIA GPU with its driver")
+        check_engine_gpu(self.manifest, self.path.name, gpu["name"], gpu["compute_capability"])
         verify_model_file(self.path, self.manifest)
+        self._builder, self._trt = builder, trt
 
         cuda = import_pycuda()
         self._cuda = cuda
@@ -77,16 +87,63 @@ class TensorRTEngine:
         try:
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
-            self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            blob = self.path.read_bytes()
+            if builder == TENSORRT_RTX:
+                self._check_rtx_header(trt, blob)
+            self._engine = self._runtime.deserialize_cuda_engine(blob)
             if self._engine is None:
-                raise HrnextError(f"TensorRT could not deserialise {self.path}: rebuild it with this TensorRT version")
-            self._context = self._engine.create_execution_context()
+                raise HrnextError(f"{TITLES[builder]} could not deserialise {self.path}: rebuild it with this version")
+            self._context = self._create_context()
             self._stream = cuda.Stream()
             self._allocate(trt)
         except BaseException:
             self._release()
             raise
         self._active = True
+
+    def _check_rtx_header(self, trt, blob: bytes) -> None:
+        """TensorRT for RTX reads an engine's header against this GPU before deserialising it."""
+        validity, _ = self._runtime.get_engine_validity(blob)
+        if validity == trt.EngineValidity.INVALID:
+            raise HrnextError(f"TensorRT for RTX reports {self.path.name} invalid on this GPU (engine header check): "
+                              "rebuild it with `hrnext-trt export-engine --builder tensorrt-rtx` for this GPU")
+
+    def _create_context(self):
+        """The execution context; TensorRT for RTX compiles its kernels here, reusing the runtime cache."""
+        if self._builder != TENSORRT_RTX:
+            return self._engine.create_execution_context()
+        # Both must outlive the context that uses them: kept on self, released after it.
+        self._runtime_config = config = self._engine.create_runtime_config()
+        self._runtime_cache = config.create_runtime_cache()
+        if self.runtime_cache is not None and self.runtime_cache.is_file():
+            if not self._runtime_cache.deserialize(self.runtime_cache.read_bytes()):
+                log.info("runtime cache %s does not match this GPU, driver or version: compiling anew",
+                         self.runtime_cache)
+        config.set_runtime_cache(self._runtime_cache)
+        return self._engine.create_execution_context(config)
+
+    def _save_runtime_cache(self) -> None:
+        if self.runtime_cache is not None and getattr(self, "_runtime_cache", None) is not None:
+            self.runtime_cache.parent.mkdir(parents=True, exist_ok=True)
+            self.runtime_cache.write_bytes(bytes(self._runtime_cache.serialize()))
+
+    def describe(self) -> dict:
+        """What the deserialised engine itself declares: I/O names, dtypes, profile shapes, layer count."""
+        if not self._active:
+            raise HrnextError("TensorRTEngine.describe called before activate(): use `with TensorRTEngine(path)`")
+        engine, trt = self._engine, self._trt
+        tensors = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            entry = {"name": name, "mode": engine.get_tensor_mode(name).name.lower(),
+                     "dtype": np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name,
+                     "shape": list(engine.get_tensor_shape(name))}
+            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                entry["profile"] = dict(zip(("min", "opt", "max"),
+                                            (list(s) for s in engine.get_tensor_profile_shape(name, 0))))
+            tensors.append(entry)
+        return {"builder": self._builder, "builder_version": trt.__version__, "layers": engine.num_layers,
+                "io": tensors}
 
     def _allocate(self, trt) -> None:
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
@@ -109,6 +166,7 @@ class TensorRTEngine:
         if not self._active:
             return
         self._stream.synchronize()
+        self._save_runtime_cache()
         self._release()
         self._active = False
 
@@ -116,7 +174,8 @@ class TensorRTEngine:
         for buf in getattr(self, "_device_buf", {}).values():
             buf.free()
         # TensorRT objects must go before the CUDA context they live in is released.
-        for name in ("_context", "_engine", "_runtime", "_host", "_device_buf", "_stream"):
+        for name in ("_context", "_runtime_cache", "_runtime_config", "_engine", "_runtime", "_host", "_device_buf",
+                     "_stream"):
             if hasattr(self, name):
                 delattr(self, name)
         self._ctx.pop()

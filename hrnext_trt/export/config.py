@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.contract import check_export_precisions, validate_input_size
+from hrnext_trt.engines.builders import TENSORRT, check_builder_name, parse_compute_capabilities
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.groups import LEVELS
 from hrnext_trt.keypoints import DATASETS
@@ -35,9 +36,11 @@ class ExportConfig:
     verify_images: int = 16  # held-out crops (other images than the calibration crops)
     batch: tuple[int, int, int] = (1, 16, 32)
     workspace_gb: float = 4.0
-    timing_cache: Path | None = None  # None: <out_dir>/timing.cache
+    timing_cache: Path | None = None  # None: <out_dir>/timing.cache (TensorRT only)
     opset: int = 17
-    build_engines: bool = True  # False: ONNX files only, even where TensorRT and a GPU exist
+    build_engines: bool = True  # False: ONNX files only, even where a builder is installed
+    builder: str | None = None  # "tensorrt" | "tensorrt-rtx"; None: the one that can build here
+    compute_capabilities: tuple[str, ...] | None = None  # TensorRT for RTX targets; None: the GPU's, else a default
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise the types once, here
@@ -82,6 +85,13 @@ class ExportConfig:
             raise HrnextError(f"opset {self.opset} is too old: LayerNormalization needs 17 or newer")
         if self.timing_cache is not None:
             set_(self, "timing_cache", Path(self.timing_cache))
+        if self.builder is not None:
+            check_builder_name(self.builder)
+        if self.compute_capabilities is not None:
+            if self.builder == TENSORRT:
+                raise HrnextError("compute_capabilities are chosen for TensorRT for RTX builds only: TensorRT (builder "
+                                  "tensorrt) builds for the GPU it runs on")
+            set_(self, "compute_capabilities", parse_compute_capabilities(",".join(self.compute_capabilities)))
 
     @property
     def timing_cache_path(self) -> Path:

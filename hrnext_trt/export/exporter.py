@@ -1,4 +1,5 @@
-"""``export_artifacts``: checkpoint -> ONNX (FP32, FP16, INT8) -> TensorRT engines -> manifest, checked.
+"""``export_artifacts``: checkpoint -> ONNX (FP32, FP16, INT8) -> engines (TensorRT or TensorRT for RTX) ->
+manifest, checked.
 
 The order matters: the FP32 ``model.onnx`` is simplified first and every other precision starts
 from it; each artifact is then compared with the PyTorch model on held-out crops, and the
@@ -16,10 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.contract import TRT_INSTALL_HINT, unavailable_reason
+from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
 from hrnext_trt.data import HeatmapCodec
-from hrnext_trt.engines.cuda_device import gpu_info
-from hrnext_trt.engines.runtime import import_tensorrt
+from hrnext_trt.engines import TensorRTEngine
+from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
+from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.calibration import make_crop_sets
 from hrnext_trt.export.config import ExportConfig
@@ -29,7 +31,8 @@ from hrnext_trt.export.calib_study import calibration_study, format_study, study
 from hrnext_trt.export.sensitivity import (HeldoutEvaluator, format_sensitivity, plan_fp16, plan_int8, plan_line,
                                            read_sensitivity)
 from hrnext_trt.export.tensorrt_build import build_engine
-from hrnext_trt.export.verify import agreement, engine_heatmaps, format_table, onnx_heatmaps, torch_heatmaps
+from hrnext_trt.export.verify import (agreement, engine_heatmaps, format_engine_table, format_table, onnx_heatmaps,
+                                     torch_heatmaps)
 from hrnext_trt.export.versions import package_versions
 from hrnext_trt.export.workers import run_jobs
 from hrnext_trt.keypoints import meta_for_joints
@@ -101,8 +104,10 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     spec = ModelSpec.of(model.arch, model.num_joints, input_size,
                         recorded.dataset or meta_for_joints(model.num_joints).name)
 
-    engines_reason = unavailable_reason("tensorrt", "cuda")
-    gpu = gpu_info() if engines_reason is None else None
+    builder, engines_reason = (None, "not asked for") if not config.build_engines else \
+        choose_builder(config.builder, nvidia_gpu_present())
+    gpu = gpu_info() if nvidia_gpu_present() else None
+    targets = _engine_targets(config, builder, gpu) if builder else ()
     manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
@@ -162,9 +167,11 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
             check = agreement(reference, onnx_heatmaps(path, precision, crops.heldout), codec)
             manifest.add_file(path, "onnx", precision, **graphs[precision], accuracy=check)
 
-    if engines_reason is None:
-        _build_engines(config, manifest, paths, input_size, gpu, reference, crops.heldout, codec, step)
-        manifest["engines"]["timing_cache"] = str(timing_cache)
+    if builder is not None:
+        _build_engines(config, builder, targets, manifest, paths, input_size, gpu, reference, crops.heldout, codec,
+                       step)
+        if builder == TENSORRT:
+            manifest["engines"]["timing_cache"] = str(timing_cache)
     else:
         manifest.record("engines", {"built": False, "reason": engines_reason})
     manifest.record("timings_s", timings)
@@ -209,25 +216,46 @@ def _record_plan(manifest: Manifest, precision: str, plan: dict, reports: tuple,
         manifest.add_file(folder / name, "report", precision)
 
 
-def _build_engines(config: ExportConfig, manifest: Manifest, paths: dict, input_size, gpu, reference, heldout, codec,
-                   step) -> None:
-    trt_version = import_tensorrt().__version__
+def _engine_targets(config: ExportConfig, builder: str, gpu: dict | None) -> tuple[str, ...]:
+    """Compute capabilities the engines run on: TensorRT's is the GPU present, TensorRT for RTX's are chosen."""
+    if builder == TENSORRT:
+        if gpu is None:
+            import_pycuda()  # the GPU is there, so pycuda is what is missing: one line on how to get it
+            raise HrnextError("TensorRT found no CUDA device to build for: check the NVIDIA driver (nvidia-smi)")
+        return (gpu["compute_capability"],)
+    return rtx_targets(config.compute_capabilities, gpu)
+
+
+def _build_engines(config: ExportConfig, builder: str, targets: tuple[str, ...], manifest: Manifest, paths: dict,
+                   input_size, gpu, reference, heldout, codec, step) -> None:
     out = config.out_dir
+    timing_cache = config.timing_cache_path if builder == TENSORRT else None  # TensorRT for RTX has none
+    run_reason = unavailable_reason("tensorrt", "cuda")
+    if run_reason is None and gpu["compute_capability"] not in targets:
+        run_reason = f"this GPU's compute capability {gpu['compute_capability']} is not a target"
     for precision, onnx_path in paths.items():
         engine_path, log_path = out / engine_file(precision), out / f"build_{precision}.log"
-        with step(f"engine_{precision}", f"built {engine_path.name} (TensorRT {trt_version}, log {log_path.name})"):
+        with step(f"engine_{precision}", f"built {engine_path.name} ({TITLES[builder]}, log {log_path.name})"):
             # The FP32 engine is the accuracy reference among engines: true FP32, no TF32 rounding.
-            info = build_engine(onnx_path, engine_path, log_path, input_size, config.batch, config.workspace_gb,
-                                config.timing_cache_path, tf32=precision != "fp32")
+            info = build_engine(builder, onnx_path, engine_path, log_path, input_size, config.batch,
+                                config.workspace_gb, timing_cache, tf32=precision != "fp32", targets=targets)
         manifest.add_file(log_path, "log", precision)
+        build = {k: v for k, v in info.items() if k not in ("builder", "builder_version", "targets")}
         entry = manifest.add_file(engine_path, "tensorrt", precision, built_from=onnx_path.name, log=log_path.name,
-                                  tensorrt_version=trt_version, gpu=gpu, build=info)
-        entry["accuracy"] = agreement(reference, engine_heatmaps(engine_path, manifest, heldout), codec)
-    manifest.record("engines", {"built": True, "timing_cache": str(config.timing_cache_path)})
+                                  builder=builder, builder_version=info["builder_version"], targets=list(targets),
+                                  gpu=gpu if builder == TENSORRT else None, build=build)
+        if run_reason is None:
+            with TensorRTEngine(engine_path, manifest=manifest) as engine:  # what the engine itself declares
+                entry["engine"] = engine.describe()
+            entry["accuracy"] = agreement(reference, engine_heatmaps(engine_path, manifest, heldout), codec)
+        else:
+            entry["accuracy"] = f"not run: {run_reason}"
+    manifest.record("engines", {"built": True, "builder": builder, "version": info["builder_version"],
+                                "targets": list(targets), "timing_cache": None})
 
 
 def summary(manifest: Manifest, folder: Path) -> str:
-    """The accuracy table of the export in ``folder`` and the command that evaluates it."""
+    """The accuracy table of the export in ``folder``, its engines, and the command that evaluates it."""
     rows = [{"file": name, "precision": e["precision"], "size": e["size"], "check": e["accuracy"]}
             for name, e in manifest["artifacts"].items() if "accuracy" in e]
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
@@ -239,10 +267,11 @@ def summary(manifest: Manifest, folder: Path) -> str:
             lines += ["", format_sensitivity(read_sensitivity(folder / plan["sensitivity"]),
                                              manifest["crops"]["heldout_crops"])]
         lines.append(plan_line(precision, plan))
-    if not manifest["engines"]["built"]:
-        reason = manifest["engines"]["reason"]
-        hint = "" if TRT_INSTALL_HINT in reason else f" ({TRT_INSTALL_HINT})"
-        lines.append(f"TensorRT engines not built ({reason}): engines need TensorRT and an NVIDIA GPU{hint}")
+    engines = manifest["engines"]
+    if engines["built"]:
+        lines += ["", format_engine_table(manifest)]
+    else:
+        lines.append(f"engines not built: {engines['reason']}")
     return "\n".join(lines + ["", "evaluate what was made:", "  " + eval_command(manifest, folder)])
 
 

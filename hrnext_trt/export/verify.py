@@ -83,3 +83,20 @@ def format_table(rows: list[dict], crops: int) -> str:
             numbers = f"  {check}"
         lines.append(f"{row['file']:<20} {row['precision']:<9} {size:>9}  {numbers}")
     return "\n".join(lines)
+
+
+def format_engine_table(manifest: dict) -> str:
+    """One line per engine: builder, targets, build time, size and the network's layers by precision."""
+    engines = manifest["engines"]
+    lines = [f"engines built by {engines['builder']} {engines['version']} for compute capabilities "
+             f"{', '.join(engines['targets'])} (layers of the parsed, strongly typed network, by precision)"]
+    header = f"{'engine':<20} {'size':>9} {'build':>8} {'layers':>7}  by precision"
+    lines += [header, "-" * len(header)]
+    for name, entry in manifest["artifacts"].items():
+        if entry["kind"] != "tensorrt":
+            continue
+        build = entry["build"]
+        precisions = ", ".join(f"{k} {v}" for k, v in build["network"]["by_precision"].items())
+        lines.append(f"{name:<20} {entry['size'] / 1e6:>6.1f} MB {build['seconds']:>6.1f} s "
+                     f"{build['network']['layers']:>7}  {precisions}")
+    return "\n".join(lines)

@@ -124,5 +124,6 @@ def no_engine_reason(artifacts: list[Artifact]) -> str | None:
     piece, the package and GPU before the engine files."""
     if any(a.backend == "tensorrt" for a in artifacts):
         return None
-    return unavailable_reason("tensorrt", "cuda") or "no .engine file in the engines folder (export-engine builds " \
-                                                     "them on a machine with TensorRT and a GPU)"
+    return unavailable_reason("tensorrt", "cuda") or ("no .engine file in the engines folder (export-engine builds "
+                                                      "them where TensorRT for RTX, or TensorRT and a GPU, are "
+                                                      "installed)")

@@ -1,4 +1,7 @@
-"""TensorRT runner: a thin wrapper over ``hrnext_trt.engines.TensorRTEngine`` (no torch here)."""
+"""TensorRT runner: a thin wrapper over ``hrnext_trt.engines.TensorRTEngine`` (no torch here).
+
+It runs engines of either builder, TensorRT or TensorRT for RTX; the engine's manifest says which.
+"""
 
 from __future__ import annotations
 

@@ -124,9 +124,11 @@ def run_demo(config: DemoConfig) -> "DemoResult":
     started = stages.begin("export", f"export {', '.join(p.upper() for p in config.precisions)} ONNX (INT8 "
                                      f"calibrated on {DEMO_BUNDLE} train) and TensorRT engines where possible")
     engines = config.out / "engines"
+    # The engines' batch profile holds the comparison's batch (TensorRT for RTX builds them even without a GPU).
     manifest = export_artifacts(ExportConfig(checkpoint=checkpoint, out_dir=engines, precisions=config.precisions,
                                              calib_dataset=DEMO_DATASET, calib_data=root, arch=config.arch,
-                                             num_joints=config.num_joints))
+                                             num_joints=config.num_joints,
+                                             batch=(1, min(16, config.batch), max(32, config.batch))))
     log.info("%s", "   " + summary(manifest, engines).replace("\n", "\n   "))
     stages.done(started, f"artifacts in {engines}")
 

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from hrnext_trt.cli import main
+from hrnext_trt.contract import installed_builders
 from hrnext_trt.engines import load_manifest, verify_folder
 from hrnext_trt.engines.manifest_check import sha256_file
 from hrnext_trt.errors import HrnextError
@@ -53,8 +54,10 @@ def test_reexport_with_fewer_precisions_leaves_no_stale_file(export_copy):
     assert {a.precision for a in discover_artifacts(folder)} == {"fp32", "int8"}
     result = _export(checkpoint, folder)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx"]
-    assert [a.precision for a in discover_artifacts(folder)] == ["fp32"]
+    engine = ["build_fp32.log", "model_fp32.engine"] if installed_builders() else []  # TensorRT for RTX builds here
+    assert sorted(p.name for p in folder.iterdir()) == [*engine, "manifest.json", "model.onnx"]
+    assert [(a.backend, a.precision) for a in discover_artifacts(folder)] == \
+        [("onnxruntime", "fp32")] + ([("tensorrt", "fp32")] if engine else [])
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging or old folder left
 
 

@@ -144,6 +144,14 @@ def test_default_detector_runs_without_options(tmp_path, models):
     assert "HOG" in result.summary["detector"] and result.people >= 1
 
 
+def test_progress_in_a_log_is_lines_not_a_bar(tmp_path, models, capsys):
+    """Output that is not a terminal (pytest captures stderr) gets no tqdm redraws, only sparse log lines."""
+    image = bundled_dataset_root("ochuman-mini") / "images" / "003799.jpg"
+    result = run_predict(PredictConfig(str(image), models["pose"], out=tmp_path / "o", progress=True))
+    err = capsys.readouterr().err
+    assert result.frames == 1 and "\r" not in err and "frame/s]" not in err and "|" not in err
+
+
 def test_output_folder_is_never_mixed(tmp_path, models):
     config = PredictConfig(str(CROWD_IMAGES / "103319.jpg"), models["pose"], detector=models["detector"],
                            out=tmp_path / "o", progress=False)

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from hrnext_trt import interrupts
 from hrnext_trt.contract import resolve_device
@@ -36,6 +35,7 @@ from hrnext_trt.predict.outputs import FramePoses, ImagesOutput, VideoOutput, an
 from hrnext_trt.predict.sources import Frame, ImageSource, open_source
 from hrnext_trt.predict.timing import StageTimer, timing_report
 from hrnext_trt.predict.tracking import IouTracker
+from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Report
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ class _Loop:
         self._carried: tuple[Boxes, np.ndarray | None] = (Boxes.empty(), None)
 
     def run(self, source) -> None:
-        self._bar = tqdm(total=len(source) or None, desc="predict", unit="frame", disable=not self.config.progress)
+        self._bar = progress_bar(total=len(source) or None, desc="predict", unit="frame",
+                                 disable=not self.config.progress)  # a bar on a terminal, sparse lines in a log
         frames = iter(source)
         loop_start = self._start = time.perf_counter()
         self.timer.restart()

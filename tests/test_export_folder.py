@@ -131,6 +131,30 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _stuck_state(proc) -> str:
+    """Where a process that did not stop is: its threads' states and kernel waits, and who holds its pipes."""
+    def read(path):
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            return f"({exc.strerror})"
+
+    root = Path(f"/proc/{proc.pid}")
+    threads = [f"{t.name}:{read(t / 'comm')}:{read(t / 'wchan')}:"
+               f"{read(t / 'status').split('State:')[-1].split(chr(10))[0].strip()}"
+               for t in sorted((root / "task").glob("*"))] if root.exists() else ["gone"]
+    pipes = {os.readlink(f"/proc/self/fd/{f.fileno()}") for f in (proc.stdout, proc.stderr) if f and not f.closed}
+    holders = []
+    for other in Path("/proc").iterdir():
+        if other.name.isdigit() and other.name != str(os.getpid()):
+            try:
+                if pipes & {os.readlink(fd) for fd in (other / "fd").iterdir()}:
+                    holders.append(f"{other.name} {read(other / 'cmdline').replace(chr(0), ' ')[:100]}")
+            except OSError:
+                continue
+    return f"threads {threads}; pipe holders {holders}"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find left-over processes")
 def test_ctrl_c_during_int8_and_fp16_workers(export_copy):
     """Ctrl-C while the FP16 and INT8 workers run: exit 130 within seconds with one line, no worker
@@ -158,7 +182,12 @@ def test_ctrl_c_during_int8_and_fp16_workers(export_copy):
     time.sleep(1.0)  # inside ModelOpt's imports / calibration
     os.killpg(proc.pid, signal.SIGINT)
     started = time.monotonic()
-    stdout, stderr = proc.communicate(timeout=30)  # returns only once every holder of the pipes is gone
+    try:
+        stdout, stderr = proc.communicate(timeout=30)  # returns only once every holder of the pipes is gone
+    except subprocess.TimeoutExpired:
+        state = _stuck_state(proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"no exit 30 s after Ctrl-C: {state}")
     elapsed = time.monotonic() - started
     assert proc.returncode == 130
     assert elapsed < 10, f"took {elapsed:.1f} s to stop"

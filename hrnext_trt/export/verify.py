@@ -49,11 +49,11 @@ def onnx_heatmaps(path: Path, precision: str, images: np.ndarray) -> np.ndarray:
         return run_batched(runner.heatmap_fn(), images)
 
 
-def engine_heatmaps(path: Path, manifest: dict, images: np.ndarray) -> np.ndarray:
-    profile = manifest.batch_profile
-    with TensorRTEngine(path, manifest=manifest) as engine:
-        return run_batched(lambda x: engine.infer({INPUT_NAME: x})[OUTPUT_NAME], images,
-                           chunk=min(CHUNK, profile["max"]), min_batch=profile["min"])
+def engine_heatmaps(engine: TensorRTEngine, images: np.ndarray) -> np.ndarray:
+    """An active engine over ``images``, in chunks its batch profile admits."""
+    profile = engine.batch_profile
+    return run_batched(lambda x: engine.infer({INPUT_NAME: x})[OUTPUT_NAME], images,
+                       chunk=min(CHUNK, profile["max"]), min_batch=profile["min"])
 
 
 def agreement(reference: np.ndarray, test: np.ndarray, codec: HeatmapCodec) -> dict:

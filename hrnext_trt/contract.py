@@ -29,6 +29,7 @@ TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 TRT_INSTALL_HINT = 'pip install "hrnext-trt[trt]"'
 TRT_RTX_INSTALL_HINT = 'pip install "hrnext-trt[trt-rtx]"'
+NO_BUILDER = f"neither TensorRT ({TRT_INSTALL_HINT}) nor TensorRT for RTX ({TRT_RTX_INSTALL_HINT}) is installed"
 # The two engine builders and the modules that provide them, tried in order (hrnext_trt.engines.builders):
 # TensorRT, and TensorRT for RTX (its PyPI wheel's module, then its SDK's).
 BUILDER_MODULES = {"tensorrt": ("tensorrt",), "tensorrt-rtx": ("tensorrt_rtx_bindings", "tensorrt_rtx")}
@@ -112,7 +113,7 @@ def installed_builders() -> list[str]:
 def _tensorrt_missing(device: str) -> str | None:
     # Engines of either builder only ever run on a GPU, so ``device`` does not matter; the machine does.
     if not installed_builders():
-        return f"neither TensorRT ({TRT_INSTALL_HINT}) nor TensorRT for RTX ({TRT_RTX_INSTALL_HINT}) is installed"
+        return NO_BUILDER
     if not nvidia_gpu_present():
         return "no NVIDIA GPU on this machine"
     if importlib.util.find_spec("pycuda") is None:

@@ -18,7 +18,8 @@ import importlib
 import logging
 
 from hrnext_trt import contract
-from hrnext_trt.contract import BUILDER_MODULES, TRT_INSTALL_HINT, TRT_RTX_INSTALL_HINT, builder_module_name
+from hrnext_trt.contract import (BUILDER_MODULES, NO_BUILDER, TRT_INSTALL_HINT, TRT_RTX_INSTALL_HINT,
+                                 builder_module_name)
 from hrnext_trt.errors import HrnextError
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def choose_builder(requested: str | None, gpu_present: bool) -> tuple[str | None
     if TENSORRT in installed:
         return None, ("TensorRT builds only on a machine with an NVIDIA GPU; TensorRT for RTX builds without "
                       f"one ({INSTALL_HINTS[TENSORRT_RTX]})")
-    return None, (f"neither TensorRT ({INSTALL_HINTS[TENSORRT]}) nor TensorRT for RTX "
-                  f"({INSTALL_HINTS[TENSORRT_RTX]}) is installed")
+    return None, NO_BUILDER
 
 
 def parse_compute_capabilities(text: str) -> tuple[str, ...]:

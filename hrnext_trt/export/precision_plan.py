@@ -24,7 +24,6 @@ from collections.abc import Callable
 import numpy as np
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.export.groups import group_nodes
 from hrnext_trt.export.precision import KEEP_FP32
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -196,10 +195,11 @@ def fp16_suits(int8_model, nodes: list[str]) -> bool:
 
 
 def choose_plan(int8_model, groups: dict[str, list[str]], ranking: list[str], evaluate: Callable[[object], dict],
-                budget_px: float, progress: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict]]:
+                budget_px: float, progress: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict], object]:
     """Greedy: from full INT8, move the most harmful group (``ranking``, worst first) to FP16, or FP32
     where FP16 overflows, until the held-out mean keypoint distance (``evaluate``) is within
-    ``budget_px``. Returns (plan group -> precision, steps with each step's accuracy)."""
+    ``budget_px``. Returns (plan group -> precision, steps with each step's accuracy, the graph of
+    the plan: the one its last step measured)."""
     return _greedy({g: "int8" for g in groups}, ranking,
                    lambda g: "fp16" if fp16_suits(int8_model, groups[g]) else "fp32",
                    lambda plan: apply_plan(int8_model, groups, plan), evaluate, budget_px, "--int8-budget", progress)
@@ -207,7 +207,7 @@ def choose_plan(int8_model, groups: dict[str, list[str]], ranking: list[str], ev
 
 def choose_fp16_plan(fp32_model, groups: dict[str, list[str]], ranking: list[str],
                      evaluate: Callable[[object], dict], budget_px: float,
-                     progress: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict]]:
+                     progress: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict], object]:
     """The FP16 analogue: from everything FP16 (``cast_fp16``; KEEP_FP32 op types stay float32), the
     groups that drift or overflow most move to FP32 until the held-out error is within ``budget_px``."""
     return _greedy({g: "fp16" for g in groups}, ranking, lambda g: "fp32",
@@ -221,24 +221,28 @@ def apply_fp16_plan(fp32_model, groups: dict[str, list[str]], plan: dict[str, st
 
 
 def _greedy(plan: dict, ranking: list[str], move: Callable[[str], str], build: Callable[[dict], object],
-            evaluate: Callable[[object], dict], budget_px: float, option: str, progress) -> tuple[dict, list[dict]]:
-    current = evaluate(build(plan))
+            evaluate: Callable[[object], dict], budget_px: float, option: str,
+            progress) -> tuple[dict, list[dict], object]:
+    model = build(plan)
+    current = evaluate(model)
     steps = [{"moved": None, "to": None, **current}]
     progress(_step_line(steps[-1], budget_px))
     for group in ranking:
         if current["mean_px"] <= budget_px:
             break
         plan[group] = move(group)
-        current = evaluate(build(plan))
+        model = build(plan)
+        current = evaluate(model)
         if plan[group] == "fp16" and not np.isfinite(current["rel_err"]):
             plan[group] = "fp32"  # float16 overflowed inside the group on the held-out crops
-            current = evaluate(build(plan))
+            model = build(plan)
+            current = evaluate(model)
         steps.append({"moved": group, "to": plan[group], **current})
         progress(_step_line(steps[-1], budget_px))
     if not current["mean_px"] <= budget_px:
         raise HrnextError(f"{option} {budget_px} px cannot be met: with every group moved the held-out keypoints "
                           f"are {current['mean_px']:.3f} px from FP32; raise {option}")
-    return plan, steps
+    return plan, steps, model
 
 
 def _step_line(step: dict, budget_px: float) -> str:

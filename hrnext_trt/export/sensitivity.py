@@ -23,8 +23,8 @@ import numpy as np
 
 from hrnext_trt.data import HeatmapCodec
 from hrnext_trt.export.groups import group_nodes
-from hrnext_trt.export.precision_plan import (apply_fp16_plan, apply_plan, cast_fp16, choose_fp16_plan, choose_plan,
-                                              quantized_nodes, restrict_int8)
+from hrnext_trt.export.precision_plan import (cast_fp16, choose_fp16_plan, choose_plan, quantized_nodes,
+                                              restrict_int8)
 from hrnext_trt.export.verify import agreement, onnx_heatmaps
 
 log = logging.getLogger(__name__)
@@ -151,10 +151,10 @@ def plan_int8(int8_model, level: str, budget_px: float | None, evaluate: Callabl
               "groups": {g: "int8" for g in groups}}
     if budget_px is None:
         return int8_model, record
-    plan, steps = choose_plan(int8_model, groups, [r["name"] for r in rows], evaluate, budget_px, log.info)
+    plan, steps, planned = choose_plan(int8_model, groups, [r["name"] for r in rows], evaluate, budget_px, log.info)
     record.update(groups=plan, steps=steps)
     log.info("%s", plan_line("int8", record))
-    return apply_plan(int8_model, groups, plan), record
+    return planned, record
 
 
 def plan_fp16(fp32_model, level: str, budget_px: float, evaluate: Callable[[object], dict], out_dir: Path):
@@ -169,8 +169,9 @@ def plan_fp16(fp32_model, level: str, budget_px: float, evaluate: Callable[[obje
         rows.append({"name": name, "nodes": nodes, **_numbers(check)})
     rows.sort(key=harm, reverse=True)
     write_sensitivity(rows, out_dir, SENSITIVITY_FP16_JSON)
-    plan, steps = choose_fp16_plan(fp32_model, groups, [r["name"] for r in rows], evaluate, budget_px, log.info)
+    plan, steps, planned = choose_fp16_plan(fp32_model, groups, [r["name"] for r in rows], evaluate, budget_px,
+                                            log.info)
     record = {"level": level, "sensitivity": SENSITIVITY_FP16_JSON, "budget_px": budget_px, "groups": plan,
               "steps": steps}
     log.info("%s", plan_line("fp16", record))
-    return apply_fp16_plan(fp32_model, groups, plan), record
+    return planned, record

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta
+from hrnext_trt.reports import write_atomic
 
 
 def find_root(src: Path, relative: str, what: str) -> Path:
@@ -49,16 +48,5 @@ def keypoint_box(keypoints: list[float]) -> list[float]:
 
 
 def write_coco_file(data: dict, out: str | Path) -> Path:
-    """Write ``data`` as JSON to ``out`` through a temporary file: an existing file is replaced
-    whole or not at all."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    """Write ``data`` as JSON to ``out``: an existing file is replaced whole or not at all."""
+    return write_atomic(out, json.dumps(data).encode("utf-8"))

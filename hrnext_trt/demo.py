@@ -137,7 +137,8 @@ def run_demo(config: DemoConfig) -> "DemoResult":
     report = run_trt_eval(TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=DEMO_DATASET, data_root=root, split="train", boxes="gt",
         batch=config.batch, device=device, threads=config.threads, iters=config.iters, warmup=config.warmup,
-        out=report_dir, notes=(OWN_DATA_NOTE,) + ((f"the model: {training}",) if training else ()), arch=config.arch, num_joints=config.num_joints))
+        out=report_dir, notes=(OWN_DATA_NOTE,) + ((f"the model: {training}",) if training else ()),
+        arch=config.arch, num_joints=config.num_joints))
     stages.done(started, f"reports and plot in {report_dir}")
 
     started = stages.begin("draw", "draw the PyTorch model's poses")

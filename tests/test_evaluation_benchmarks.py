@@ -3,7 +3,6 @@ they should (hand-computed), and PCKh equals the MPII toolkit's formula on its o
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np

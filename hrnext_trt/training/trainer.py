@@ -357,12 +357,12 @@ class _Trainer:
         rt = self.cfg.runtime
         last = state.epoch >= self.cfg.schedule.epochs
         new_best = False
+        key = primary_metric(self.cfg.data.val.name)  # AP; MPII's PCKh Mean; PoseTrack's mAP
         if state.epoch % rt.eval_interval == 0 or last or stop:
             metrics = self._evaluate() if self.dist.is_main else None
             metrics = broadcast_object(metrics, self.dist)
             self.logger.log("val", state.iteration, epoch=state.epoch, **metrics)
             self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            key = primary_metric(self.cfg.data.val.name)  # AP; MPII's PCKh Mean; PoseTrack's mAP
             if metrics[key] > state.best_ap:
                 state.best_ap, state.best_epoch, new_best = metrics[key], state.epoch, True
         save = state.epoch % rt.checkpoint_interval == 0 or last or stop
@@ -374,7 +374,7 @@ class _Trainer:
             remove_stale_temp_files(self.work_dir)  # of saves a kill interrupted; the lock excludes live ones
             if new_best:
                 path = atomic_torch_save(ckpt, self.work_dir / BEST_NAME)
-                self._say(f"new best {primary_metric(self.cfg.data.val.name)} {state.best_ap:.4f} -> {path}")
+                self._say(f"new best {key} {state.best_ap:.4f} -> {path}")
             if save:
                 path = atomic_torch_save(ckpt, self.work_dir / epoch_checkpoint_name(state.epoch))
         barrier(self.dist)

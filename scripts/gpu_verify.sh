@@ -3,7 +3,7 @@
 # figures written under OUT (default gpu_report/). Run it on a GPU machine after
 # scripts/gpu_offline_setup.sh install (or any CUDA environment with hrnext-trt installed):
 #
-#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,resume,bench,trteval,rtx
+#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,resume,bench,trteval,rtx,amp
 #                                            (default: all, in that order)
 #
 # Each step writes its own log and JSON; a failing step is recorded and the next one still runs,
@@ -11,7 +11,7 @@
 set -uo pipefail
 
 OUT=${1:-gpu_report}
-STEPS=${2:-train,resume,bench,trteval,rtx}
+STEPS=${2:-train,resume,bench,trteval,rtx,amp}
 SHARED=${HRNEXT_SHARED:-../shared}
 COCO=${COCO_ROOT:-$SHARED/data/coco-mini}
 CROWDPOSE=${CROWDPOSE_ROOT:-$SHARED/data/crowdpose-mini}
@@ -47,6 +47,9 @@ if has train; then
     epochs=$(( (ITERS * batch + 79) / 80 ))  # coco-mini has 80 training images
     step "train_b$batch" train_run "$OUT/train_b$batch" "$batch" "$epochs"
   done
+  # The same run in fp16 (+GradScaler): bf16's per-step drift from float32 is ~10x fp16's on this
+  # network in train mode (scripts/amp_drift.py); the AP of the two runs says whether it matters.
+  step train_b32_fp16 train_run "$OUT/train_b32_fp16" 32 $(( (ITERS * 32 + 79) / 80 )) runtime.amp=fp16
 fi
 
 # Kill after epoch 2's checkpoint, resume, compare with an uninterrupted run of the same seed
@@ -115,6 +118,18 @@ if has rtx; then
       --device cuda --backends tensorrt --out "$OUT/trt_eval_rtx"
   }
   step rtx rtx_check
+fi
+
+# One training step of the trained model under fp16 and bf16 autocast vs float32 on this GPU
+# (heatmaps, peaks, gradients, and the floor the network's own sensitivity sets).
+if has amp; then
+  amp_check() {
+    local ckpt="$OUT/train_b32/best.pth"
+    [ -f "$ckpt" ] || ckpt=$(ls -t "$OUT"/train_b32/epoch_*.pth | head -n 1)
+    python3 scripts/amp_drift.py train/hrnext_s_coco_256x192.yaml --checkpoint "$ckpt" --device cuda \
+      --batch 32,64 --out "$OUT/amp_drift" --cfg-options data.train.root="$COCO" data.val.root="$COCO"
+  }
+  step amp amp_check
 fi
 
 echo; cat "$status"

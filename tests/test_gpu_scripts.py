@@ -50,3 +50,27 @@ def test_compare_devices_fails_when_nothing_is_common(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPTS / "compare_devices.py"), str(gpu), str(cpu)],
                          capture_output=True, text=True)
     assert run.returncode == 1 and "no FP32 backend" in run.stdout
+
+
+def test_amp_drift_measures_each_dtype_against_float32(tmp_path):
+    # Fresh hrnext_tiny weights on the bundled coco-mini at 64x48 (seconds on a CPU): each row is a
+    # real autocast step vs float32, so fp16 (11 mantissa bits) lands nearer float32 than bf16 (8).
+    run = subprocess.run([sys.executable, str(SCRIPTS / "amp_drift.py"), "--batch", "2", "--out", str(tmp_path),
+                          "--cfg-options", "data.input_size=[64,48]"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "heatmaps rel err" in run.stdout and (tmp_path / "amp_drift.md").is_file()
+    rows = {(r["mode"], r["dtype"]): r for r in json.loads((tmp_path / "amp_drift.json").read_text())["rows"]}
+    assert set(rows) == {(m, d) for m in ("train", "eval") for d in ("fp16", "bf16")}
+    assert 0 < rows["eval", "fp16"]["heatmap_rel_err"] < rows["eval", "bf16"]["heatmap_rel_err"] < 0.05
+    for dtype in ("fp16", "bf16"):
+        train = rows["train", dtype]
+        assert -1 <= train["grad_cosine"] <= 1 and 0 <= train["same_peak_pct"] <= 100
+        assert train["floor_heatmap_rel_err"] < train["heatmap_rel_err"]  # autocast rounds every layer
+    assert rows["train", "bf16"]["loss_scale"] == 1 and 1 <= rows["train", "fp16"]["loss_scale"] <= 2 ** 16
+
+
+def test_amp_drift_bad_batch_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, str(SCRIPTS / "amp_drift.py"), "--batch", "1", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and ">= 2" in run.stderr
+    assert not any(tmp_path.iterdir())

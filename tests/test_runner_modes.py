@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hrnext_trt.cli import main
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import build_pose_model
-from hrnext_trt.runners.pytorch import PyTorchRunner, TorchMode
+from hrnext_trt.runners.pytorch import PyTorchRunner, TorchMode, restore_tf32, set_tf32, tf32_flags
 
 
 def test_modes_parse_to_fields_and_back_to_one_label():
@@ -71,3 +71,27 @@ def test_bench_rows_name_their_mode(tmp_path):
     assert rows[0]["speedup"] == pytest.approx(1.0) and rows[1]["speedup"] > 0
     bad = CliRunner().invoke(main, ["bench", "hrnext_tiny", "--torch-precisions", "fp32+turbo"])
     assert bad.exit_code == 2 and "unknown flag 'turbo'" in bad.output
+
+
+@pytest.fixture
+def tf32_untouched():
+    flags = tf32_flags()
+    yield
+    restore_tf32(flags)
+
+
+def test_tf32_flags_set_and_restore_after_the_process_used_the_new_api(tf32_untouched):
+    # PyTorch >= 2.9 raises when its legacy allow_tf32 flags are read after the new fp32_precision
+    # API was used (a user's script, or a library, may have): the CUDA runner must neither read
+    # them nor leave the process changed. These flags are settable on a CPU-only build.
+    if not hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        pytest.skip(f"torch {torch.__version__} predates the fp32_precision API")
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # legacy reads now raise: the mix
+    before = tf32_flags()
+    set_tf32(False)
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == ("ieee", "ieee")
+    set_tf32(True)
+    assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == ("tf32", "tf32")
+    restore_tf32(before)
+    assert tf32_flags() == before == ("new", "tf32", "ieee")

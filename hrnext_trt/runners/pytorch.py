@@ -67,6 +67,40 @@ class TorchMode:
         return " ".join(words)
 
 
+def tf32_flags() -> tuple:
+    """Whether CUDA matmuls and cuDNN convolutions may round float32 to TF32, as set now.
+
+    PyTorch 2.9 added per-backend ``fp32_precision`` ("ieee", "tf32", "none": inherit) and raises
+    when the legacy ``allow_tf32`` flags are read after anything in the process used the new API
+    (a mix it refuses to interpret); so the new API wherever it exists, the legacy one before."""
+    import torch
+
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return ("new", torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+    return ("legacy", torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+
+
+def set_tf32(enabled: bool) -> None:
+    import torch
+
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = (
+            "tf32" if enabled else "ieee")
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+
+
+def restore_tf32(flags: tuple) -> None:
+    """Put back what ``tf32_flags`` returned."""
+    import torch
+
+    api, matmul, conv = flags
+    if api == "new":
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = matmul, conv
+    else:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+
+
 class PyTorchRunner(Runner):
     """Runs a ``PoseModel`` given as a module or a checkpoint path (loaded on activation)."""
 
@@ -111,8 +145,8 @@ class PyTorchRunner(Runner):
         if self.threads:
             torch.set_num_threads(self.threads)
         if self.device == "cuda":
-            self._restore_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.mode.tf32
+            self._restore_tf32 = tf32_flags()
+            set_tf32(self.mode.tf32)
         model = model.eval().to(self.device)
         self._memory_format = torch.channels_last if self.mode.channels_last else torch.contiguous_format
         if self.mode.channels_last:
@@ -132,7 +166,7 @@ class PyTorchRunner(Runner):
         self._model = self._forward = None
         torch.set_num_threads(self._restore_threads)
         if self.device == "cuda":
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._restore_tf32
+            restore_tf32(self._restore_tf32)
             torch.cuda.empty_cache()
 
     @property

@@ -95,3 +95,16 @@ def test_tf32_flags_set_and_restore_after_the_process_used_the_new_api(tf32_unto
     assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == ("tf32", "tf32")
     restore_tf32(before)
     assert tf32_flags() == before == ("new", "tf32", "ieee")
+
+
+@pytest.mark.parametrize("dka_mode", ["grouped", "static"])
+def test_model_is_captured_whole_for_torch_compile(dka_mode):
+    # bench's +compile and +compile-ro (CUDA graphs) modes need TorchDynamo to capture the model as
+    # one graph: a break runs eager code between graphs and splits the CUDA graph. Capture does not
+    # depend on the device, so the CPU checks it; the compiler backend itself is not run here.
+    torch._dynamo.reset()
+    model = build_pose_model("hrnext_tiny", 14).eval().set_dka_mode(dka_mode)
+    with torch.inference_mode():
+        explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 64, 48))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1

@@ -105,7 +105,6 @@ class OnnxRuntimeRunner(Runner):
         return {name: np.asarray(out, dtype=np.float32) for name, out in zip(self._output_names, outputs)}
 
 
-
 def _check_fixed_shape(model_name: str, expected: tuple, images: np.ndarray) -> None:
     """Raise one line when ``images`` does not fit a model's fixed (C, H, W) (None = dynamic)."""
     if images.ndim != 4 or any(e is not None and e != a for e, a in zip(expected, images.shape[1:])):

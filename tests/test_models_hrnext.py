@@ -98,7 +98,6 @@ def test_grad_checkpointing_gives_the_same_gradients(tiny_model):
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
 
 
-
 @pytest.mark.parametrize("dtype, min_cosine", [(torch.bfloat16, 0.9), (torch.float16, 0.99)])
 def test_recipe_mixed_precision_with_checkpointing_trains_in_autocast(dtype, min_cosine):
     # The recipe's step (autocast + activation checkpointing + the trainer's loss) under the CPU's

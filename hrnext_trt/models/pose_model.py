@@ -13,7 +13,6 @@ from hrnext_trt.models.dka import DynamicConv2d
 from hrnext_trt.models.layers import CheckpointedSequential
 
 
-
 class ArchEntry(NamedTuple):
     backbone: type[nn.Module]
     config: object  # the family's frozen config dataclass

@@ -80,7 +80,7 @@ def test_stochastic_depth_rises_linearly_to_0_1():
     np.testing.assert_allclose(np.diff(rates), 0.1 / (len(rates) - 1), rtol=1e-5)
 
 
-def test_grad_checkpointing_gives_the_same_gradients(tiny_model):
+def test_grad_checkpointing_gives_the_same_gradients_and_norm_statistics(tiny_model):
     model = build_pose_model("hrnext_tiny", 14)
     model.load_state_dict(tiny_model.state_dict())
     model.train()
@@ -88,14 +88,21 @@ def test_grad_checkpointing_gives_the_same_gradients(tiny_model):
         if hasattr(m, "drop_path"):
             m.drop_path.p = 0.0
     x = torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
-    grads = []
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    grads, stats = [], []
     for enable in (False, True):
+        model.load_state_dict(start)
         model.set_grad_checkpointing(enable)
         assert all(m.grad_checkpointing == enable for m in model.modules() if isinstance(m, CheckpointedSequential))
         model.zero_grad()
         model(x).square().mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        # BatchNorm's running statistics after the step: the recompute in backward must not update
+        # them a second time (it did: 231 of the 293 BatchNorms counted two batches).
+        stats.append({k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k})
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+    assert all(v == 1 for k, v in stats[1].items() if k.endswith("num_batches_tracked"))
+    torch.testing.assert_close(stats[0], stats[1], atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype, min_cosine", [(torch.bfloat16, 0.9), (torch.float16, 0.99)])

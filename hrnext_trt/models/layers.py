@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
@@ -51,8 +53,31 @@ class CheckpointedSequential(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         use_cp = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for block in self:
-            x = checkpoint(block, x, use_reentrant=False) if use_cp else block(x)
+            x = (checkpoint(block, x, use_reentrant=False, context_fn=functools.partial(_recompute_keeps_norm_stats,
+                                                                                         block))
+                 if use_cp else block(x))
         return x
+
+
+def _recompute_keeps_norm_stats(block: nn.Module):
+    """checkpoint's (forward, recompute) contexts for ``block``. The recompute in backward runs the
+    block's forward a second time, and a BatchNorm in train mode would update its running statistics
+    again (momentum applied twice, ``num_batches_tracked`` doubled: eval-mode results would depend on
+    whether checkpointing was on). The recompute puts them back as the forward left them."""
+
+    @contextlib.contextmanager
+    def keep():
+        buffers = [b for m in block.modules() if isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm))
+                   for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+        saved = [b.clone() for b in buffers]
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(buffers, saved):
+                    buffer.copy_(value)
+
+    return contextlib.nullcontext(), keep()
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,

@@ -104,7 +104,8 @@ def test_loss_halves_on_one_fixed_batch(data_dir):
 def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determinism):
     cfg = load_config(CONFIG, tiny_options(data_dir / "coco-mini", **{
         "schedule.epochs": "2", "runtime.deterministic": "true", "runtime.checkpoint_interval": "1",
-        "runtime.eval_interval": "100", "runtime.flip_test": "false", "data.val.split": "val"}))
+        "runtime.eval_interval": "100", "runtime.flip_test": "false", "data.val.split": "val",
+        "model.activation_checkpointing": "true"}))  # the recipe's: recompute and RNG replay resume too
     straight = train(cfg, tmp_path / "straight", progress=False)
     train(cfg, tmp_path / "split", stop_after_epochs=1, progress=False)
     assert not (tmp_path / "split" / "epoch_2.pth").exists()
@@ -181,7 +182,9 @@ def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(work), "--cfg-options",
            *tiny_options(data_dir / "coco-mini", **{"data.batch_size": "4", "data.val.split": "val",
-                                                    "runtime.flip_test": "false"})]
+                                                    "runtime.flip_test": "false",
+                                                    # the recipe's, as DDP runs it on GPUs
+                                                    "model.activation_checkpointing": "true"})]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in work.glob("*.pth")) == ["best.pth", "epoch_1.pth"]

@@ -34,7 +34,7 @@ import torch
 from hrnext_trt.data.torch_dataset import TopDownDataset, collate_topdown
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import build_pose_model, load_pose_model
-from hrnext_trt.reports import Column, Report
+from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.training.config import load_config
 from hrnext_trt.training.loss import keypoint_mse_loss
 from hrnext_trt.training.validation import load_split
@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise HrnextError("--device cuda but PyTorch sees no GPU")
         cfg = load_config(args.config, args.cfg_options)
-        data = TopDownDataset(load_split(cfg.data.train), cfg.data.input_size, train=True, augment=cfg.data.augmentation,
-                              sigma=cfg.data.sigma)
+        check_writable(args.out, "--out", folder=True)  # before the work, not after it
+        data = TopDownDataset(load_split(cfg.data.train), cfg.data.input_size, train=True,
+                              augment=cfg.data.augmentation, sigma=cfg.data.sigma)
         joints = data.dataset.meta.num_joints
         if args.checkpoint:
             # A project checkpoint records its model; an mmpose one takes the config's (or --arch).

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from hrnext_trt.cli.params import parse_batches, parse_precisions
 from hrnext_trt.data.torch_dataset import TopDownDataset, collate_topdown
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import build_pose_model, load_pose_model
@@ -113,14 +114,6 @@ def drift_rows(model, batches: dict[int, dict], dtypes: list[str], modes: list[s
     return rows
 
 
-def _list(option: str, text: str, allowed=None) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if allowed is not None and t not in allowed]
-    if not items or bad:
-        raise HrnextError(f"{option} {text}: expected a comma list of {', '.join(allowed) if allowed else 'values'}")
-    return items
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", default=str(DEMO_PRESET))
@@ -135,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
-        dtypes, modes = _list("--dtypes", args.dtypes, DTYPES), _list("--modes", args.modes, ("train", "eval"))
-        sizes = [int(b) if b.isdigit() else 0 for b in _list("--batch", args.batch)]
+        dtypes = parse_precisions(args.dtypes, tuple(DTYPES), "--dtypes")
+        modes = parse_precisions(args.modes, ("train", "eval"), "--modes")
+        sizes = parse_batches(args.batch)
         if min(sizes) < 2:
-            raise HrnextError(f"--batch {args.batch}: each size must be a whole number >= 2 (BatchNorm's batch "
-                              "statistics need two samples)")
+            raise HrnextError(f"--batch {args.batch}: each size must be >= 2 (BatchNorm's batch statistics need "
+                              "two samples)")
         device = torch.device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise HrnextError("--device cuda but PyTorch sees no GPU")

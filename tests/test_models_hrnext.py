@@ -80,13 +80,17 @@ def test_stochastic_depth_rises_linearly_to_0_1():
     np.testing.assert_allclose(np.diff(rates), 0.1 / (len(rates) - 1), rtol=1e-5)
 
 
+def _without_drop_path(model):
+    for m in model.modules():
+        if hasattr(m, "drop_path"):
+            m.drop_path.p = 0.0
+
+
 def test_grad_checkpointing_gives_the_same_gradients_and_norm_statistics(tiny_model):
     model = build_pose_model("hrnext_tiny", 14)
     model.load_state_dict(tiny_model.state_dict())
     model.train()
-    for m in model.modules():  # stochastic depth off: both runs must see the same network
-        if hasattr(m, "drop_path"):
-            m.drop_path.p = 0.0
+    _without_drop_path(model)  # stochastic depth off: both runs must see the same network
     x = torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     grads, stats = [], []
@@ -116,9 +120,7 @@ def test_recipe_mixed_precision_with_checkpointing_trains_in_autocast(dtype, min
 
     torch.manual_seed(0)
     model = build_pose_model("hrnext_tiny", 14).train().set_grad_checkpointing(True)
-    for m in model.modules():  # stochastic depth off: both runs must see the same network
-        if hasattr(m, "drop_path"):
-            m.drop_path.p = 0.0
+    _without_drop_path(model)  # stochastic depth off: both runs must see the same network
     g = torch.Generator().manual_seed(0)
     x, target = torch.randn(2, 3, 64, 48, generator=g), torch.rand(2, 14, 16, 12, generator=g)
     weight = torch.ones(2, 14)

@@ -53,9 +53,11 @@ class CheckpointedSequential(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         use_cp = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for block in self:
-            x = (checkpoint(block, x, use_reentrant=False, context_fn=functools.partial(_recompute_keeps_norm_stats,
-                                                                                         block))
-                 if use_cp else block(x))
+            if use_cp:
+                x = checkpoint(block, x, use_reentrant=False,
+                               context_fn=functools.partial(_recompute_keeps_norm_stats, block))
+            else:
+                x = block(x)
         return x
 
 

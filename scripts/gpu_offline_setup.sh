@@ -3,32 +3,43 @@
 #
 #   1. On a machine that reaches PyPI (any OS with Python 3 and pip):
 #        scripts/gpu_offline_setup.sh fetch [DIR]        (DIR defaults to .whl)
-#      downloads, for CPython 3.12 on x86-64 Linux, what the GPU machine lacks: the wheels below,
-#      the source archives of xtcocotools and pycuda (they compile there), and a wheel of this
-#      project. Files over 60 MiB are split into parts (a transfer limit of 64 MiB is common).
-#   2. Copy DIR and the checkout to the GPU machine, then there:
-#        scripts/gpu_offline_setup.sh install [DIR]      (from the checkout's root)
-#      makes a virtual environment that sees the machine's own PyTorch and CUDA libraries
-#      (--system-site-packages), builds xtcocotools against its numpy and pycuda against its CUDA
-#      toolkit, installs hrnext-trt without touching the network, and prints what it can use.
+#      downloads, for CPython 3.12 on x86-64 Linux, what the GPU machine lacks: the wheels below
+#      and the source archives of xtcocotools, cppimport and pycuda (they compile there), then
+#      packs them into DIR/carry1, DIR/carry2, ... of at most CARRY_MB MiB each (default 48: a
+#      64 MiB transfer limit less this checkout's ~15 MiB), splitting the larger files.
+#   2. Bring the checkout and every carry folder to the GPU machine (in as many transfers as there
+#      are carry folders), then there, from the checkout's root:
+#        scripts/gpu_offline_setup.sh install [DIR]
+#      joins the parts, makes .venv-gpu over the machine's own PyTorch and CUDA libraries, builds
+#      xtcocotools against its numpy and pycuda against its CUDA toolkit and driver, installs
+#      hrnext-trt (editable) without touching the network, checks every requirement, and prints
+#      what it can use. Then `. .venv-gpu/bin/activate` and scripts/gpu_verify.sh.
 #
 # What such a machine is assumed to have (NVIDIA's CUDA images and this project's lent machines:
 # Python 3.12, PyTorch with CUDA, nvcc, numpy, onnx, onnxruntime, opencv-python-headless, scipy,
-# matplotlib, tensorboard, click, tqdm, pyyaml, cython, pytest): `install` stops with the list of
-# whatever is still missing, which a second `fetch` can add (EXTRA="name==version ..." fetch).
+# matplotlib, tensorboard, click, tqdm, pyyaml, cython, setuptools, packaging, pytest): `install`
+# stops with the list of whatever is still missing, which a second `fetch` can add
+# (EXTRA="name==version ..." scripts/gpu_offline_setup.sh fetch).
 #
 # Deliberate choices:
-# - ModelOpt is installed without its pins (--no-deps): its [onnx] extra pins onnx and pulls
-#   onnxruntime-gpu (a ~250 MB wheel) over the machine's own onnx and onnxruntime. Its remaining
-#   needs are listed below. ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the
-#   CUDA provider, and say why not otherwise.
+# - Everything installs with --no-deps and `install` checks the requirements itself: ModelOpt's
+#   [onnx] extra pins onnx and pulls onnxruntime-gpu (~250 MB) over the machine's own, and the
+#   machine's opencv-python-headless stands in for opencv-contrib-python-headless (the same cv2;
+#   OpenCV 5 keeps only predict's HOG person detector in contrib: a warning says so).
+#   ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the CUDA provider.
+# - The machine's python3 may itself be a virtual environment (the lent machines': /opt/torch/.venv):
+#   .venv-gpu then sees its packages through a .pth file, which --system-site-packages alone
+#   would not give (scripts/offline_bundle.py venv).
+# - pycuda is configured explicitly: CUDA_ROOT from nvcc itself (a wrapper script in /usr/local/bin
+#   would mislead its default), libcuda from the driver (CUDA_DRIVER_LIB_DIR, else ldconfig and
+#   the usual driver folders), no cuRAND (unused here).
 # - TensorRT for RTX (tensorrt-rtx-cu13-*) is fetched too: its documentation lists RTX GPUs only,
 #   so on a data-centre GPU expect `export-engine` to record the library's refusal.
 set -euo pipefail
 
 ACTION=${1:-}
 DIR=${2:-.whl}
-PART_BYTES=$((60 * 1024 * 1024))
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 # Wheels (name==version) that an NVIDIA CUDA/PyTorch image does not carry.
 WHEELS=(
@@ -45,48 +56,76 @@ PLATFORM=(--python-version 3.12 --implementation cp --platform manylinux_2_28_x8
 
 fetch() {
   mkdir -p "$DIR"
+  python3 "$HERE/offline_bundle.py" gather "$DIR" > /dev/null  # a second fetch adds to the first
   # shellcheck disable=SC2086
   python3 -m pip download --no-deps --only-binary=:all: "${PLATFORM[@]}" -d "$DIR" "${WHEELS[@]}" ${EXTRA:-}
-  python3 -m pip download --no-deps --no-binary=:all: --no-build-isolation -d "$DIR" "${SDISTS[@]}"
-  python3 -m pip wheel --no-deps --no-build-isolation -w "$DIR" .
-  for f in "$DIR"/*; do
-    if [ "$(stat -c %s "$f")" -gt "$PART_BYTES" ]; then
-      split -b "$PART_BYTES" -d "$f" "$f.part" && rm "$f"
-      echo "split $(basename "$f") into $(ls "$f".part* | wc -l) parts: carry them in separate transfers"
-    fi
+  # Source archives straight from PyPI's JSON API, checked against its sha256: `pip download`
+  # would build each one's metadata here, and xtcocotools' setup.py imports numpy undeclared.
+  python3 - "$DIR" "${SDISTS[@]}" <<'EOF'
+import hashlib, json, sys, urllib.request
+from pathlib import Path
+folder = Path(sys.argv[1])
+for spec in sys.argv[2:]:
+    name, version = spec.split("==")
+    with urllib.request.urlopen(f"https://pypi.org/pypi/{name}/json", timeout=60) as reply:
+        sdist = next(u for u in json.load(reply)["releases"][version] if u["packagetype"] == "sdist")
+    with urllib.request.urlopen(sdist["url"], timeout=300) as reply:
+        data = reply.read()
+    if hashlib.sha256(data).hexdigest() != sdist["digests"]["sha256"]:
+        sys.exit(f"error: {sdist['filename']}: sha256 differs from PyPI's; fetch again")
+    (folder / sdist["filename"]).write_bytes(data)
+    print(f"Saved {folder / sdist['filename']}")
+EOF
+  python3 "$HERE/offline_bundle.py" pack "$DIR" --carry-mb "${CARRY_MB:-48}"
+}
+
+# pycuda, configured for this machine: CUDA_ROOT as nvcc reports it, the driver's libcuda linked
+# through a private folder (pycuda links -lcuda; drivers often ship only libcuda.so.1).
+build_pycuda() {
+  local root=${CUDA_ROOT:-} lib="" dir src
+  if [ -z "$root" ] && command -v nvcc > /dev/null; then
+    root=$(nvcc --dryrun -c -x cu /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -n 1)
+    root=${root%/bin}
+  fi
+  [ -n "$root" ] && [ -f "$root/include/cuda.h" ] || { echo "no CUDA toolkit (nvcc, include/cuda.h); set CUDA_ROOT"; return 1; }
+  for dir in ${CUDA_DRIVER_LIB_DIR:-} /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu \
+             /usr/lib64 "$root/lib64/stubs" "$root/lib/stubs" $(ldconfig -p 2>/dev/null | sed -n 's/.*libcuda\.so.* => //p' | xargs -r -n1 dirname); do
+    for name in libcuda.so libcuda.so.1; do
+      [ -e "$dir/$name" ] && { lib="$dir/$name"; break 2; }
+    done
   done
-  du -sh "$DIR"
+  [ -n "$lib" ] || { echo "no libcuda (the NVIDIA driver's library) found; set CUDA_DRIVER_LIB_DIR"; return 1; }
+  src=$(mktemp -d)
+  tar -xzf "$DIR"/pycuda-*.tar.gz -C "$src"
+  src=$(echo "$src"/pycuda-*)
+  mkdir -p "$src/driver-lib" && ln -sf "$lib" "$src/driver-lib/libcuda.so"
+  echo "pycuda: CUDA_ROOT=$root, libcuda=$lib"
+  (cd "$src" && python3 configure.py --cuda-root="$root" --cudadrv-lib-dir="$src/driver-lib" \
+     --no-cuda-enable-curand > /dev/null && "${pip_offline[@]}" .)
 }
 
 install() {
-  [ -d "$DIR" ] || { echo "error: $DIR not found: run '$0 fetch $DIR' where PyPI is reachable, then copy it here" >&2; exit 2; }
-  for first in "$DIR"/*.part00; do  # reassemble split files
-    [ -e "$first" ] || continue
-    cat "${first%.part00}".part* > "${first%.part00}" && rm "${first%.part00}".part*
-  done
+  python3 "$HERE/offline_bundle.py" gather "$DIR"
+  python3 -c 'import torch' 2> /dev/null \
+    || { echo "error: this python3 has no torch: run install with the python that holds the machine's PyTorch" >&2; exit 2; }
   python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
     || echo "warning: this python's torch sees no CUDA GPU; the GPU paths will say so" >&2
-  python3 -m venv --system-site-packages .venv-gpu
+  [ -d .venv-gpu ] || python3 "$HERE/offline_bundle.py" venv .venv-gpu
   # shellcheck disable=SC1091
   . .venv-gpu/bin/activate
-  pip_offline=(python3 -m pip install --no-index --find-links "$DIR" --no-build-isolation)
-  "${pip_offline[@]}" --no-deps "$DIR"/nvidia_modelopt-*.whl
+  pip_offline=(python3 -m pip install -q --no-index --find-links "$DIR" --no-build-isolation --no-deps)
+  "${pip_offline[@]}" "$DIR"/*.whl
   "${pip_offline[@]}" "$DIR"/xtcocotools-*.tar.gz "$DIR"/cppimport-*.tar.gz
-  CUDA_ROOT=${CUDA_ROOT:-$(dirname "$(dirname "$(command -v nvcc)")")} "${pip_offline[@]}" "$DIR"/pycuda-*.tar.gz \
-    || echo "warning: pycuda did not build (needs nvcc and CUDA headers); TensorRT rows will say so" >&2
-  "${pip_offline[@]}" "$DIR"/tensorrt_rtx_cu13_*.whl || echo "warning: TensorRT for RTX not installed" >&2
-  # The project last: every requirement not met by the machine must now be in DIR.
-  if ! "${pip_offline[@]}" --no-deps -e . || ! python3 -m pip check; then
-    echo "error: requirements above are missing; fetch them with EXTRA=\"name==version\" $0 fetch" >&2
-    exit 2
-  fi
+  build_pycuda || echo "warning: pycuda not built (above); engines cannot run here and their rows will say so" >&2
+  "${pip_offline[@]}" -e .
+  python3 "$HERE/offline_bundle.py" check "$DIR"
   python3 - <<'EOF'
 import importlib.util
 import torch
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU: "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 for name in ("onnxruntime", "modelopt", "xtcocotools", "pycuda", "tensorrt", "tensorrt_rtx_bindings"):
-    print(f"{name:12s} {'yes' if importlib.util.find_spec(name) else 'no'}")
+    print(f"{name:22s} {'yes' if importlib.util.find_spec(name) else 'no'}")
 EOF
   echo "done: '. .venv-gpu/bin/activate' and run scripts/gpu_verify.sh"
 }

@@ -3,29 +3,44 @@
 # figures written under OUT (default gpu_report/). Run it on a GPU machine after
 # scripts/gpu_offline_setup.sh install (or any CUDA environment with hrnext-trt installed):
 #
-#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,resume,bench,trteval,rtx,amp
+#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,resume,export,trteval,bench,
+#                                            bench_compile,rtx,amp
 #                                            (default: all, in that order)
 #
 # Each step writes its own log and JSON; a failing step is recorded and the next one still runs,
 # so one refusal (TensorRT for RTX on a data-centre GPU, say) does not hide the other figures.
 set -uo pipefail
 
-OUT=${1:-gpu_report}
-STEPS=${2:-train,resume,bench,trteval,rtx,amp}
-SHARED=${HRNEXT_SHARED:-../shared}
-COCO=${COCO_ROOT:-$SHARED/data/coco-mini}
-CROWDPOSE=${CROWDPOSE_ROOT:-$SHARED/data/crowdpose-mini}
-ITERS=${ITERS:-300}  # training iterations of the timing runs
+OUT=$(realpath -m "${1:-gpu_report}")
+cd "$(dirname "$0")/.."  # the recipes, scripts and bundled samples are named from the checkout's root
+STEPS=${2:-train,resume,export,trteval,bench,bench_compile,rtx,amp}
+# The samples the package carries (the same files as ../shared/data's, which a device machine
+# that receives only the checkout does not have).
+COCO=${COCO_ROOT:-hrnext_trt/bundled_data/coco-mini}
+CROWDPOSE=${CROWDPOSE_ROOT:-hrnext_trt/bundled_data/crowdpose-mini}
+ITERS=${ITERS:-300}  # training iterations of the timing runs (RESUME_EPOCHS: the resume runs' length, 6)
+# A rehearsal of the plan's logic on a machine without a GPU: DEVICE=cpu with TRAIN_OPTIONS that
+# shrink the runs (e.g. "data.input_size=[64,48]"); the figures then mean nothing.
+DEVICE=${DEVICE:-cuda}
+TRAIN_OPTIONS=${TRAIN_OPTIONS:-}
 mkdir -p "$OUT"
 status="$OUT/status.txt"
-: > "$status"
+: >> "$status"  # kept across calls: one plan may run its steps in several
 
-step() {  # step NAME COMMAND...: run, keep the log, record ok/FAILED with the exit code
-  local name=$1; shift
+step() {  # step NAME COMMAND...: run, keep the log, record ok/FAILED with the exit code and seconds
+  local name=$1 start=$SECONDS code=0; shift
   echo "== $name: $*"
-  if "$@" > "$OUT/$name.log" 2>&1; then echo "$name ok" >> "$status"; else echo "$name FAILED ($?)" >> "$status"; fi
+  "$@" > "$OUT/$name.log" 2>&1 || code=$?
+  if [ "$code" = 0 ]; then echo "$name ok $((SECONDS - start)) s" >> "$status"
+  else echo "$name FAILED ($code) $((SECONDS - start)) s" >> "$status"; fi
   tail -n 25 "$OUT/$name.log"
 }
+
+# The python that runs everything must hold hrnext-trt (after gpu_offline_setup.sh install:
+# `. .venv-gpu/bin/activate`). Training starts through `python3 -m torch.distributed.run`, not the
+# torchrun script: that script's own python may be another environment's (the machine's).
+python3 -c 'import hrnext_trt' 2> /dev/null \
+  || { echo "error: python3 cannot import hrnext_trt: activate its environment (. .venv-gpu/bin/activate)" >&2; exit 2; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' \
@@ -34,36 +49,48 @@ python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cud
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 
 # hrnext_s 256x192 on the COCO sample, the paper's recipe (bf16 AMP, activation checkpointing),
-# under torchrun with NCCL; iterations/s and peak memory at batch 32 and 64 come from log.jsonl.
+# under torch.distributed.run with NCCL. Steps per second and peak memory: each epoch's record in
+# log.jsonl times the model step apart from the data wait (scripts/train_speed.py reads them).
 train_run() {  # train_run WORK_DIR BATCH EPOCHS [extra options]
   local work=$1 batch=$2 epochs=$3; shift 3
-  torchrun --standalone --nproc_per_node 1 -m hrnext_trt.cli train train/hrnext_s_coco_256x192.yaml \
-    --work-dir "$work" --device cuda --max-epochs "$epochs" \
+  python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m hrnext_trt train train/hrnext_s_coco_256x192.yaml \
+    --work-dir "$work" --device "$DEVICE" --max-epochs "$epochs" \
     --cfg-options data.train.root="$COCO" data.val.root="$COCO" data.val.split=val data.batch_size="$batch" \
-    data.num_workers=8 runtime.eval_interval=1000 runtime.checkpoint_interval=1 "$@"
+    data.num_workers=8 runtime.eval_interval=1000 runtime.checkpoint_interval=1000 $TRAIN_OPTIONS "$@"
+}
+epochs_for() {  # epochs that make ITERS iterations: coco-mini's 86 training people, full batches only
+  local per=$(( 86 / $1 )); echo $(( (ITERS + per - 1) / per ))
 }
 if has train; then
   for batch in 32 64; do
-    epochs=$(( (ITERS * batch + 79) / 80 ))  # coco-mini has 80 training images
-    step "train_b$batch" train_run "$OUT/train_b$batch" "$batch" "$epochs"
+    step "train_b$batch" train_run "$OUT/train_b$batch" "$batch" "$(epochs_for "$batch")"
   done
   # The same run in fp16 (+GradScaler): bf16's per-step drift from float32 is ~10x fp16's on this
   # network in train mode (scripts/amp_drift.py); the AP of the two runs says whether it matters.
-  step train_b32_fp16 train_run "$OUT/train_b32_fp16" 32 $(( (ITERS * 32 + 79) / 80 )) runtime.amp=fp16
+  step train_b32_fp16 train_run "$OUT/train_b32_fp16" 32 "$(epochs_for 32)" runtime.amp=fp16
+  step train_speed python3 scripts/train_speed.py "$OUT"/train_b32 "$OUT"/train_b64 "$OUT"/train_b32_fp16 \
+    --json "$OUT/train_speed.json"
 fi
 
 # Kill after epoch 2's checkpoint, resume, compare with an uninterrupted run of the same seed
-# (deterministic algorithms: bf16 kernels may otherwise differ run to run).
+# (deterministic algorithms: bf16 kernels may otherwise differ run to run). Batch 8 gives 10
+# steps an epoch, so the kill lands inside the run; a run that ended first fails the step.
 if has resume; then
   resume_check() {
-    local a="$OUT/resume_full" b="$OUT/resume_killed"
+    local a="$OUT/resume_full" b="$OUT/resume_killed" epochs=${RESUME_EPOCHS:-6}
+    local opts=(runtime.deterministic=true runtime.checkpoint_interval=1)
     rm -rf "$a" "$b"
-    train_run "$a" 32 4 runtime.deterministic=true || return 1
-    train_run "$b" 32 4 runtime.deterministic=true & local pid=$!
-    while [ ! -f "$b/epoch_2.pth" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
-    pkill -KILL -P "$pid"; kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-    train_run "$b" 32 4 runtime.deterministic=true --resume auto || return 1
-    python3 - "$a/epoch_4.pth" "$b/epoch_4.pth" <<'EOF'
+    train_run "$a" 8 "$epochs" "${opts[@]}" || return 1
+    train_run "$b" 8 "$epochs" "${opts[@]}" & local pid=$!
+    while [ ! -f "$b/epoch_2.pth" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    # The launcher starts its workers in sessions of their own (torch.distributed.elastic), so
+    # killing it or its process group would leave them training: kill every process of this run.
+    pkill -KILL -f -- "--work-dir $b"; wait "$pid" 2>/dev/null
+    sleep 1; ! pgrep -f -- "--work-dir $b" > /dev/null || { echo "a process of the killed run survived"; return 1; }
+    [ ! -f "$b/epoch_$epochs.pth" ] || { echo "the run ended before the kill: nothing was resumed"; return 1; }
+    echo "killed after $(ls "$b"/epoch_*.pth | wc -l) epoch checkpoints"
+    train_run "$b" 8 "$epochs" "${opts[@]}" --resume auto || return 1
+    python3 - "$a/epoch_$epochs.pth" "$b/epoch_$epochs.pth" <<'EOF'
 import sys, torch
 a, b = (torch.load(p, map_location="cpu", weights_only=False)["state_dict"] for p in sys.argv[1:])
 diff = max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
@@ -74,46 +101,86 @@ EOF
   step resume resume_check
 fi
 
-# Latency of every PyTorch mode (both DKA forms, TF32 on/off, FP16/bf16 autocast, channels_last,
-# torch.compile default and reduce-overhead) and every exported file, model-only and end to end.
-if has bench; then
-  step bench hrnext-trt bench hrnext_s --device cuda --batch 1,8,32,64 --iters 50 --warmup 10 \
-    --torch-precisions fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp16+compile,fp16+compile-ro,fp32+static,fp16+static \
-    --export-precisions fp32,fp16,int8 --json "$OUT/bench.json"
+trained() {  # the checkpoint the train step made (best, else the latest epoch)
+  [ -f "$OUT/train_b32/best.pth" ] && { echo "$OUT/train_b32/best.pth"; return; }
+  ls -t "$OUT"/train_b32/epoch_*.pth 2> /dev/null | head -n 1
+}
+crowdpose_fresh() {  # fresh hrnext_s weights with CrowdPose's 14 joints (no CrowdPose training images here)
+  local path="$OUT/hrnext_s_crowdpose_fresh.pth"
+  [ -f "$path" ] || python3 -c 'import sys, torch; from hrnext_trt.models import build_pose_model, make_checkpoint
+torch.manual_seed(0); m = build_pose_model("hrnext_s", 14)
+torch.save(make_checkpoint(m, (256, 192), "crowdpose"), sys.argv[1])' "$path"
+  echo "$path"
+}
+
+# The trained model's export, every precision (ONNX files, and engines where a builder is there),
+# once: the accuracy and latency steps below read it (AutoCast FP16 and the INT8 plan take minutes).
+if has export; then
+  rm -rf "$OUT/engines_coco"
+  step export hrnext-trt export-engine "$(trained)" --fp16 --int8 --calib-data "$COCO" --out "$OUT/engines_coco"
 fi
 
 # Accuracy on the GPU must equal the CPU's (FP32 within 0.001 AP): the same files on both devices.
 # coco-mini val with the model trained above (a meaningful AP), and crowdpose-mini (the issue's
-# set) with fresh hrnext_s weights of CrowdPose's 14 joints (no CrowdPose training images here).
+# set) with fresh hrnext_s weights of CrowdPose's 14 joints, exported in FP32.
 if has trteval; then
-  eval_both() {  # eval_both CKPT DATASET ROOT NAME
-    local ckpt=$1 dataset=$2 root=$3 name=$4
-    hrnext-trt export-engine "$ckpt" --fp16 --int8 --calib-data "$COCO" --out "$OUT/engines_$name" || return 1
-    for device in cuda cpu; do
-      hrnext-trt trt-eval --checkpoint "$ckpt" --engines "$OUT/engines_$name" --dataset "$dataset" \
+  eval_both() {  # eval_both CKPT ENGINES DATASET ROOT NAME
+    local ckpt=$1 engines=$2 dataset=$3 root=$4 name=$5
+    for device in $(printf "%s\n" "$DEVICE" cpu | sort -u); do
+      rm -rf "$OUT/trt_eval_${name}_$device"
+      hrnext-trt trt-eval --checkpoint "$ckpt" --engines "$engines" --dataset "$dataset" \
         --data-root "$root" --device "$device" --out "$OUT/trt_eval_${name}_$device" || return 1
     done
-    python3 scripts/compare_devices.py "$OUT/trt_eval_${name}_cuda/trt_eval.json" \
+    python3 scripts/compare_devices.py "$OUT/trt_eval_${name}_$DEVICE/trt_eval.json" \
       "$OUT/trt_eval_${name}_cpu/trt_eval.json" --max-ap-diff 0.001
   }
   trteval_check() {
-    local ckpt="$OUT/train_b32/best.pth"
-    [ -f "$ckpt" ] || ckpt=$(ls -t "$OUT"/train_b32/epoch_*.pth | head -n 1)
-    eval_both "$ckpt" coco "$COCO" coco || return 1
-    python3 -c 'import sys, torch; from hrnext_trt.models import build_pose_model, make_checkpoint
-torch.manual_seed(0); m = build_pose_model("hrnext_s", 14)
-torch.save(make_checkpoint(m, (256, 192), "crowdpose"), sys.argv[1])' "$OUT/hrnext_s_crowdpose_fresh.pth"
-    eval_both "$OUT/hrnext_s_crowdpose_fresh.pth" crowdpose "$CROWDPOSE" crowdpose
+    eval_both "$(trained)" "$OUT/engines_coco" coco "$COCO" coco || return 1
+    local fresh; fresh=$(crowdpose_fresh)
+    [ -d "$OUT/engines_crowdpose" ] || hrnext-trt export-engine "$fresh" --out "$OUT/engines_crowdpose" || return 1
+    eval_both "$fresh" "$OUT/engines_crowdpose" crowdpose "$CROWDPOSE" crowdpose
   }
   step trteval trteval_check
+fi
+
+# Latency of every PyTorch mode (both DKA forms, TF32 on/off, FP16/bf16 autocast, channels_last)
+# and every exported file, model-only and end to end; torch.compile (default and reduce-overhead,
+# i.e. CUDA graphs) in a step of its own: its compilations take minutes, and a device call has 10.
+if has bench; then
+  step bench hrnext-trt bench "$(trained)" --engines "$OUT/engines_coco" --device cuda --batch 1,8,32,64 \
+    --iters 50 --warmup 10 --torch-precisions fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp32+static,fp16+static \
+    --json "$OUT/bench.json"
+fi
+if has bench_compile; then
+  step bench_compile hrnext-trt bench "$(trained)" --engines "$OUT/engines_coco" --device cuda --batch 1,8,32,64 \
+    --iters 50 --warmup 10 --backends pytorch \
+    --torch-precisions fp16,fp16+compile,fp16+compile-ro,fp16+static+compile-ro --json "$OUT/bench_compile.json"
 fi
 
 # TensorRT for RTX: does its builder and runtime accept this GPU? The build log and trt-eval's
 # TensorRT row keep the library's own words when it refuses.
 if has rtx; then
   rtx_check() {
-    local ckpt="$OUT/hrnext_s_crowdpose_fresh.pth"
-    hrnext-trt export-engine "$ckpt" --builder tensorrt-rtx --fp16 --out "$OUT/engines_rtx" || return 1
+    rm -rf "$OUT/engines_rtx" "$OUT/trt_eval_rtx"
+    hrnext-trt export-engine "$(crowdpose_fresh)" --builder tensorrt-rtx --out "$OUT/engines_rtx" || return 1
+    # The library's own words: deserialise on this GPU directly (trt-eval would first refuse an
+    # engine whose manifest lacks this GPU's compute capability, in hrnext-trt's words).
+    python3 - "$OUT/engines_rtx/model_fp32.engine" <<'EOF'
+import sys
+import torch
+from hrnext_trt.engines.builders import TENSORRT_RTX, import_builder
+trt = import_builder(TENSORRT_RTX)
+print(f"TensorRT for RTX {trt.__version__} on {torch.cuda.get_device_name(0)}, compute capability "
+      f"{'.'.join(map(str, torch.cuda.get_device_capability(0)))}")
+class Log(trt.ILogger):
+    def __init__(self):
+        trt.ILogger.__init__(self)
+    def log(self, severity, msg):
+        print(f"[{severity}] {msg}")
+logger = Log()
+engine = trt.Runtime(logger).deserialize_cuda_engine(open(sys.argv[1], "rb").read())
+print("deserialised" if engine is not None else "refused: deserialize_cuda_engine returned None")
+EOF
     hrnext-trt trt-eval --engines "$OUT/engines_rtx" --dataset crowdpose --data-root "$CROWDPOSE" \
       --device cuda --backends tensorrt --out "$OUT/trt_eval_rtx"
   }
@@ -124,9 +191,8 @@ fi
 # (heatmaps, peaks, gradients, and the floor the network's own sensitivity sets).
 if has amp; then
   amp_check() {
-    local ckpt="$OUT/train_b32/best.pth"
-    [ -f "$ckpt" ] || ckpt=$(ls -t "$OUT"/train_b32/epoch_*.pth | head -n 1)
-    python3 scripts/amp_drift.py train/hrnext_s_coco_256x192.yaml --checkpoint "$ckpt" --device cuda \
+    rm -rf "$OUT/amp_drift"
+    python3 scripts/amp_drift.py train/hrnext_s_coco_256x192.yaml --checkpoint "$(trained)" --device "$DEVICE" \
       --batch 32,64 --out "$OUT/amp_drift" --cfg-options data.train.root="$COCO" data.val.root="$COCO"
   }
   step amp amp_check

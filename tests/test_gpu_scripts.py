@@ -4,10 +4,12 @@ without a GPU: their shell syntax, their usage errors, and the device comparison
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -74,3 +76,81 @@ def test_amp_drift_bad_batch_is_one_line(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and ">= 2" in run.stderr
     assert not any(tmp_path.iterdir())
+
+
+def _bundle(*args, **kwargs):
+    return subprocess.run([sys.executable, str(SCRIPTS / "offline_bundle.py"), *map(str, args)], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_offline_bundle_packs_within_the_transfer_limit_and_gathers_back(tmp_path):
+    # 2.5 MiB, 1.2 MiB and 0.3 MiB files under a 1 MiB limit: the first is split in three, the
+    # second in two; every carry folder stays within the limit and gather restores each file.
+    rng = np.random.default_rng(0)
+    files = {"big-1.0-py3-none-any.whl": 2.5, "mid.tar.gz": 1.2, "small-2.0-py3-none-any.whl": 0.3}
+    folder = tmp_path / "whl"
+    folder.mkdir()
+    for name, mib in files.items():
+        (folder / name).write_bytes(rng.bytes(int(mib * 2 ** 20)))
+    original = {name: (folder / name).read_bytes() for name in files}
+    packed = _bundle("pack", folder, "--carry-mb", 1)
+    assert packed.returncode == 0, packed.stderr
+    carries = sorted(p for p in folder.iterdir())
+    assert all(p.is_dir() and p.name.startswith("carry") for p in carries)
+    assert all(sum(f.stat().st_size for f in c.iterdir()) <= 2 ** 20 for c in carries)
+    names = sorted(f.name for c in carries for f in c.iterdir())
+    assert names.count("big-1.0-py3-none-any.whl.part1of3") == 1 and "mid.tar.gz.part2of2" in names
+    # A missing transfer is one clear line, and nothing is joined from what came.
+    lost = next(f for c in carries for f in c.iterdir() if f.name.endswith("part2of3"))
+    kept = lost.read_bytes()
+    lost.unlink()
+    missing = _bundle("gather", folder)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "part(s) 2 of 3" in missing.stderr
+    assert not (folder / "big-1.0-py3-none-any.whl").exists()
+    (folder / lost.name).write_bytes(kept)
+    gathered = _bundle("gather", folder)
+    assert gathered.returncode == 0, gathered.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == original
+
+
+def test_offline_bundle_check_names_what_is_missing(tmp_path):
+    # This environment installed hrnext-trt with everything it needs: met. A wheel brought for a
+    # package that did not get installed: named, and the exit code says so.
+    met = _bundle("check", tmp_path)
+    assert met.returncode == 0, met.stderr
+    (tmp_path / "not_here_pkg-1.0-py3-none-any.whl").write_bytes(b"")
+    unmet = _bundle("check", tmp_path)
+    assert unmet.returncode == 2 and "not-here-pkg is not installed" in unmet.stderr
+
+
+def test_offline_bundle_venv_sees_the_packages_of_a_python_that_is_itself_a_venv(tmp_path):
+    # The lent GPU machines' python3 is a virtual environment holding PyTorch: a plain
+    # --system-site-packages venv made from it would not see torch.
+    outer = tmp_path / "outer"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(outer)], check=True)
+    site_dir = next((outer / "lib").glob("python*/site-packages"))
+    (site_dir / "machine_only_module.py").write_text("VALUE = 42\n")
+    made = subprocess.run([str(outer / "bin" / "python"), str(SCRIPTS / "offline_bundle.py"), "venv",
+                           str(tmp_path / "inner")], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    seen = subprocess.run([str(tmp_path / "inner" / "bin" / "python"), "-c",
+                           "import machine_only_module as m; print(m.VALUE)"], capture_output=True, text=True)
+    assert seen.stdout.strip() == "42", seen.stderr
+
+
+def test_gpu_verify_resume_step_kills_every_process_and_resumes_exactly(tmp_path):
+    # The plan's resume step on the CPU (DEVICE=cpu, hrnext_tiny at 64x48, 3 epochs): a run started
+    # through torch.distributed.run is killed after epoch 2's checkpoint (its worker runs in a session of
+    # its own, so the launcher's death alone would leave it training), then resumed, and its
+    # weights must equal an uninterrupted run's.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
+           "RESUME_EPOCHS": "3", "TRAIN_OPTIONS": "model.arch=hrnext_tiny data.input_size=[64,48] "
+           "data.num_workers=0 model.activation_checkpointing=false"}
+    run = subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "report"), "resume"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    status = (tmp_path / "report" / "status.txt").read_text()
+    log = (tmp_path / "report" / "resume.log").read_text()
+    assert status.startswith("resume ok"), log[-3000:]
+    assert "resumed from" in log and "max abs weight difference: 0" in log
+    assert "killed after" in log and len(list((tmp_path / "report" / "resume_killed").glob("epoch_*.pth"))) == 3
+    assert run.returncode == 0

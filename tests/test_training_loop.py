@@ -71,6 +71,17 @@ def test_cli_trains_a_real_config_end_to_end(data_dir, tmp_path):
     (val,) = records(work, "val")
     assert 0.0 <= val["AP"] <= 1.0
     assert list((work / "tensorboard").iterdir())
+    # Training speed: the model step timed apart from the data wait (no GPU memory on the CPU),
+    # and scripts/train_speed.py's row read from the same run.
+    (epoch,) = records(work, "epoch")
+    assert epoch["step_s"] > 0 and epoch["data_wait_s"] >= 0 and "max_memory_mib" not in epoch
+    assert epoch["steps_per_s"] == pytest.approx(1 / epoch["step_s"])
+    speed = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "train_speed.py"), str(work),
+                            "--json", str(tmp_path / "speed.json")], capture_output=True, text=True)
+    assert speed.returncode == 0, speed.stderr
+    (row,) = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    assert (row["batch"], row["device"], row["precision"], row["max_memory_mib"]) == (8, "cpu", "float32", None)
+    assert row["images_per_s"] == pytest.approx(8 / epoch["step_s"]) and "| work | cpu |" in speed.stdout
 
 
 def test_loss_halves_on_one_fixed_batch(data_dir):

@@ -280,8 +280,13 @@ class _Trainer:
         bar = progress_bar(total=self.iters_per_epoch, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}",
                            unit="it", disable=not self.progress, leave=False)
         loss_sum, steps, skipped, window = 0.0, 0, 0, []
+        # Model step (to loss.item(), which synchronises) vs waiting for data, on this rank.
+        local_steps, step_s, wait_s = 0, 0.0, 0.0
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         tick = time.perf_counter()
         for batch in loader:
+            got = time.perf_counter()
             skipped += self._report_skipped(batch["skipped"])
             # BatchNorm needs two samples, and every rank must step together (DDP all-reduces
             # gradients): a batch that unreadable images left too small is skipped on all ranks.
@@ -303,6 +308,7 @@ class _Trainer:
             loss_sum, steps = loss_sum + value, steps + 1
             window.append(value)
             now = time.perf_counter()
+            local_steps, step_s, wait_s = local_steps + 1, step_s + now - got, wait_s + got - tick
             speed = len(images) * self.dist.world_size / max(now - tick, 1e-9)
             tick = now
             bar.set_postfix(loss=f"{sum(window[-20:]) / len(window[-20:]):.3g}", lr=f"{lr:.2e}",
@@ -323,9 +329,23 @@ class _Trainer:
                               f"unreadable images of {self.cfg.data.train.name} {self.cfg.data.train.split}")
         state.epoch += 1
         mean_loss = loss_sum / max(steps, 1)
-        self.logger.log("epoch", state.iteration, epoch=state.epoch, loss=mean_loss, skipped_images=int(skipped))
+        # This rank's timing (every rank steps together): the step alone gives the model's training
+        # speed, the wait says whether the data loader keeps up; peak memory is this rank's GPU's.
+        self.logger.log("epoch", state.iteration, epoch=state.epoch, loss=mean_loss, skipped_images=int(skipped),
+                        **self._epoch_speed(local_steps, step_s, wait_s))
         self._say(f"epoch {state.epoch}/{cfg.schedule.epochs}: loss {mean_loss:.4g}"
                   + (f", skipped {int(skipped)} unreadable images" if skipped else ""))
+
+    def _epoch_speed(self, steps: int, step_s: float, wait_s: float) -> dict:
+        """The epoch's training speed for log.jsonl: seconds per model step and per data wait, and
+        the GPU's peak allocated memory (CUDA only)."""
+        import torch
+
+        speed = {"step_s": step_s / max(steps, 1), "data_wait_s": wait_s / max(steps, 1),
+                 "steps_per_s": steps / step_s if step_s > 0 else None}
+        if self.device.type == "cuda":
+            speed["max_memory_mib"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        return speed
 
     def _backward_and_step(self, loss) -> None:
         import torch

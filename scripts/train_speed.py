@@ -1,0 +1,74 @@
+"""Training speed of finished runs, read from their work dirs' log.jsonl and config.yaml.
+
+    python scripts/train_speed.py WORK_DIR [WORK_DIR ...] [--json PATH] [--skip-epochs 1]
+
+One row per run: batch per GPU, precision, the median model step (forward, loss, backward and
+optimizer step, up to the loss's synchronising read) over the epochs after the first ones
+(cuDNN autotuning, allocator growth and torch.compile land there), steps/s and images/s from it,
+the median wait for data (does the loader keep up?), and the peak GPU memory of any epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import yaml
+
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.reports import write_atomic
+
+
+def run_speed(work_dir: Path, skip_epochs: int) -> dict:
+    log, config = work_dir / "log.jsonl", work_dir / "config.yaml"
+    if not log.is_file() or not config.is_file():
+        raise HrnextError(f"{work_dir} holds no training run (log.jsonl and config.yaml): give a train --work-dir")
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    epochs = [r for r in records if r["kind"] == "epoch" and "step_s" in r]
+    if not epochs:
+        raise HrnextError(f"{log} has no epoch with step timing: train with this version of hrnext-trt")
+    timed = epochs[skip_epochs:] or epochs[-1:]
+    start = next((r for r in reversed(records) if r.get("event") == "start"), {})
+    batch = int(yaml.safe_load(config.read_text(encoding="utf-8"))["data"]["batch_size"])
+    world = int(start.get("world_size", 1))
+    step_s = statistics.median(r["step_s"] for r in timed)
+    memory = [r["max_memory_mib"] for r in epochs if r.get("max_memory_mib") is not None]
+    return {"run": work_dir.name, "device": start.get("device"), "precision": start.get("precision"),
+            "batch": batch, "world_size": world, "epochs_timed": len(timed), "step_ms": 1000 * step_s,
+            "steps_per_s": 1 / step_s, "images_per_s": batch * world / step_s,
+            "data_wait_ms": 1000 * statistics.median(r["data_wait_s"] for r in timed),
+            "max_memory_mib": max(memory) if memory else None}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| run | device | precision | batch/GPU | GPUs | step ms | steps/s | images/s | data wait ms | "
+             "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        memory = "-" if r["max_memory_mib"] is None else f"{r['max_memory_mib']:.0f}"
+        lines.append(f"| {r['run']} | {r['device']} | {r['precision']} | {r['batch']} | {r['world_size']} | "
+                     f"{r['step_ms']:.1f} | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} | "
+                     f"{r['data_wait_ms']:.1f} | {memory} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work_dirs", nargs="+", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--skip-epochs", type=int, default=1, help="warm-up epochs left out (default 1)")
+    args = parser.parse_args()
+    try:
+        rows = [run_speed(w, args.skip_epochs) for w in args.work_dirs]
+    except HrnextError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(table(rows))
+    if args.json:
+        write_atomic(args.json, (json.dumps({"rows": rows}, indent=2) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()

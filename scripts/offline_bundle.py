@@ -35,15 +35,19 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def _flatten(folder: Path) -> None:
+    """Move the files of ``folder``'s subfolders (its carry folders) into it; drop the subfolders."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder):
+        shutil.move(str(path), folder / path.name)
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        shutil.rmtree(sub)
+
+
 def pack(folder: Path, carry_mib: float) -> None:
     """Split files over the limit, then fill numbered subfolders (carry1, carry2, ...) each within
     the limit, largest files first: one subfolder per transfer."""
     limit = int(carry_mib * MIB)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder):
-        shutil.move(str(path), folder / path.name)  # a second pack starts from the flat folder
-    for sub in folder.iterdir():
-        if sub.is_dir() and not any(sub.iterdir()):
-            sub.rmdir()
+    _flatten(folder)  # a second pack starts from the flat folder
     for path in sorted(folder.iterdir()):
         size = path.stat().st_size
         if path.is_file() and size > limit:
@@ -77,10 +81,7 @@ def gather(folder: Path) -> None:
     if not folder.is_dir():
         fail(f"{folder} not found: run 'scripts/gpu_offline_setup.sh fetch {folder}' where PyPI is reachable, "
              "then bring it here")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder):
-        shutil.move(str(path), folder / path.name)
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        shutil.rmtree(sub)
+    _flatten(folder)
     parts: dict[str, dict[int, Path]] = {}
     counts: dict[str, int] = {}
     for path in folder.iterdir():

@@ -280,8 +280,7 @@ class _Trainer:
         bar = progress_bar(total=self.iters_per_epoch, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}",
                            unit="it", disable=not self.progress, leave=False)
         loss_sum, steps, skipped, window = 0.0, 0, 0, []
-        # Model step (to loss.item(), which synchronises) vs waiting for data, on this rank.
-        local_steps, step_s, wait_s = 0, 0.0, 0.0
+        step_s, wait_s = 0.0, 0.0  # model step (to loss.item(), which synchronises) vs waiting for data
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         tick = time.perf_counter()
@@ -308,7 +307,7 @@ class _Trainer:
             loss_sum, steps = loss_sum + value, steps + 1
             window.append(value)
             now = time.perf_counter()
-            local_steps, step_s, wait_s = local_steps + 1, step_s + now - got, wait_s + got - tick
+            step_s, wait_s = step_s + now - got, wait_s + got - tick
             speed = len(images) * self.dist.world_size / max(now - tick, 1e-9)
             tick = now
             bar.set_postfix(loss=f"{sum(window[-20:]) / len(window[-20:]):.3g}", lr=f"{lr:.2e}",
@@ -319,6 +318,9 @@ class _Trainer:
                                 loss=sum(window) / len(window), lr=lr, images_per_s=speed)
                 window = []
         bar.close()
+        # This rank's timing (every rank steps together): the step alone gives the model's training
+        # speed, the wait says whether the data loader keeps up; peak memory is this rank's GPU's.
+        timing = self._epoch_speed(steps, step_s, wait_s)
         loss_sum, steps, skipped = all_reduce_sum([loss_sum, steps, skipped], self.dist)
         if steps == 0:
             # Nothing learned: saving would pass random weights off as a trained best.pth.
@@ -329,10 +331,8 @@ class _Trainer:
                               f"unreadable images of {self.cfg.data.train.name} {self.cfg.data.train.split}")
         state.epoch += 1
         mean_loss = loss_sum / max(steps, 1)
-        # This rank's timing (every rank steps together): the step alone gives the model's training
-        # speed, the wait says whether the data loader keeps up; peak memory is this rank's GPU's.
         self.logger.log("epoch", state.iteration, epoch=state.epoch, loss=mean_loss, skipped_images=int(skipped),
-                        **self._epoch_speed(local_steps, step_s, wait_s))
+                        **timing)
         self._say(f"epoch {state.epoch}/{cfg.schedule.epochs}: loss {mean_loss:.4g}"
                   + (f", skipped {int(skipped)} unreadable images" if skipped else ""))
 

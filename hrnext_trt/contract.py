@@ -6,7 +6,9 @@ engines and runners (the readers) and the commands all ask here instead of askin
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import re
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
@@ -87,6 +89,44 @@ def _pytorch_missing(device: str) -> str | None:
 
 _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
+# What the CUDA provider cannot run without: the libraries it links (cuBLAS(Lt), cuRAND, the CUDA
+# runtime) and cuDNN, which every convolution of this network calls. (cuFFT, NVRTC: never used here.)
+_ORT_CUDA_NEEDS = re.compile(r"lib(cublasLt|cublas|curand|cudart|cudnn)\.so")
+
+
+@functools.lru_cache(maxsize=1)
+def _onnxruntime_cuda_libraries_missing() -> tuple[str, ...]:
+    """Load the CUDA and cuDNN libraries of onnxruntime-gpu's CUDA provider (its own ``preload_dlls``:
+    pip's NVIDIA wheels beside it, then the loader's path) and return those that failed to load.
+
+    Without this, only a process that imported a torch of the same CUDA major first finds them:
+    onnxruntime silently falls back to the CPU. Once per process (the libraries stay loaded)."""
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    if not hasattr(ort, "preload_dlls"):  # before 1.21: the libraries must be on the loader's path
+        return ()
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):  # it prints, one line per library that failed
+        ort.preload_dlls()
+    names = (Path(m).name for m in re.findall(r"^Failed to load (\S+?):", said.getvalue(), re.MULTILINE))
+    return tuple(dict.fromkeys(names))
+
+
+def onnxruntime_cuda_libraries_reason() -> str | None:
+    """Why onnxruntime's CUDA provider cannot run here for want of its libraries, or None."""
+    missing = [name for name in _onnxruntime_cuda_libraries_missing() if _ORT_CUDA_NEEDS.match(name)]
+    if not missing:
+        return None
+    import onnxruntime as ort
+    from onnxruntime.capi import build_and_package_info as build
+
+    return (f"onnxruntime-gpu {ort.__version__} is built for CUDA {getattr(build, 'cuda_version', '') or '?'} and "
+            f"cannot load {', '.join(missing)} here: install its CUDA libraries "
+            "(pip install \"onnxruntime-gpu[cuda,cudnn]\") or an onnxruntime-gpu built for this machine's CUDA")
+
 
 def _onnxruntime_missing(device: str) -> str | None:
     if importlib.util.find_spec("onnxruntime") is None:
@@ -97,7 +137,7 @@ def _onnxruntime_missing(device: str) -> str | None:
         return f"{_ORT_PROVIDERS[device]} is not in this onnxruntime build (pip install onnxruntime-gpu)"
     if device == "cuda" and not nvidia_gpu_present():
         return "no NVIDIA GPU on this machine"
-    return None
+    return onnxruntime_cuda_libraries_reason() if device == "cuda" else None
 
 
 def builder_module_name(builder: str) -> str | None:

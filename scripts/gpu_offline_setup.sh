@@ -14,6 +14,9 @@
 #      xtcocotools against its numpy and pycuda against its CUDA toolkit and driver, installs
 #      hrnext-trt (editable) without touching the network, checks every requirement, and prints
 #      what it can use. Then `. .venv-gpu/bin/activate` and scripts/gpu_verify.sh.
+#   Optional, for ONNX Runtime's CUDA rows (the machine's own onnxruntime may be a CPU build):
+#        scripts/gpu_offline_setup.sh fetch-ort [DIR]    (DIR defaults to .whl-ort; ~245 MB, 6 carries)
+#      here, and `install DIR` there: it adds onnxruntime-gpu, built for CUDA 13, to .venv-gpu.
 #
 # What such a machine is assumed to have (NVIDIA's CUDA images and this project's lent machines:
 # Python 3.12, PyTorch with CUDA, nvcc, numpy, onnx, onnxruntime, opencv-python-headless, scipy,
@@ -26,7 +29,9 @@
 #   [onnx] extra pins onnx and pulls onnxruntime-gpu (~250 MB) over the machine's own, and the
 #   machine's opencv-python-headless stands in for opencv-contrib-python-headless (the same cv2;
 #   OpenCV 5 keeps only predict's HOG person detector in contrib: a warning says so).
-#   ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the CUDA provider.
+#   ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the CUDA provider, or with
+#   fetch-ort's onnxruntime-gpu (apart: its 245 MB cost five more transfers, so a short session
+#   can do without). It loads the CUDA libraries of the machine's PyTorch (the same CUDA 13).
 # - The machine's python3 may itself be a virtual environment (the lent machines': /opt/torch/.venv):
 #   .venv-gpu then sees its packages through a .pth file, which --system-site-packages alone
 #   would not give (scripts/offline_bundle.py venv).
@@ -51,6 +56,8 @@ WHEELS=(
 )
 # Source archives: compiled on the GPU machine (against its numpy / its CUDA toolkit).
 SDISTS=(xtcocotools==1.14.3 pycuda==2026.1 cppimport==26.4.17)
+# onnxruntime-gpu from 1.31 is built for CUDA 13 (1.24, which ModelOpt pins, for CUDA 12).
+ORT_WHEELS=(onnxruntime-gpu==1.31.1)
 PLATFORM=(--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
           --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 
@@ -115,8 +122,13 @@ install() {
   . .venv-gpu/bin/activate
   pip_offline=(python3 -m pip install -q --no-index --find-links "$DIR" --no-build-isolation --no-deps)
   "${pip_offline[@]}" "$DIR"/*.whl
-  "${pip_offline[@]}" "$DIR"/xtcocotools-*.tar.gz "$DIR"/cppimport-*.tar.gz
-  build_pycuda || echo "warning: pycuda not built (above); engines cannot run here and their rows will say so" >&2
+  # A second folder (fetch-ort's) may hold wheels only: what it lacks was installed from the first.
+  if compgen -G "$DIR/xtcocotools-*.tar.gz" > /dev/null; then
+    "${pip_offline[@]}" "$DIR"/xtcocotools-*.tar.gz "$DIR"/cppimport-*.tar.gz
+  fi
+  if compgen -G "$DIR/pycuda-*.tar.gz" > /dev/null; then
+    build_pycuda || echo "warning: pycuda not built (above); engines cannot run here and their rows will say so" >&2
+  fi
   "${pip_offline[@]}" -e .
   python3 "$HERE/offline_bundle.py" check "$DIR"
   python3 - <<'EOF'
@@ -126,12 +138,16 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU: "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 for name in ("onnxruntime", "modelopt", "xtcocotools", "pycuda", "tensorrt", "tensorrt_rtx_bindings"):
     print(f"{name:22s} {'yes' if importlib.util.find_spec(name) else 'no'}")
+from hrnext_trt.contract import unavailable_reason
+for backend in ("pytorch", "onnxruntime", "tensorrt"):
+    print(f"{backend} on cuda: {unavailable_reason(backend, 'cuda') or 'ready'}")
 EOF
   echo "done: '. .venv-gpu/bin/activate' and run scripts/gpu_verify.sh"
 }
 
 case "$ACTION" in
   fetch) fetch ;;
+  fetch-ort) DIR=${2:-.whl-ort}; WHEELS=("${ORT_WHEELS[@]}"); SDISTS=(); fetch ;;
   install) install ;;
-  *) echo "usage: $0 fetch|install [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|fetch-ort|install [DIR]" >&2; exit 2 ;;
 esac

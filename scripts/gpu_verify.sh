@@ -3,17 +3,20 @@
 # figures written under OUT (default gpu_report/). Run it on a GPU machine after
 # scripts/gpu_offline_setup.sh install (or any CUDA environment with hrnext-trt installed):
 #
-#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,resume,export,trteval,bench,
-#                                            bench_compile,rtx,amp
+#   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,train_more,resume,export,
+#                                            trteval,bench,bench_compile,bench_engines,rtx,amp
 #                                            (default: all, in that order)
 #
 # Each step writes its own log and JSON; a failing step is recorded and the next one still runs,
 # so one refusal (TensorRT for RTX on a data-centre GPU, say) does not hide the other figures.
+# `export` is CPU work (minutes of ModelOpt passes): a device session starts it in the background
+# on cores of its own while the GPU steps run; `trteval` and `bench_engines` wait for it:
+#   setsid taskset -c 8-15 bash scripts/gpu_verify.sh gpu_report export > gpu_report/export.out 2>&1 &
 set -uo pipefail
 
 OUT=$(realpath -m "${1:-gpu_report}")
 cd "$(dirname "$0")/.."  # the recipes, scripts and bundled samples are named from the checkout's root
-STEPS=${2:-train,resume,export,trteval,bench,bench_compile,rtx,amp}
+STEPS=${2:-train,train_more,resume,export,trteval,bench,bench_compile,bench_engines,rtx,amp}
 # The samples the package carries (the same files as ../shared/data's, which a device machine
 # that receives only the checkout does not have).
 COCO=${COCO_ROOT:-hrnext_trt/bundled_data/coco-mini}
@@ -51,20 +54,26 @@ has() { [[ ",$STEPS," == *",$1,"* ]]; }
 # hrnext_s 256x192 on the COCO sample, the paper's recipe (bf16 AMP, activation checkpointing),
 # under torch.distributed.run with NCCL. Steps per second and peak memory: each epoch's record in
 # log.jsonl times the model step apart from the data wait (scripts/train_speed.py reads them).
+# coco-mini's 86 people make epochs of one or two steps: its images are decoded once
+# (data.cache_images), so each epoch's new workers do not spend device time decoding them again.
 train_run() {  # train_run WORK_DIR BATCH EPOCHS [extra options]
   local work=$1 batch=$2 epochs=$3; shift 3
   python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m hrnext_trt train train/hrnext_s_coco_256x192.yaml \
     --work-dir "$work" --device "$DEVICE" --max-epochs "$epochs" \
     --cfg-options data.train.root="$COCO" data.val.root="$COCO" data.val.split=val data.batch_size="$batch" \
-    data.num_workers=8 runtime.eval_interval=1000 runtime.checkpoint_interval=1000 $TRAIN_OPTIONS "$@"
+    data.num_workers=8 data.cache_images=true runtime.eval_interval=1000 runtime.checkpoint_interval=1000 \
+    $TRAIN_OPTIONS "$@"
 }
 epochs_for() {  # epochs that make ITERS iterations: coco-mini's 86 training people, full batches only
   local per=$(( 86 / $1 )); echo $(( (ITERS + per - 1) / per ))
 }
+# `train` is the run every later step reads (batch 32); `train_more` the timing runs beside it, so
+# that a device call of 10 minutes holds the install and the first.
 if has train; then
-  for batch in 32 64; do
-    step "train_b$batch" train_run "$OUT/train_b$batch" "$batch" "$(epochs_for "$batch")"
-  done
+  step train_b32 train_run "$OUT/train_b32" 32 "$(epochs_for 32)"
+fi
+if has train_more; then
+  step train_b64 train_run "$OUT/train_b64" 64 "$(epochs_for 64)"
   # The same run in fp16 (+GradScaler): bf16's per-step drift from float32 is ~10x fp16's on this
   # network in train mode (scripts/amp_drift.py); the AP of the two runs says whether it matters.
   step train_b32_fp16 train_run "$OUT/train_b32_fp16" 32 "$(epochs_for 32)" runtime.amp=fp16
@@ -119,6 +128,15 @@ if has export; then
   rm -rf "$OUT/engines_coco"
   step export hrnext-trt export-engine "$(trained)" --fp16 --int8 --calib-data "$COCO" --out "$OUT/engines_coco"
 fi
+exported() {  # wait while an export of engines_coco runs (in the background, say), then say if it is there
+  local waited=0
+  while pgrep -f -- "--out $OUT/engines_coco" > /dev/null; do
+    (( waited % 60 )) || echo "waiting for the export to $OUT/engines_coco (${waited} s)"
+    sleep 5; waited=$((waited + 5))
+  done
+  [ -f "$OUT/engines_coco/manifest.json" ] \
+    || { echo "no export in $OUT/engines_coco: run the export step first (its log: $OUT/export.log)"; return 1; }
+}
 
 # Accuracy on the GPU must equal the CPU's (FP32 within 0.001 AP): the same files on both devices.
 # coco-mini val with the model trained above (a meaningful AP), and crowdpose-mini (the issue's
@@ -135,6 +153,7 @@ if has trteval; then
       "$OUT/trt_eval_${name}_cpu/trt_eval.json" --max-ap-diff 0.001
   }
   trteval_check() {
+    exported || return 1
     eval_both "$(trained)" "$OUT/engines_coco" coco "$COCO" coco || return 1
     local fresh; fresh=$(crowdpose_fresh)
     [ -d "$OUT/engines_crowdpose" ] || hrnext-trt export-engine "$fresh" --out "$OUT/engines_crowdpose" || return 1
@@ -143,18 +162,26 @@ if has trteval; then
   step trteval trteval_check
 fi
 
-# Latency of every PyTorch mode (both DKA forms, TF32 on/off, FP16/bf16 autocast, channels_last)
-# and every exported file, model-only and end to end; torch.compile (default and reduce-overhead,
-# i.e. CUDA graphs) in a step of its own: its compilations take minutes, and a device call has 10.
+# Latency, model-only and end to end, at batch 1, 8, 32 and 64: every eager PyTorch mode (both DKA
+# forms, TF32 on/off, FP16/bf16 autocast, channels_last); torch.compile (default and
+# reduce-overhead, i.e. CUDA graphs) in a step of its own, its compilations take minutes and a
+# device call has 10; the exported files (ONNX Runtime, engines) beside FP32 eager, once exported.
+# Each table's speed-up is over its own FP32 eager row (fp32 leads every list), in the same run.
+BENCH=(hrnext-trt bench --device "$DEVICE" --batch "${BENCH_BATCHES:-1,8,32,64}" --iters 50 --warmup 10)
 if has bench; then
-  step bench hrnext-trt bench "$(trained)" --engines "$OUT/engines_coco" --device cuda --batch 1,8,32,64 \
-    --iters 50 --warmup 10 --torch-precisions fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp32+static,fp16+static \
-    --json "$OUT/bench.json"
+  step bench "${BENCH[@]}" "$(trained)" --backends pytorch --json "$OUT/bench.json" \
+    --torch-precisions "${BENCH_MODES:-fp32,fp32+tf32,fp16,bf16,fp16+channels_last,fp32+static,fp16+static}"
 fi
 if has bench_compile; then
-  step bench_compile hrnext-trt bench "$(trained)" --engines "$OUT/engines_coco" --device cuda --batch 1,8,32,64 \
-    --iters 50 --warmup 10 --backends pytorch \
-    --torch-precisions fp16,fp16+compile,fp16+compile-ro,fp16+static+compile-ro --json "$OUT/bench_compile.json"
+  step bench_compile "${BENCH[@]}" "$(trained)" --backends pytorch --json "$OUT/bench_compile.json" \
+    --torch-precisions "${BENCH_COMPILE_MODES:-fp32,fp16,fp16+compile,fp16+compile-ro,fp16+static+compile-ro}"
+fi
+if has bench_engines; then
+  bench_engines() {
+    exported || return 1
+    "${BENCH[@]}" "$(trained)" --engines "$OUT/engines_coco" --torch-precisions fp32 --json "$OUT/bench_engines.json"
+  }
+  step bench_engines bench_engines
 fi
 
 # TensorRT for RTX: does its builder and runtime accept this GPU? The build log and trt-eval's

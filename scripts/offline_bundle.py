@@ -114,9 +114,15 @@ def make_venv(target: Path) -> None:
         return
     outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    pth = target / "lib" / version / "site-packages" / "_machine_site_packages.pth"
-    pth.write_text("".join(f"{p}\n" for p in outer), encoding="utf-8")
+    inner = target / "lib" / version / "site-packages"
+    (inner / "_machine_site_packages.pth").write_text("".join(f"{p}\n" for p in outer), encoding="utf-8")
     print(f"{target} also sees {', '.join(outer)}")
+    # NVIDIA's library wheels (CUDA, cuDNN) are found by path, not import: onnxruntime-gpu installed
+    # in the new environment looks for them in its own site-packages (preload_dlls: ../nvidia).
+    nvidia = next((Path(p) / "nvidia" for p in outer if (Path(p) / "nvidia").is_dir()), None)
+    if nvidia is not None and not (inner / "nvidia").exists():
+        (inner / "nvidia").symlink_to(nvidia, target_is_directory=True)
+        print(f"{inner / 'nvidia'} -> {nvidia}")
 
 
 def _requirement_class():

@@ -130,12 +130,17 @@ def test_offline_bundle_venv_sees_the_packages_of_a_python_that_is_itself_a_venv
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(outer)], check=True)
     site_dir = next((outer / "lib").glob("python*/site-packages"))
     (site_dir / "machine_only_module.py").write_text("VALUE = 42\n")
+    (site_dir / "nvidia" / "cu13" / "lib").mkdir(parents=True)  # CUDA's library wheels, found by path
+    (site_dir / "nvidia" / "cu13" / "lib" / "libcudart.so.13").write_bytes(b"")
     made = subprocess.run([str(outer / "bin" / "python"), str(SCRIPTS / "offline_bundle.py"), "venv",
                            str(tmp_path / "inner")], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     seen = subprocess.run([str(tmp_path / "inner" / "bin" / "python"), "-c",
                            "import machine_only_module as m; print(m.VALUE)"], capture_output=True, text=True)
     assert seen.stdout.strip() == "42", seen.stderr
+    # ...and a package installed in it that looks beside itself for them (onnxruntime-gpu) finds them.
+    inner_site = next((tmp_path / "inner" / "lib").glob("python*/site-packages"))
+    assert (inner_site / "nvidia" / "cu13" / "lib" / "libcudart.so.13").is_file()
 
 
 def test_gpu_verify_resume_step_kills_every_process_and_resumes_exactly(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hrnext_trt.contract import installed_builders
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
+from hrnext_trt.contract import nvidia_gpu_present, onnxruntime_cuda_libraries_reason, unavailable_reason
 from hrnext_trt.cli.params import parse_backends
 from hrnext_trt.runners import BackendUnavailable, runner_class
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
@@ -86,12 +88,36 @@ def test_onnx_metadata_is_read(conv_onnx):
 
 def test_cuda_provider_is_refused_without_a_gpu(conv_onnx):
     reason = unavailable_reason("onnxruntime", "cuda")
-    if nvidia_gpu_present():
-        assert reason is None
+    if nvidia_gpu_present():  # runs, or says in one line what to install (a CPU build, CUDA libraries)
+        assert reason is None or ("pip install" in reason and "\n" not in reason)
     else:
         assert reason == "no NVIDIA GPU on this machine"
         with pytest.raises(BackendUnavailable, match="no NVIDIA GPU"):
             OnnxRuntimeRunner(conv_onnx[0], "fp32", device="cuda").activate()
+
+
+def test_cuda_libraries_onnxruntime_cannot_load_are_named():
+    # onnxruntime-gpu's CUDA provider needs the runtime libraries of the CUDA it was built for, which
+    # it does not find by itself unless a torch of the same CUDA was imported first: its preload
+    # runs, and what failed to load is named with how to get it (here, a machine without CUDA).
+    import onnxruntime
+    from onnxruntime.capi import build_and_package_info as build
+
+    cuda = getattr(build, "cuda_version", "")
+    if not cuda:
+        pytest.skip("this onnxruntime is a CPU build")
+    if (Path(onnxruntime.__file__).parents[1] / "nvidia").exists():
+        pytest.skip("NVIDIA's CUDA library wheels are installed beside onnxruntime here")
+    major = cuda.split(".")[0]
+    try:
+        ctypes.CDLL(f"libcudart.so.{major}")
+        pytest.skip(f"this machine has the CUDA {major} runtime")
+    except OSError:
+        pass
+    reason = onnxruntime_cuda_libraries_reason()
+    assert f"built for CUDA {cuda}" in reason and f"libcudart.so.{major}" in reason
+    assert "libcufft" not in reason  # not needed by this network: never a reason
+    assert 'pip install "onnxruntime-gpu[cuda,cudnn]"' in reason and "\n" not in reason
 
 
 def test_tensorrt_reports_why_it_cannot_run(tmp_path):

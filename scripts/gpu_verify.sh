@@ -10,9 +10,21 @@
 # Each step writes its own log and JSON; a failing step is recorded and the next one still runs,
 # so one refusal (TensorRT for RTX on a data-centre GPU, say) does not hide the other figures.
 # `export` is CPU work (minutes of ModelOpt passes): a device session starts it in the background
-# on cores of its own while the GPU steps run; `trteval` and `bench_engines` wait for it:
-#   setsid taskset -c 8-15 bash scripts/gpu_verify.sh gpu_report export > gpu_report/export.out 2>&1 &
+# on cores of its own while the GPU steps run; `trteval` and `bench_engines` wait for it (at most
+# EXPORT_WAIT seconds, 480):
+#   PIN=upper setsid bash scripts/gpu_verify.sh gpu_report export > gpu_report/export.out 2>&1 &
+#   PIN=lower bash scripts/gpu_verify.sh gpu_report train_more
+# PIN=upper|lower runs the script on the upper or lower half of the CPUs it may use (taskset).
 set -uo pipefail
+
+if [ -n "${PIN:-}" ]; then
+  [[ $PIN == upper || $PIN == lower ]] || { echo "error: PIN=$PIN: use PIN=upper or PIN=lower" >&2; exit 2; }
+  # The CPUs this process may use (a container's may not start at 0), upper or lower half.
+  range=$(python3 -c 'import os, sys; c = sorted(os.sched_getaffinity(0)); h = len(c) // 2
+print(",".join(map(str, c[h:] if sys.argv[1] == "upper" else c[:max(h, 1)])))' "$PIN")
+  echo "PIN=$PIN: CPUs $range"
+  PIN="" exec taskset -c "$range" bash "$0" "$@"
+fi
 
 OUT=$(realpath -m "${1:-gpu_report}")
 cd "$(dirname "$0")/.."  # the recipes, scripts and bundled samples are named from the checkout's root
@@ -131,6 +143,8 @@ fi
 exported() {  # wait while an export of engines_coco runs (in the background, say), then say if it is there
   local waited=0
   while pgrep -f -- "--out $OUT/engines_coco" > /dev/null; do
+    (( waited < ${EXPORT_WAIT:-480} )) \
+      || { echo "the export to $OUT/engines_coco still runs after $waited s: its log: $OUT/export.log"; return 1; }
     (( waited % 60 )) || echo "waiting for the export to $OUT/engines_coco (${waited} s)"
     sleep 5; waited=$((waited + 5))
   done

@@ -1,5 +1,6 @@
 """The GPU machine's scripts (scripts/gpu_*.sh, scripts/compare_devices.py): what can be checked
-without a GPU: their shell syntax, their usage errors, and the device comparison's verdicts."""
+without a GPU: their shell syntax, their usage errors, the device comparison's verdicts, and the
+plan's own logic run on the CPU (resume, CPU pinning, waiting for a background export)."""
 
 from __future__ import annotations
 
@@ -159,3 +160,39 @@ def test_gpu_verify_resume_step_kills_every_process_and_resumes_exactly(tmp_path
     assert "resumed from" in log and "max abs weight difference: 0" in log
     assert "killed after" in log and len(list((tmp_path / "report" / "resume_killed").glob("epoch_*.pth"))) == 3
     assert run.returncode == 0
+
+
+def _verify(tmp_path, steps: str, **env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
+           **env}
+    return subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "report"), steps],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_gpu_verify_pins_itself_to_half_of_the_cpus(tmp_path):
+    # The background export and the GPU steps share a machine: each half of its CPUs, by taskset.
+    cpus = sorted(os.sched_getaffinity(0))  # what this process may use (not always from CPU 0)
+    upper = _verify(tmp_path, "none", PIN="upper")
+    assert upper.returncode == 0, upper.stderr
+    assert f"CPUs {','.join(map(str, cpus[len(cpus) // 2:]))}\n" in upper.stdout
+    bad = _verify(tmp_path, "none", PIN="middle")
+    assert bad.returncode == 2 and "use PIN=upper or PIN=lower" in bad.stderr
+
+
+def test_gpu_verify_steps_that_read_the_export_wait_for_it_within_a_bound(tmp_path):
+    # No export at all: the step fails at once and says which step makes it.
+    _verify(tmp_path, "bench_engines")
+    log = (tmp_path / "report" / "bench_engines.log").read_text()
+    assert "bench_engines FAILED" in (tmp_path / "report" / "status.txt").read_text()
+    assert "run the export step first" in log, log
+    # An export still running (a process of this report's export folder): waited for, at most EXPORT_WAIT.
+    out = (tmp_path / "report").resolve() / "engines_coco"
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--out", str(out)])
+    try:
+        waited = _verify(tmp_path, "bench_engines", EXPORT_WAIT="5")
+    finally:
+        busy.kill()
+        busy.wait()
+    log = (tmp_path / "report" / "bench_engines.log").read_text()
+    assert "waiting for the export" in log and "still runs after 5 s" in log, log
+    assert waited.returncode == 0  # a failed step is recorded; the plan goes on

@@ -16,7 +16,7 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-@pytest.mark.parametrize("name", ["gpu_offline_setup.sh", "gpu_verify.sh"])
+@pytest.mark.parametrize("name", ["gpu_offline_setup.sh", "gpu_verify.sh", "gpu_probe.sh"])
 def test_shell_scripts_parse(name):
     subprocess.run(["bash", "-n", str(SCRIPTS / name)], check=True)
 
@@ -28,6 +28,20 @@ def test_offline_setup_rejects_unknown_action_and_missing_folder(tmp_path):
                              capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode == 2 and "fetch" in missing.stderr
     assert not (tmp_path / ".venv-gpu").exists()  # nothing made before the check
+
+
+def test_gpu_probe_reports_what_the_plan_assumes(tmp_path):
+    # Run with this environment's python3 first on the PATH: torch is there, a GPU is not.
+    import torch
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    probe = subprocess.run(["bash", str(SCRIPTS / "gpu_probe.sh")], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    for section in ("gpu", "machine", "tools", "python3", "nvcc", "libcuda"):
+        assert f"== {section}\n" in probe.stdout
+    assert f"torch {torch.__version__}: CUDA {torch.version.cuda}" in probe.stdout
+    assert "onnx MISSING" not in probe.stdout and "CPUs this process may use: " in probe.stdout
 
 
 def _report(path: Path, aps: dict[str, float]) -> Path:

@@ -30,8 +30,8 @@
 #   machine's opencv-python-headless stands in for opencv-contrib-python-headless (the same cv2;
 #   OpenCV 5 keeps only predict's HOG person detector in contrib: a warning says so).
 #   ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the CUDA provider, or with
-#   fetch-ort's onnxruntime-gpu (apart: its 245 MB cost five more transfers, so a short session
-#   can do without). It loads the CUDA libraries of the machine's PyTorch (the same CUDA 13).
+#   fetch-ort's onnxruntime-gpu (apart: its 245 MB take six transfers, which ride along with the
+#   calls that run GPU steps anyway). It loads the CUDA libraries of the machine's PyTorch (CUDA 13).
 # - The machine's python3 may itself be a virtual environment (the lent machines': /opt/torch/.venv):
 #   .venv-gpu then sees its packages through a .pth file, which --system-site-packages alone
 #   would not give (scripts/offline_bundle.py venv).

@@ -178,7 +178,7 @@ fi
 
 # Latency, model-only and end to end, at batch 1, 8, 32 and 64: every eager PyTorch mode (both DKA
 # forms, TF32 on/off, FP16/bf16 autocast, channels_last); torch.compile (default and
-# reduce-overhead, i.e. CUDA graphs) in a step of its own, its compilations take minutes and a
+# reduce-overhead, i.e. CUDA graphs) in steps of their own, its compilations take minutes and a
 # device call has 10; the exported files (ONNX Runtime, engines) beside FP32 eager, once exported.
 # Each table's speed-up is over its own FP32 eager row (fp32 leads every list), in the same run.
 BENCH=(hrnext-trt bench --device "$DEVICE" --batch "${BENCH_BATCHES:-1,8,32,64}" --iters 50 --warmup 10)

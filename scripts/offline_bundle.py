@@ -79,8 +79,8 @@ def pack(folder: Path, carry_mib: float) -> None:
 def gather(folder: Path) -> None:
     """Bring every transfer's files back into one flat folder and join split files."""
     if not folder.is_dir():
-        fail(f"{folder} not found: run 'scripts/gpu_offline_setup.sh fetch {folder}' where PyPI is reachable, "
-             "then bring it here")
+        fail(f"{folder} not found: run 'scripts/gpu_offline_setup.sh fetch {folder}' (fetch-ort for onnxruntime-gpu) "
+             "where PyPI is reachable, then bring it here")
     _flatten(folder)
     parts: dict[str, dict[int, Path]] = {}
     counts: dict[str, int] = {}

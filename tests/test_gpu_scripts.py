@@ -16,6 +16,17 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+def _this_python_first(**extra) -> dict:
+    """The environment with this interpreter's folder first on PATH (the scripts call python3)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def _verify(tmp_path, steps: str, timeout: int = 300, **env) -> subprocess.CompletedProcess:
+    """scripts/gpu_verify.sh on the CPU, its report in tmp_path/report."""
+    return subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "report"), steps],
+                          capture_output=True, text=True, env=_this_python_first(DEVICE="cpu", **env), timeout=timeout)
+
+
 @pytest.mark.parametrize("name", ["gpu_offline_setup.sh", "gpu_verify.sh", "gpu_probe.sh"])
 def test_shell_scripts_parse(name):
     subprocess.run(["bash", "-n", str(SCRIPTS / name)], check=True)
@@ -34,9 +45,8 @@ def test_gpu_probe_reports_what_the_plan_assumes(tmp_path):
     # Run with this environment's python3 first on the PATH: torch is there, a GPU is not.
     import torch
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    probe = subprocess.run(["bash", str(SCRIPTS / "gpu_probe.sh")], capture_output=True, text=True, env=env,
-                           timeout=120)
+    probe = subprocess.run(["bash", str(SCRIPTS / "gpu_probe.sh")], capture_output=True, text=True,
+                           env=_this_python_first(), timeout=120)
     assert probe.returncode == 0, probe.stderr
     for section in ("gpu", "machine", "tools", "python3", "nvcc", "libcuda"):
         assert f"== {section}\n" in probe.stdout
@@ -163,24 +173,15 @@ def test_gpu_verify_resume_step_kills_every_process_and_resumes_exactly(tmp_path
     # through torch.distributed.run is killed after epoch 2's checkpoint (its worker runs in a session of
     # its own, so the launcher's death alone would leave it training), then resumed, and its
     # weights must equal an uninterrupted run's.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
-           "RESUME_EPOCHS": "3", "TRAIN_OPTIONS": "model.arch=hrnext_tiny data.input_size=[64,48] "
-           "data.num_workers=0 model.activation_checkpointing=false"}
-    run = subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "report"), "resume"],
-                         capture_output=True, text=True, env=env, timeout=600)
+    run = _verify(tmp_path, "resume", timeout=600, RESUME_EPOCHS="3",
+                  TRAIN_OPTIONS="model.arch=hrnext_tiny data.input_size=[64,48] data.num_workers=0 "
+                  "model.activation_checkpointing=false")
     status = (tmp_path / "report" / "status.txt").read_text()
     log = (tmp_path / "report" / "resume.log").read_text()
     assert status.startswith("resume ok"), log[-3000:]
     assert "resumed from" in log and "max abs weight difference: 0" in log
     assert "killed after" in log and len(list((tmp_path / "report" / "resume_killed").glob("epoch_*.pth"))) == 3
     assert run.returncode == 0
-
-
-def _verify(tmp_path, steps: str, **env) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DEVICE": "cpu",
-           **env}
-    return subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "report"), steps],
-                          capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_gpu_verify_pins_itself_to_half_of_the_cpus(tmp_path):

@@ -94,7 +94,8 @@ if has train_more; then
 fi
 
 # Kill after epoch 2's checkpoint, resume, compare with an uninterrupted run of the same seed
-# (deterministic algorithms: bf16 kernels may otherwise differ run to run). Batch 8 gives 10
+# (runtime.deterministic: cuDNN's and cuBLAS's deterministic kernels, and HRNeXt's bilinear
+# upsampling differentiated by matrix products, models/layers.py). Batch 8 gives 10
 # steps an epoch, so the kill lands inside the run; a run that ended first fails the step.
 if has resume; then
   resume_check() {
@@ -118,6 +119,13 @@ diff = max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k]
 print(f"resumed vs uninterrupted, max abs weight difference: {diff:.3g}")
 sys.exit(0 if diff <= 1e-6 else 1)
 EOF
+    local code=$?
+    # An op without a deterministic CUDA kernel makes even two uninterrupted runs differ (PyTorch
+    # only warns under runtime.deterministic's warn_only): name any the runs met.
+    # (Captured first: grep refuses to read a file that is also its output, as this log is.)
+    local ops; ops=$(grep -o "[A-Za-z0-9_]* does not have a deterministic implementation" "$OUT/resume.log" | sort -u)
+    [ -z "$ops" ] || echo "ops without a deterministic CUDA kernel met by these runs: ${ops//$'\n'/; }"
+    return $code
   }
   step resume resume_check
 fi

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hrnext_trt.models import build_pose_model, load_pose_model, remap_mmpose_state_dict
-from hrnext_trt.models.layers import CheckpointedSequential
+from hrnext_trt.models.layers import CheckpointedSequential, upsample_bilinear
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,69 @@ def test_grad_checkpointing_gives_the_same_gradients_and_norm_statistics(tiny_mo
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
     assert all(v == 1 for k, v in stats[1].items() if k.endswith("num_batches_tracked"))
     torch.testing.assert_close(stats[0], stats[1], atol=1e-6, rtol=1e-5)
+
+
+@pytest.fixture
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize("shape, size, scale", [((2, 3, 8, 6), None, 2.0), ((2, 3, 8, 6), None, 4.0),
+                                                ((1, 2, 2, 3), None, 8.0), ((2, 3, 9, 7), (17, 13), None),
+                                                ((2, 3, 4, 3), (16, 12), None)])
+def test_deterministic_bilinear_upsampling_has_the_native_output_and_gradient(deterministic, shape, size, scale):
+    # Powers of two (HRNeXt's fusion) and a resize to a size (the fusion when a side is not a
+    # multiple of 32): the matrix-product gradient must be F.interpolate's own.
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    native = torch.nn.functional.interpolate(x, size=size, scale_factor=scale, mode="bilinear", align_corners=False)
+    ours = upsample_bilinear(x, size=size, scale=scale)
+    assert type(ours.grad_fn).__name__ == "_BilinearDeterministicBackwardBackward"
+    assert torch.equal(ours, native)
+    g = torch.randn_like(native)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(native, x, g)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+# Backward nodes of the ops PyTorch lists as having no deterministic CUDA kernel
+# (torch.use_deterministic_algorithms): under warn_only they would make GPU runs differ run to run.
+NONDETERMINISTIC_ON_CUDA = {"UpsampleBilinear2DBackward0", "UpsampleLinear1DBackward0", "UpsampleBicubic2DBackward0",
+                            "UpsampleTrilinear3DBackward0", "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
+                            "AvgPool3DBackward0", "MaxPool3DWithIndicesBackward0", "FractionalMaxPool2DBackward0",
+                            "GridSampler2DBackward0", "ReflectionPad1DBackward0", "ReflectionPad2DBackward0",
+                            "NllLossBackward0", "CumsumBackward0", "EmbeddingBagBackward0"}
+
+
+def _backward_nodes(tensor: torch.Tensor) -> set[str]:
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return {type(node).__name__ for node in seen}
+
+
+@pytest.mark.parametrize("arch", ["hrnext_tiny", "hrnet_w32"])
+def test_deterministic_training_step_uses_no_op_without_a_deterministic_cuda_kernel(deterministic, arch):
+    # runtime.deterministic on a GPU promises runs that repeat exactly (gpu_verify's resume step
+    # compares weights to 1e-6): the training graph, loss included, must hold none of those ops.
+    # 64 x 48 is not a multiple of 32, so the fusion's resize to a size is in the graph too.
+    from hrnext_trt.training.loss import keypoint_mse_loss
+
+    torch.manual_seed(0)
+    model = build_pose_model(arch, 14).train()
+    g = torch.Generator().manual_seed(0)
+    x, target = torch.randn(2, 3, 64, 48, generator=g), torch.rand(2, 14, 16, 12, generator=g)
+    loss = keypoint_mse_loss(model(x), target, torch.ones(2, 14))
+    nodes = _backward_nodes(loss)
+    assert not nodes & NONDETERMINISTIC_ON_CUDA, sorted(nodes & NONDETERMINISTIC_ON_CUDA)
+    if arch.startswith("hrnext"):
+        assert "_BilinearDeterministicBackwardBackward" in nodes
+    torch.use_deterministic_algorithms(False)  # outside deterministic runs: the native kernel, as before
+    assert arch.startswith("hrnet") or "UpsampleBilinear2DBackward0" in _backward_nodes(
+        keypoint_mse_loss(model(x), target, torch.ones(2, 14)))
 
 
 @pytest.mark.parametrize("dtype, min_cosine", [(torch.bfloat16, 0.9), (torch.float16, 0.99)])

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from hrnext_trt.models.dka import dynamic_conv
-from hrnext_trt.models.layers import (CheckpointedSequential, DropPath, LayerNorm2d, MultiResolutionModule,
-                                      run_stages, transition)
+from hrnext_trt.models.layers import (BilinearUpsample, CheckpointedSequential, DropPath, LayerNorm2d,
+                                      MultiResolutionModule, run_stages, transition)
 
 
 class DLP(nn.Module):
@@ -146,7 +146,7 @@ class HRNeXtModule(MultiResolutionModule):
                  drop_paths: list[list[float]], all_outputs: bool):
         def upsample(j: int, i: int) -> nn.Module:
             return nn.Sequential(nn.Conv2d(widths[j], widths[i], 1, bias=False), nn.BatchNorm2d(widths[i]),
-                                 nn.Upsample(scale_factor=2 ** (j - i), mode="bilinear", align_corners=False))
+                                 BilinearUpsample(2 ** (j - i)))
 
         branches = [Branch(widths[i], kernels[i], mlp_ratio, drop_paths[i]) for i in range(len(widths))]
         super().__init__(branches, len(widths) if all_outputs else 1, upsample,

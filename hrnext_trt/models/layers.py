@@ -82,6 +82,63 @@ def _recompute_keeps_norm_stats(block: nn.Module):
     return contextlib.nullcontext(), keep()
 
 
+def _linear_weights(n_in: int, size: int | None, scale: float | None, dtype: torch.dtype,
+                    device: torch.device) -> torch.Tensor:
+    """(n_out, n_in): the weights 1-D linear interpolation (align_corners=False) gives each
+    input, read off F.interpolate itself so that the source-index arithmetic is PyTorch's own."""
+    eye = torch.eye(n_in, dtype=dtype, device=device)[None]
+    return F.interpolate(eye, size=size, scale_factor=scale, mode="linear", align_corners=False)[0].T
+
+
+class _BilinearDeterministicBackward(torch.autograd.Function):
+    """F.interpolate(bilinear) forward; backward as two matrix products. Bilinear interpolation is
+    separable, out = Ah @ x @ Aw^T per channel, so grad_x = Ah^T @ grad @ Aw: the same gradient
+    (to rounding) without the atomic adds of CUDA's upsample_bilinear2d_backward, which has no
+    deterministic kernel (PyTorch only warns under use_deterministic_algorithms(warn_only=True))."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, size: tuple[int, int] | None, scale: float | None) -> torch.Tensor:
+        ctx.in_hw, ctx.size, ctx.scale = tuple(x.shape[-2:]), size, scale
+        return F.interpolate(x, size=size, scale_factor=scale, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (h, w), size = ctx.in_hw, ctx.size or (None, None)
+        # 16-bit gradients accumulate in float32 as the native kernel's do; autocast is kept off,
+        # since it would run the products in 16 bits.
+        dtype = torch.promote_types(grad.dtype, torch.float32)
+        ah = _linear_weights(h, size[0], ctx.scale, dtype, grad.device)
+        aw = _linear_weights(w, size[1], ctx.scale, dtype, grad.device)
+        with torch.autocast(grad.device.type, enabled=False):
+            grad_x = ah.T @ grad.to(dtype) @ aw
+        return grad_x.to(grad.dtype), None, None
+
+
+def upsample_bilinear(x: torch.Tensor, size: tuple[int, int] | None = None,
+                      scale: float | None = None) -> torch.Tensor:
+    """``F.interpolate(x, size or scale, mode="bilinear", align_corners=False)``; under
+    ``torch.use_deterministic_algorithms`` (training with runtime.deterministic) its gradient comes
+    from :class:`_BilinearDeterministicBackward`, so runs repeat exactly on a GPU too."""
+    if torch.are_deterministic_algorithms_enabled() and torch.is_grad_enabled() and x.requires_grad:
+        return _BilinearDeterministicBackward.apply(x, None if size is None else tuple(size), scale)
+    return F.interpolate(x, size=size, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+class BilinearUpsample(nn.Module):
+    """Upsampling by ``scale`` (HRNeXt's fusion): nn.Upsample(mode="bilinear") through
+    :func:`upsample_bilinear`. It has no state: checkpoint keys are those of nn.Upsample."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, mode=bilinear, align_corners=False"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample_bilinear(x, scale=float(self.scale))
+
+
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
             act: type[nn.Module] | None = None) -> nn.Sequential:
     """Conv (no bias, 'same' padding) + BN (+ activation): keys ``.0`` conv, ``.1`` BN, as HRNet's."""
@@ -138,7 +195,7 @@ class MultiResolutionModule(nn.Module):
                     continue
                 z = layer(xs[j])
                 if z.shape[-2:] != y.shape[-2:]:  # sizes not divisible by 32: upsampling by 2^k overshoots
-                    z = F.interpolate(z, size=y.shape[-2:], mode="bilinear", align_corners=False)
+                    z = upsample_bilinear(z, size=y.shape[-2:])
                 y = y + z
             out.append(self.act(y))
         return out

@@ -16,23 +16,24 @@ import statistics
 import sys
 from pathlib import Path
 
-import yaml
-
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.reports import write_atomic
+from hrnext_trt.training import load_config, read_log
+from hrnext_trt.training.logging import LOG_NAME
+from hrnext_trt.training.work_dir import CONFIG_NAME
 
 
 def run_speed(work_dir: Path, skip_epochs: int) -> dict:
-    log, config = work_dir / "log.jsonl", work_dir / "config.yaml"
+    log, config = work_dir / LOG_NAME, work_dir / CONFIG_NAME
     if not log.is_file() or not config.is_file():
-        raise HrnextError(f"{work_dir} holds no training run (log.jsonl and config.yaml): give a train --work-dir")
-    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raise HrnextError(f"{work_dir} holds no training run ({LOG_NAME} and {CONFIG_NAME}): give a train --work-dir")
+    records = read_log(work_dir)
     epochs = [r for r in records if r["kind"] == "epoch" and "step_s" in r]
     if not epochs:
         raise HrnextError(f"{log} has no epoch with step timing: train with this version of hrnext-trt")
     timed = epochs[skip_epochs:] or epochs[-1:]
     start = next((r for r in reversed(records) if r.get("event") == "start"), {})
-    batch = int(yaml.safe_load(config.read_text(encoding="utf-8"))["data"]["batch_size"])
+    batch = load_config(config).data.batch_size
     world = int(start.get("world_size", 1))
     step_s = statistics.median(r["step_s"] for r in timed)
     memory = [r["max_memory_mib"] for r in epochs if r.get("max_memory_mib") is not None]

@@ -13,7 +13,6 @@ on the machine's load: the 1-minute load average at the end is printed with them
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 from hrnext_trt.models import read_checkpoint
-from hrnext_trt.training import load_config, train
+from hrnext_trt.training import load_config, read_log, train
 from hrnext_trt.training.checkpointing import find_latest_checkpoint
 
 PRESET = Path(__file__).resolve().parents[1] / "train" / "presets" / "coco_mini_demo.yaml"
@@ -30,9 +29,7 @@ TARGET_AP = 0.45
 
 def best_val_record(work_dir: Path) -> dict:
     """The ``val`` record of ``log.jsonl`` with the highest AP."""
-    lines = (work_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()
-    records = [r for r in map(json.loads, lines) if r["kind"] == "val"]
-    return max(records, key=lambda r: r["AP"])
+    return max(read_log(work_dir, "val"), key=lambda r: r["AP"])
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hrnext_trt.cli import main
 from hrnext_trt.converters import convert_mpii, write_coco_file
 from hrnext_trt.models import read_checkpoint, write_arch_checkpoint
-from hrnext_trt.training import load_config, train
+from hrnext_trt.training import load_config, read_log, train
 from hrnext_trt.trt_eval import FIELDS, TrtEvalConfig, run_trt_eval
 from tests.mini_roots import posetrack_root
 
@@ -44,8 +44,7 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
     best = train(cfg, tmp_path / "work", progress=False)
     ckpt = read_checkpoint(best)
     assert (ckpt["dataset"], ckpt["num_joints"], ckpt["input_size"]) == ("mpii", 16, [64, 64])
-    val = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
-    val = [r for r in val if r["kind"] == "val"]
+    val = read_log(tmp_path / "work", "val")
     assert len(val) == 2 and all(0 <= r[k] <= 100 for r in val for k in PCKH_KEYS)
     assert ckpt["best_ap"] == max(r["Mean"] for r in val)  # the best checkpoint is the best PCKh Mean
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from hrnext_trt.cli import main as cli
 from hrnext_trt.models import load_pose_model, read_checkpoint
-from hrnext_trt.training import load_config, train
+from hrnext_trt.training import load_config, read_log, train
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "train" / "hrnext_s_coco_256x192.yaml"
@@ -34,11 +34,6 @@ def tiny_options(coco: Path, **extra) -> list[str]:
     }
     options.update(extra)
     return [f"{k}={v}" for k, v in options.items()]
-
-
-def records(work_dir: Path, kind: str) -> list[dict]:
-    lines = (work_dir / "log.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
 @pytest.fixture
@@ -67,16 +62,16 @@ def test_cli_trains_a_real_config_end_to_end(data_dir, tmp_path):
 
     model = load_pose_model(work / "best.pth")
     assert model.arch == "hrnext_tiny" and model.num_joints == 17
-    assert [r["iteration"] for r in records(work, "train")] == [5, 10]
-    (val,) = records(work, "val")
+    assert [r["iteration"] for r in read_log(work, "train")] == [5, 10]
+    (val,) = read_log(work, "val")
     assert 0.0 <= val["AP"] <= 1.0
     assert list((work / "tensorboard").iterdir())
     # Training speed: the model step timed apart from the data wait (no GPU memory on the CPU),
     # and scripts/train_speed.py's row read from the same run.
-    (epoch,) = records(work, "epoch")
+    (epoch,) = read_log(work, "epoch")
     assert epoch["step_s"] > 0 and epoch["data_wait_s"] >= 0 and "max_memory_mib" not in epoch
     assert epoch["steps_per_s"] == pytest.approx(1 / epoch["step_s"])
-    speed = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "train_speed.py"), str(work),
+    speed = subprocess.run([sys.executable, str(REPO / "scripts" / "train_speed.py"), str(work),
                             "--json", str(tmp_path / "speed.json")], capture_output=True, text=True)
     assert speed.returncode == 0, speed.stderr
     (row,) = json.loads((tmp_path / "speed.json").read_text())["rows"]
@@ -127,7 +122,7 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determ
     assert a["iteration"] == b["iteration"] == 2 * (86 // 8)
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
-    assert [e["event"] for e in records(tmp_path / "split", "event")] == ["start", "start"]
+    assert [e["event"] for e in read_log(tmp_path / "split", "event")] == ["start", "start"]
     assert straight.name == "best.pth"
 
 
@@ -165,7 +160,7 @@ def test_unreadable_image_is_reported_and_skipped(data_dir, tmp_path, caplog):
     cfg = load_config(CONFIG, tiny_options(src, **{"data.train.root": str(root), "data.batch_size": "4",
                                                    "data.val.split": "val", "schedule.epochs": "2"}))
     train(cfg, tmp_path / "work", progress=False)
-    epochs = records(tmp_path / "work", "epoch")
+    epochs = read_log(tmp_path / "work", "epoch")
     assert [r["skipped_images"] for r in epochs] == [1, 1]
     err = caplog.text
     assert err.count(str(bad)) == 1  # reported once, by path
@@ -202,7 +197,7 @@ def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
     ckpt = read_checkpoint(work / "epoch_1.pth")
     assert ckpt["iteration"] == 86 // 2 // 4  # each rank saw half the data
     assert len(ckpt["rng"]) == 2  # both ranks' generators
-    (start,) = records(work, "event")
+    (start,) = read_log(work, "event")
     assert start["world_size"] == 2
 
 

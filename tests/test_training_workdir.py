@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from hrnext_trt.cli import main as cli
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import read_checkpoint
+from hrnext_trt.training import read_log
 from hrnext_trt.training.work_dir import LOCK_NAME, acquire_lock, claim_work_dir, config_changes
 
 from tests.test_training_loop import CONFIG, tiny_options
@@ -52,7 +53,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def start_events(work: Path) -> int:
-    return sum(json.loads(line).get("event") == "start" for line in (work / "log.jsonl").read_text().splitlines())
+    return sum(r.get("event") == "start" for r in read_log(work))
 
 
 def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):

@@ -9,6 +9,15 @@ import json
 import time
 from pathlib import Path
 
+LOG_NAME = "log.jsonl"
+
+
+def read_log(work_dir: str | Path, kind: str | None = None) -> list[dict]:
+    """The records of a run's ``log.jsonl``, in order; only those of ``kind`` when given."""
+    lines = (Path(work_dir) / LOG_NAME).read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [r for r in records if kind is None or r["kind"] == kind]
+
 
 class TrainLogger:
     def __init__(self, work_dir: str | Path, enabled: bool = True):
@@ -19,7 +28,7 @@ class TrainLogger:
             return
         work_dir = Path(work_dir)
         # Append: a resumed run continues the same log.
-        self._file = open(work_dir / "log.jsonl", "a", encoding="utf-8")
+        self._file = open(work_dir / LOG_NAME, "a", encoding="utf-8")
         from torch.utils.tensorboard import SummaryWriter
 
         self._tb = SummaryWriter(log_dir=str(work_dir / "tensorboard"))

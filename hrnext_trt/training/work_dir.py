@@ -30,12 +30,13 @@ import yaml
 
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.training.checkpointing import BEST_NAME, epoch_checkpoints
+from hrnext_trt.training.logging import LOG_NAME
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "train.lock"
 CONFIG_NAME = "config.yaml"
-_RUN_LOGS = ("log.jsonl", CONFIG_NAME)  # with the checkpoints and tensorboard/: what a run writes
+_RUN_LOGS = (LOG_NAME, CONFIG_NAME)  # with the checkpoints and tensorboard/: what a run writes
 # Keys that change how a run goes on, not what it trains: a resumed run may change them
 # (schedule.epochs: --max-epochs stretches a schedule on purpose).
 RESUME_FREE = ("schedule.epochs", "data.num_workers", "data.val_batch_size", "data.val", "runtime.device",

@@ -36,6 +36,7 @@ from hrnext_trt.data.torch_dataset import TopDownDataset, collate_topdown
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import build_pose_model, load_pose_model
 from hrnext_trt.reports import Column, Report, check_writable
+from hrnext_trt.runners.pytorch import set_tf32
 from hrnext_trt.training.config import load_config
 from hrnext_trt.training.loss import keypoint_mse_loss
 from hrnext_trt.training.validation import load_split
@@ -151,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     except (HrnextError, ValueError, OSError) as exc:
         print(f"amp_drift: {exc}", file=sys.stderr)
         return 2
+    if device.type == "cuda":
+        # float32 must be IEEE float32: PyTorch lets cuDNN round float32 convolutions to TF32 by
+        # default (fp16's 10-bit mantissa), which would make the reference and the floor half-precision.
+        set_tf32(False)
     model = model.to(device).set_grad_checkpointing(cfg.model.activation_checkpointing)
     torch.manual_seed(args.seed)  # the augmentation draws
     samples = [data[i % len(data)] for i in range(max(sizes))]
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                  Column("loss_scale", "loss scale", ".0f"), Column("loss_fp32", "loss fp32", ".3e"),
                  Column("loss", "loss", ".3e")],
         rows=rows,
-        footnotes=["train: batch statistics in BatchNorm (the recipe's step); eval: running statistics",
+        footnotes=["train: batch statistics in BatchNorm (the recipe's step); eval: running statistics; float32 "
+                   "is IEEE float32 (no TF32 on a GPU)",
                    "floor: float32 with only the input rounded to the dtype (the network's own sensitivity)",
                    "loss scale: the GradScaler's after the steps it would skip (from 2^16, halved per overflow)"],
         meta={"config": str(args.config), "checkpoint": args.checkpoint, "device": str(device),

@@ -2,10 +2,11 @@
 
     python scripts/train_speed.py WORK_DIR [WORK_DIR ...] [--json PATH] [--skip-epochs 1]
 
-One row per run: batch per GPU, precision, the median model step (forward, loss, backward and
-optimizer step, up to the loss's synchronising read) over the epochs after the first ones
+One row per run: batch per GPU, processes and their DDP backend (nccl, gloo; "-" for a plain
+process), precision, the median model step (forward, loss, backward and optimizer step, up to
+the loss's synchronising read) over the epochs after the first ones
 (cuDNN autotuning, allocator growth and torch.compile land there), steps/s and images/s from it,
-the median wait for data (does the loader keep up?), and the peak GPU memory of any epoch.
+the median wait for data (does the loader keep up?), and the peak GPU memory of those epochs.
 """
 
 from __future__ import annotations
@@ -36,22 +37,25 @@ def run_speed(work_dir: Path, skip_epochs: int) -> dict:
     batch = load_config(config).data.batch_size
     world = int(start.get("world_size", 1))
     step_s = statistics.median(r["step_s"] for r in timed)
-    memory = [r["max_memory_mib"] for r in epochs if r.get("max_memory_mib") is not None]
+    # Peak memory of the timed epochs: the first ones' also holds cuDNN's trial workspaces of its
+    # algorithm search (cudnn.benchmark), which steady training does not need.
+    memory = [r["max_memory_mib"] for r in timed if r.get("max_memory_mib") is not None]
     return {"run": work_dir.name, "device": start.get("device"), "precision": start.get("precision"),
-            "batch": batch, "world_size": world, "epochs_timed": len(timed), "step_ms": 1000 * step_s,
+            "batch": batch, "world_size": world, "dist_backend": start.get("dist_backend"),
+            "epochs_timed": len(timed), "step_ms": 1000 * step_s,
             "steps_per_s": 1 / step_s, "images_per_s": batch * world / step_s,
             "data_wait_ms": 1000 * statistics.median(r["data_wait_s"] for r in timed),
             "max_memory_mib": max(memory) if memory else None}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| run | device | precision | batch/GPU | GPUs | step ms | steps/s | images/s | data wait ms | "
-             "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | device | precision | batch/GPU | GPUs | DDP | step ms | steps/s | images/s | data wait ms | "
+             "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         memory = "-" if r["max_memory_mib"] is None else f"{r['max_memory_mib']:.0f}"
         lines.append(f"| {r['run']} | {r['device']} | {r['precision']} | {r['batch']} | {r['world_size']} | "
-                     f"{r['step_ms']:.1f} | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} | "
-                     f"{r['data_wait_ms']:.1f} | {memory} |")
+                     f"{r['dist_backend'] or '-'} | {r['step_ms']:.1f} | {r['steps_per_s']:.2f} | "
+                     f"{r['images_per_s']:.1f} | {r['data_wait_ms']:.1f} | {memory} |")
     return "\n".join(lines)
 
 

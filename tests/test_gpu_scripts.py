@@ -180,6 +180,7 @@ def test_gpu_verify_resume_step_kills_every_process_and_resumes_exactly(tmp_path
     log = (tmp_path / "report" / "resume.log").read_text()
     assert status.startswith("resume ok"), log[-3000:]
     assert "resumed from" in log and "max abs weight difference: 0" in log
+    assert "1 x cpu (DDP, gloo)" in log  # one process under the launcher still steps through DDP
     assert "killed after" in log and len(list((tmp_path / "report" / "resume_killed").glob("epoch_*.pth"))) == 3
     assert run.returncode == 0
 
@@ -211,3 +212,31 @@ def test_gpu_verify_steps_that_read_the_export_wait_for_it_within_a_bound(tmp_pa
     log = (tmp_path / "report" / "bench_engines.log").read_text()
     assert "waiting for the export" in log and "still runs after 5 s" in log, log
     assert waited.returncode == 0  # a failed step is recorded; the plan goes on
+
+
+def test_train_speed_reads_a_gpu_run_log(tmp_path):
+    # A GPU run's log as the trainer writes it: the first epoch's peak memory holds cuDNN's algorithm
+    # search, left out with its timing; the DDP backend is named in its own column.
+    from hrnext_trt.training import load_config
+    from hrnext_trt.training.config import save_config
+    from hrnext_trt.training.logging import LOG_NAME
+
+    work = tmp_path / "train_b32"
+    work.mkdir()
+    save_config(load_config(SCRIPTS.parent / "train" / "hrnext_s_coco_256x192.yaml", ["data.batch_size=32"]),
+                work / "config.yaml")
+    records = [{"kind": "event", "event": "start", "device": "cuda", "world_size": 1, "dist_backend": "nccl",
+                "precision": "bfloat16"}]
+    for epoch, (step_s, memory) in enumerate([(0.9, 30000.0), (0.25, 21000.0), (0.2, 21500.0)], 1):
+        records.append({"kind": "epoch", "epoch": epoch, "step_s": step_s, "data_wait_s": 0.01,
+                        "max_memory_mib": memory})
+    (work / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = subprocess.run([sys.executable, str(SCRIPTS / "train_speed.py"), str(work), "--json",
+                          str(tmp_path / "speed.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    assert row["max_memory_mib"] == 21500.0 and row["epochs_timed"] == 2 and row["dist_backend"] == "nccl"
+    assert row["step_ms"] == pytest.approx(225.0) and row["images_per_s"] == pytest.approx(32 / 0.225)
+    lines = out.stdout.strip().splitlines()
+    assert len({line.count("|") for line in lines}) == 1  # every row has the header's cells
+    assert "| train_b32 | cuda | bfloat16 | 32 | 1 | nccl | 225.0 |" in lines[-1]

@@ -201,6 +201,28 @@ def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
     assert start["world_size"] == 2
 
 
+def test_torchrun_one_process_trains_through_ddp_as_a_plain_run(data_dir, tmp_path):
+    # One process under torchrun joins a process group (NCCL on a GPU, gloo here) and steps through
+    # DDP, the multi-GPU path; its weights must equal a plain process's run of the same seed.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same CPU arithmetic in both processes
+    options = tiny_options(data_dir / "coco-mini", **{"runtime.deterministic": "true", "runtime.flip_test": "false",
+                                                       "data.val.split": "val"})
+    launchers = {"plain": [sys.executable], "ddp": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    "--nproc_per_node", "1"]}
+    for name, launcher in launchers.items():
+        cmd = [*launcher, "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(tmp_path / name),
+               "--cfg-options", *options]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    plain, ddp = (read_log(tmp_path / name, "event")[0] for name in launchers)
+    assert (plain["world_size"], plain["dist_backend"]) == (1, None)
+    assert (ddp["world_size"], ddp["dist_backend"]) == (1, "gloo")
+    a, b = (read_checkpoint(tmp_path / name / "epoch_1.pth") for name in launchers)
+    assert a["iteration"] == b["iteration"] == 86 // 8
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+
+
 def test_cli_config_error_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(CONFIG), "--work-dir", str(tmp_path), "--cfg-options",
                                       "optimizer.betas=[0.9]"])

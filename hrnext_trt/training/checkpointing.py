@@ -70,7 +70,9 @@ def capture_rng_state() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # This process's GPU only (the current device: each rank's own): a state per visible GPU
+        # could not be restored where fewer are visible (another machine, CUDA_VISIBLE_DEVICES).
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -84,7 +86,10 @@ def restore_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", np.asarray(n["key"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):  # checkpoints that kept every visible GPU's state
+            cuda = cuda[torch.cuda.current_device()] if torch.cuda.current_device() < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda)
 
 
 def epoch_checkpoints(work_dir: str | Path) -> list[Path]:

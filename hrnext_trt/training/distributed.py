@@ -1,7 +1,9 @@
 """DDP set-up for runs started by ``torchrun`` (one process per GPU, or per CPU slot with gloo).
 
 ``torchrun`` exports RANK, WORLD_SIZE and LOCAL_RANK; without them training is one process and
-every helper here is a no-op.
+every helper here is a no-op. Under ``torchrun`` the process group is joined even for one
+process, so ``--nproc_per_node 1`` runs the path a multi-GPU run takes (NCCL, DDP's gradient
+reduction) and shows on one GPU whether it works.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str | None = None  # the process group's ("nccl", "gloo"); None: a plain process
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether this process is in a process group (started by torchrun), even alone."""
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -30,12 +34,14 @@ class DistInfo:
 
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU)."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo()
     import torch
     import torch.distributed as dist
 
-    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
+                    backend)
     if device_type == "cuda":
         if info.local_rank >= torch.cuda.device_count():
             raise HrnextError(f"LOCAL_RANK {info.local_rank} but {torch.cuda.device_count()} GPUs: "
@@ -43,7 +49,7 @@ def init_distributed(device_type: str) -> DistInfo:
         torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
         # Rank 0 evaluates alone while the others wait: allow a long COCO evaluation.
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2))
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=2))
     return info
 
 

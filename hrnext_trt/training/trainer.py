@@ -138,7 +138,8 @@ class _Trainer:
         self.model = model.to(self.device).train()  # the plain module: saved, evaluated
         self.net = self.model  # what the loop calls: the DDP wrapper when distributed
         if self.dist.enabled:
-            if cfg.model.sync_bn:
+            # One process has no batch statistics to share (SyncBatchNorm would fall back to BatchNorm).
+            if cfg.model.sync_bn and self.dist.world_size > 1:
                 if self.device.type != "cuda":
                     raise HrnextError(f"{cfg.source}: model.sync_bn needs CUDA (PyTorch has no CPU SyncBatchNorm): "
                                       "pass --cfg-options model.sync_bn=false for a CPU multi-process run")
@@ -243,9 +244,10 @@ class _Trainer:
             precision = {None: "float32"}.get(self.autocast_dtype, str(self.autocast_dtype).replace("torch.", ""))
             self._say(f"training {self.cfg.model.arch} on {self.cfg.data.train.name} {self.cfg.data.train.split} "
                       f"({len(self.train_set)} instances, {self.iters_per_epoch} iterations/epoch) on "
-                      f"{self.dist.world_size} x {self.device.type}, {precision}")
+                      f"{self.dist.world_size} x {self.device.type}"
+                      + (f" (DDP, {self.dist.backend})" if self.dist.enabled else "") + f", {precision}")
             self.logger.log("event", state.iteration, event="start", epoch=state.epoch, device=self.device.type,
-                            world_size=self.dist.world_size, precision=precision)
+                            world_size=self.dist.world_size, dist_backend=self.dist.backend, precision=precision)
             last_path = None
             loop_start, epochs_here = time.perf_counter(), 0
             while state.epoch < self.cfg.schedule.epochs:

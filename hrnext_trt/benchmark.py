@@ -26,7 +26,7 @@ from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.pytorch import TorchMode
 from hrnext_trt.runners.export_folder import discover_artifacts
-from hrnext_trt.runners.timing import time_fn, time_runner
+from hrnext_trt.runners.timing import clock_note, time_fn, time_runner
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,7 @@ def run_bench(config: BenchConfig) -> Report:
         people = person_batches(input_size, config.batches)
         rows = compare(runners, lambda runner: _bench_runner(runner, people, config), BenchRow, artifacts,
                        config.backends)
-    clock = "GPU rows: CUDA events around model calls, host clock end to end" if device == "cuda" else \
-        "host wall clock"
+    clock = clock_note(device) + ("; end to end: host clock" if device == "cuda" else "")
     footnotes = [E2E_FOOTNOTE.format(clock=clock, warmup=config.warmup, iters=config.iters),
                  *comparison_footnotes(rows)]
     meta = {"model": config.model, "input_size": list(input_size), "batches": list(config.batches),

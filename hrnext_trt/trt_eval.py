@@ -5,7 +5,8 @@ only the network call differs, so an accuracy gap between rows belongs to the ba
 
 Latency, two numbers per row:
 - model only: the runner's ``infer`` on one batch of ``batch`` real crops of the dataset, timed
-  by ``hrnext_trt.runners.timing`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU);
+  by ``hrnext_trt.runners.timing`` (warm-up excluded; host clock on the CPU, CUDA events on the GPU,
+  ONNX Runtime's host clock there);
   p50 / p95 per batch, images/s = batch / p50, speed-up = PyTorch p50 / row p50.
 - end to end: persons per second of the whole evaluation run (read images, crop, infer with
   flip test, decode, NMS), wall clock.
@@ -30,7 +31,7 @@ from hrnext_trt.manifest import sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.export_folder import discover_artifacts
-from hrnext_trt.runners.timing import time_runner
+from hrnext_trt.runners.timing import clock_note, time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
                     "{warmup} warm-up ({clock}); p50/p95 per batch; img/s = batch / p50; speed-up = PyTorch p50 / "
@@ -126,8 +127,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
             if row.backend == "pytorch":
                 row.notes = " ".join(filter(None, [row.notes, OTHER_CHECKPOINT_NOTE]))
 
-    clock = "CUDA events" if device == "cuda" else "host clock"
-    footnotes = [LATENCY_FOOTNOTE.format(batch=config.batch, iters=config.iters, warmup=config.warmup, clock=clock,
+    footnotes = [LATENCY_FOOTNOTE.format(batch=config.batch, iters=config.iters, warmup=config.warmup,
+                                         clock=clock_note(device),
                                          flip=" with flip test" if config.flip_test else ""),
                  *comparison_footnotes(rows), *config.notes]
     if same_checkpoint is False:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from hrnext_trt.engines import (TensorRTEngine, check_engine_builder, check_engine_gpu, check_engine_input_shape,
-                                load_manifest, verify_files)
+from hrnext_trt.engines import (EngineNotRunnableHere, TensorRTEngine, check_engine_builder, check_engine_gpu,
+                                check_engine_input_shape, load_manifest, verify_files)
 from hrnext_trt.manifest import MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 from hrnext_trt.errors import HrnextError
 
@@ -121,7 +121,7 @@ def test_rtx_engine_runs_on_any_gpu_of_its_targets(export_dir):
     ("tensorrt-rtx", "1.8.0.1", r"built with TensorRT for RTX 1\.7\.1\.116 but TensorRT for RTX 1\.8\.0\.1 is running"),
 ])
 def test_rtx_engine_of_another_builder_or_version_is_refused(export_dir, builder, version, message):
-    with pytest.raises(HrnextError, match=message) as err:
+    with pytest.raises(EngineNotRunnableHere, match=message) as err:
         check_engine_builder(rtx_export(export_dir), "model_fp16.engine", builder, version)
     assert "\n" not in str(err.value)
 
@@ -133,7 +133,8 @@ def test_rtx_engine_of_another_builder_or_version_is_refused(export_dir, builder
                                      r"`--builder tensorrt`"),
 ])
 def test_rtx_engine_on_a_gpu_outside_its_targets_is_refused(export_dir, name, capability, message):
-    with pytest.raises(HrnextError, match=message):
+    # EngineNotRunnableHere: a comparison shows the engine as a row saying why, not a stop.
+    with pytest.raises(EngineNotRunnableHere, match=message):
         check_engine_gpu(rtx_export(export_dir), "model_fp16.engine", name, capability)
 
 

@@ -71,3 +71,8 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
     assert result.exit_code == 2 and "not found" in result.output
     result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--input-size", "255x192"])
     assert result.exit_code == 2 and "multiples of 32" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--arch", "hrnext_tiny",
+                                       "--joints", "14", "--no-engines", "--builder", "tensorrt-rtx",
+                                       "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "--no-engines builds no engine" in result.output
+    assert not (tmp_path / "none").exists()

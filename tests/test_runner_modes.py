@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hrnext_trt.cli import main
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import build_pose_model
-from hrnext_trt.runners.pytorch import PyTorchRunner, TorchMode, restore_tf32, set_tf32, tf32_flags
+from hrnext_trt.runners.pytorch import HostStaging, PyTorchRunner, TorchMode, restore_tf32, set_tf32, tf32_flags
 
 
 def test_modes_parse_to_fields_and_back_to_one_label():
@@ -108,3 +108,34 @@ def test_model_is_captured_whole_for_torch_compile(dka_mode):
         explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 64, 48))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+class _FailsToMove(torch.nn.Module):
+    """A model whose move to the device fails (as a CUDA out-of-memory would, there)."""
+
+    def to(self, *args, **kwargs):
+        raise RuntimeError("out of memory")
+
+
+def test_failed_activation_puts_back_the_process_settings_it_changed():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runner = PyTorchRunner(_FailsToMove(), threads=1)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            runner.activate()
+        assert torch.get_num_threads() == 2 and not runner.is_active
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_host_staging_buffers_are_reused_and_grow_to_the_largest_batch():
+    # A CUDA call copies through these (page-locked there); the same logic, unpinned, here.
+    staging = HostStaging(pinned=False)
+    small = staging.view("input", (2, 3, 4, 4))
+    large = staging.view("input", (8, 3, 4, 4))
+    again = staging.view("input", (2, 3, 4, 4))
+    assert small.shape == again.shape == (2, 3, 4, 4) and large.shape == (8, 3, 4, 4)
+    assert again.data_ptr() == large.data_ptr()  # grown once, then reused
+    assert staging.view("output", (1, 2)).data_ptr() != large.data_ptr()  # one buffer per name
+    assert small.dtype == torch.float32 and not small.is_pinned()

@@ -16,7 +16,7 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.contract import nvidia_gpu_present, onnxruntime_cuda_libraries_reason, unavailable_reason
 from hrnext_trt.cli.params import parse_backends
 from hrnext_trt.runners import BackendUnavailable, runner_class
-from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
+from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata, session_providers
 
 H, W, J = 32, 24, 3
 
@@ -94,6 +94,15 @@ def test_cuda_provider_is_refused_without_a_gpu(conv_onnx):
         assert reason == "no NVIDIA GPU on this machine"
         with pytest.raises(BackendUnavailable, match="no NVIDIA GPU"):
             OnnxRuntimeRunner(conv_onnx[0], "fp32", device="cuda").activate()
+
+
+def test_onnxruntime_cuda_sessions_compute_in_ieee_float32():
+    # ONNX Runtime's CUDA provider rounds float32 convolutions to TF32 by default (use_tf32): FP32
+    # rows must compute what PyTorch's FP32 reference and the FP32 engine compute.
+    providers = session_providers("cuda")
+    assert providers == [("CUDAExecutionProvider", {"use_tf32": "0"}), "CPUExecutionProvider"]
+    assert session_providers("cuda", tf32=True)[0] == ("CUDAExecutionProvider", {"use_tf32": "1"})
+    assert session_providers("cpu") == ["CPUExecutionProvider"]
 
 
 def test_cuda_libraries_onnxruntime_cannot_load_are_named():

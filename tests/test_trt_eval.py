@@ -122,6 +122,33 @@ def test_missing_engine_file_is_one_clear_line(tiny_export, data_dir, tmp_path):
     assert "engines folder" in message and "not found" in message
 
 
+def test_engine_this_machine_cannot_run_is_a_row_beside_the_others(tiny_export, data_dir, tmp_path, monkeypatch):
+    # An engine built for other GPUs or by another version (TensorRT for RTX's, built for RTX GPUs,
+    # on an H100) must not stop the comparison: its row says why, the other rows are measured.
+    from hrnext_trt.manifest import sha256_file
+
+    checkpoint, engines = tiny_export
+    folder = tmp_path / "engines"
+    shutil.copytree(engines, folder)
+    engine = folder / "model_fp16.engine"
+    engine.write_bytes(b"an engine of another TensorRT for RTX")  # refused before it is ever deserialised
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["artifacts"][engine.name] = {"kind": "tensorrt", "precision": "fp16", "size": engine.stat().st_size,
+                                          "sha256": sha256_file(engine), "builder": "tensorrt-rtx",
+                                          "builder_version": "1.0.0.1", "targets": ["8.9"]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    # This machine has no GPU: say the runner's backend is there, so activation reaches the engine's
+    # own checks, which run before any GPU call.
+    monkeypatch.setattr("hrnext_trt.runners.base.unavailable_reason", lambda backend, device: None)
+    report = run_trt_eval(_config(checkpoint, folder, data_dir, flip_test=False))
+    rows = {(r["backend"], r["precision"]): r for r in report.rows}
+    assert list(rows) == [("pytorch", "fp32"), ("onnxruntime", "fp32"), ("tensorrt", "fp16")]
+    assert rows["pytorch", "fp32"]["status"] == rows["onnxruntime", "fp32"]["status"] == "ok"
+    trt_row = rows["tensorrt", "fp16"]
+    assert trt_row["status"] == "unavailable" and trt_row["AP"] is None
+    assert "TensorRT for RTX" in trt_row["notes"] and "\n" not in trt_row["notes"]
+
+
 def test_export_for_another_input_shape_is_one_clear_line(tiny_export, data_dir, tmp_path):
     _, engines = tiny_export
     other = write_arch_checkpoint("hrnext_tiny", 14, (128, 96), "crowdpose", tmp_path / "other.pth")

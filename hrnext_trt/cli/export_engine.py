@@ -61,9 +61,12 @@ from hrnext_trt.export.groups import LEVELS
 @click.option("--compute-capability", "compute_capabilities", type=COMPUTE_CAPABILITIES, default=None,
               help=f"TensorRT for RTX targets, of {', '.join(RTX_COMPUTE_CAPABILITIES)} (default: the GPU present, "
                    f"else {','.join(RTX_DEFAULT_TARGETS)}).")
+@click.option("--no-engines", is_flag=True,
+              help="ONNX files only, even where a builder is installed (e.g. a GPU TensorRT for RTX does not target).")
 def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_images,
             calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity, sensitivity_level,
-            verify_images, batch, out_dir, workspace_gb, timing_cache, builder, compute_capabilities) -> None:
+            verify_images, batch, out_dir, workspace_gb, timing_cache, builder, compute_capabilities,
+            no_engines) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build an engine of each with TensorRT (on a GPU)
     or TensorRT for RTX (GPU or not), check every artifact against PyTorch and write manifest.json."""
     config = ExportConfig(
@@ -89,5 +92,6 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         timing_cache=timing_cache,
         builder=builder,
         compute_capabilities=compute_capabilities,
+        build_engines=not no_engines,
     )
     click.echo(summary(export_artifacts(config), config.out_dir))

@@ -50,3 +50,16 @@ def gpu_info(device: int = 0) -> dict | None:
                           "driver (nvidia-smi) and that pycuda was built for this CUDA version") from None
     return {"name": name, "compute_capability": f"{major}.{minor}",
             "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}"}
+
+
+_PRIMARY_CONTEXTS: dict = {}
+
+
+def primary_context(cuda, device: int = 0):
+    """The primary context of ``device`` (the one torch and the CUDA runtime use), retained once per
+    process and kept: engines push and pop it. pycuda's ``detach`` of a primary context releases it
+    without popping it from the driver's context stack (``cuDevicePrimaryCtxRelease`` never pops),
+    so detaching after each engine would leave one stale entry on that stack per engine run."""
+    if device not in _PRIMARY_CONTEXTS:
+        _PRIMARY_CONTEXTS[device] = cuda.Device(device).retain_primary_context()
+    return _PRIMARY_CONTEXTS[device]

@@ -20,6 +20,12 @@ from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_f
 MODEL_SUFFIXES = (".onnx", ".engine")
 
 
+class EngineNotRunnableHere(HrnextError):
+    """An intact engine that this machine cannot run: another builder or version, another GPU, no
+    GPU or pycuda, or the library's own refusal. Running it alone is an error; in a comparison of
+    backends it is a row that says why, beside the rows that could run."""
+
+
 def verify_files(manifest: Manifest, folder: str | Path, names: Sequence[str] | None = None) -> None:
     """Re-hash the files the manifest lists (or those of ``names``); a missing or changed file is an error."""
     folder = Path(folder)
@@ -67,13 +73,13 @@ def check_engine_builder(manifest: Manifest, file_name: str, builder: str, versi
     built_by, built_version = engine_builder(manifest.entry(file_name))
     built_version = built_version or manifest["versions"].get(built_by.replace("-", "_"))
     if built_by != builder:
-        raise HrnextError(f"{file_name} was built by {TITLES[built_by]} but this runtime is {TITLES[builder]}: run it "
-                          f"with {TITLES[built_by]} ({INSTALL_HINTS[built_by]}) or rebuild it with "
-                          f"`hrnext-trt export-engine --builder {builder}`")
+        raise EngineNotRunnableHere(f"{file_name} was built by {TITLES[built_by]} but this runtime is "
+                                    f"{TITLES[builder]}: run it with {TITLES[built_by]} ({INSTALL_HINTS[built_by]}) "
+                                    f"or rebuild it with `hrnext-trt export-engine --builder {builder}`")
     if built_version != version:
-        raise HrnextError(f"{file_name} was built with {TITLES[builder]} {built_version} but {TITLES[builder]} {version} "
-                          f"is running: engines only load in the version that built them; rebuild with "
-                          f"`hrnext-trt export-engine` on this machine")
+        raise EngineNotRunnableHere(f"{file_name} was built with {TITLES[builder]} {built_version} but "
+                                    f"{TITLES[builder]} {version} is running: engines only load in the version that "
+                                    "built them; rebuild with `hrnext-trt export-engine` on this machine")
 
 
 def check_engine_gpu(manifest: Manifest, file_name: str, gpu_name: str, compute_capability: str) -> None:
@@ -87,17 +93,18 @@ def check_engine_gpu(manifest: Manifest, file_name: str, gpu_name: str, compute_
             fix = (f"rebuild it with `hrnext-trt export-engine --compute-capability {compute_capability}`"
                    if compute_capability in RTX_COMPUTE_CAPABILITIES else
                    "TensorRT for RTX does not build for it: rebuild it with `--builder tensorrt` on this GPU")
-            raise HrnextError(f"{file_name} was built for compute capabilities {', '.join(targets) or 'none'} but this "
-                              f"GPU ({gpu_name}) has {compute_capability}: {fix}")
+            raise EngineNotRunnableHere(f"{file_name} was built for compute capabilities "
+                                        f"{', '.join(targets) or 'none'} but this GPU ({gpu_name}) has "
+                                        f"{compute_capability}: {fix}")
         return
     gpu = entry.get("gpu") or manifest.get("gpu") or {}
     if gpu.get("compute_capability") != compute_capability:
-        raise HrnextError(f"{file_name} was built for compute capability {gpu.get('compute_capability')} "
-                          f"({gpu.get('name')}) but this GPU ({gpu_name}) has {compute_capability}: rebuild the "
-                          "engine on this GPU")
+        raise EngineNotRunnableHere(f"{file_name} was built for compute capability {gpu.get('compute_capability')} "
+                                    f"({gpu.get('name')}) but this GPU ({gpu_name}) has {compute_capability}: "
+                                    "rebuild the engine on this GPU")
     if gpu.get("name") != gpu_name:
-        raise HrnextError(f"{file_name} was built on a {gpu.get('name')} but this GPU is a {gpu_name}: TensorRT "
-                          "tunes engines per GPU model; rebuild the engine on this GPU")
+        raise EngineNotRunnableHere(f"{file_name} was built on a {gpu.get('name')} but this GPU is a {gpu_name}: "
+                                    "TensorRT tunes engines per GPU model; rebuild the engine on this GPU")
 
 
 def check_engine_input_shape(manifest: Manifest, shape: Sequence[int]) -> None:

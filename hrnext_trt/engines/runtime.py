@@ -25,9 +25,9 @@ import numpy as np
 
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.engines.builders import TENSORRT_RTX, TITLES, import_builder
-from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
-from hrnext_trt.engines.manifest_check import (check_engine_builder, check_engine_gpu, check_engine_input_shape,
-                                               engine_builder, verify_model_file)
+from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda, primary_context
+from hrnext_trt.engines.manifest_check import (EngineNotRunnableHere, check_engine_builder, check_engine_gpu,
+                                               check_engine_input_shape, engine_builder, verify_model_file)
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
 
@@ -67,22 +67,14 @@ class TensorRTEngine:
         manifest = self._manifest_source
         self.manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
         builder, _ = engine_builder(self.manifest.entry(self.path.name))
-        trt = import_builder(builder)  # one line when the builder of this engine is not installed
-        # Every check that can fail cleanly runs before deserialisation, which may abort the process.
-        check_engine_builder(self.manifest, self.path.name, builder, trt.__version__)
-        gpu = gpu_info(self.device)
-        if gpu is None:
-            if importlib.util.find_spec("pycuda") is None:
-                import_pycuda()  # raises the one line on how to get pycuda
-            raise HrnextError(f"no CUDA GPU {self.device} is visible: engines run on an NVIDIA GPU with its driver")
-        check_engine_gpu(self.manifest, self.path.name, gpu["name"], gpu["compute_capability"])
         verify_model_file(self.path, self.manifest)
+        # Every check that can fail cleanly runs before deserialisation, which may abort the process.
+        trt, cuda = self._check_runs_here(builder)
         self._builder, self._trt = builder, trt
 
-        cuda = import_pycuda()
         self._cuda = cuda
         # The primary context is the one torch and the CUDA runtime use: tensors from there are valid here.
-        self._ctx = cuda.Device(self.device).retain_primary_context()
+        self._ctx = primary_context(cuda, self.device)
         self._ctx.push()
         try:
             self._logger = trt.Logger(trt.Logger.WARNING)
@@ -92,7 +84,8 @@ class TensorRTEngine:
                 self._check_rtx_header(trt, blob)
             self._engine = self._runtime.deserialize_cuda_engine(blob)
             if self._engine is None:
-                raise HrnextError(f"{TITLES[builder]} could not deserialise {self.path}: rebuild it with this version")
+                raise EngineNotRunnableHere(f"{TITLES[builder]} could not deserialise {self.path} on this GPU (see "
+                                            "its log above): rebuild it with this version, on this GPU")
             self._context = self._create_context()
             self._stream = cuda.Stream()
             self._allocate(trt)
@@ -101,12 +94,33 @@ class TensorRTEngine:
             raise
         self._active = True
 
+    def _check_runs_here(self, builder: str):
+        """(builder module, pycuda driver) when this machine can run the engine; else EngineNotRunnableHere
+        with the first missing piece: the builder and its version, pycuda, a GPU, its compute capability."""
+        try:
+            trt = import_builder(builder)  # one line when the builder of this engine is not installed
+        except HrnextError as exc:
+            raise EngineNotRunnableHere(str(exc)) from None
+        check_engine_builder(self.manifest, self.path.name, builder, trt.__version__)
+        try:
+            gpu = gpu_info(self.device)
+            if gpu is None:
+                if importlib.util.find_spec("pycuda") is None:
+                    import_pycuda()  # raises the one line on how to get pycuda
+                raise HrnextError(f"no CUDA GPU {self.device} is visible: engines run on an NVIDIA GPU with its driver")
+            cuda = import_pycuda()
+        except HrnextError as exc:
+            raise EngineNotRunnableHere(str(exc)) from None
+        check_engine_gpu(self.manifest, self.path.name, gpu["name"], gpu["compute_capability"])
+        return trt, cuda
+
     def _check_rtx_header(self, trt, blob: bytes) -> None:
         """TensorRT for RTX reads an engine's header against this GPU before deserialising it."""
         validity, _ = self._runtime.get_engine_validity(blob)
         if validity == trt.EngineValidity.INVALID:
-            raise HrnextError(f"TensorRT for RTX reports {self.path.name} invalid on this GPU (engine header check): "
-                              "rebuild it with `hrnext-trt export-engine --builder tensorrt-rtx` for this GPU")
+            raise EngineNotRunnableHere(f"TensorRT for RTX reports {self.path.name} invalid on this GPU (engine header "
+                                        "check): rebuild it with `hrnext-trt export-engine --builder tensorrt-rtx` for "
+                                        "this GPU")
 
     def _create_context(self):
         """The execution context; TensorRT for RTX compiles its kernels here, reusing the runtime cache."""
@@ -114,6 +128,10 @@ class TensorRTEngine:
             return self._engine.create_execution_context()
         # Both must outlive the context that uses them: kept on self, released after it.
         self._runtime_config = config = self._engine.create_runtime_config()
+        # A new batch size compiles its shape-specialised kernels before it runs (LAZY, the default,
+        # runs generic fallback kernels meanwhile): the same kernels for every call of one shape, so
+        # accuracy rows and latency after warm-up do not depend on a background compiler's timing.
+        config.dynamic_shapes_kernel_specialization_strategy = self._trt.DynamicShapesKernelSpecializationStrategy.EAGER
         self._runtime_cache = config.create_runtime_cache()
         if self.runtime_cache is not None and self.runtime_cache.is_file():
             if not self._runtime_cache.deserialize(self.runtime_cache.read_bytes()):
@@ -165,21 +183,22 @@ class TensorRTEngine:
     def deactivate(self) -> None:
         if not self._active:
             return
-        self._stream.synchronize()
-        self._save_runtime_cache()
-        self._release()
-        self._active = False
+        try:
+            self._stream.synchronize()
+            self._save_runtime_cache()
+        finally:
+            self._release()
+            self._active = False
 
     def _release(self) -> None:
         for buf in getattr(self, "_device_buf", {}).values():
             buf.free()
-        # TensorRT objects must go before the CUDA context they live in is released.
+        # TensorRT objects must go while the CUDA context they live in is current.
         for name in ("_context", "_runtime_cache", "_runtime_config", "_engine", "_runtime", "_host", "_device_buf",
                      "_stream"):
             if hasattr(self, name):
                 delattr(self, name)
-        self._ctx.pop()
-        self._ctx.detach()
+        self._ctx.pop()  # kept retained (primary_context): a detach would leave it on the driver's stack
 
     # -- inference -------------------------------------------------------------------------------
 

@@ -87,6 +87,8 @@ class ExportConfig:
             set_(self, "timing_cache", Path(self.timing_cache))
         if self.builder is not None:
             check_builder_name(self.builder)
+        if not self.build_engines and (self.builder is not None or self.compute_capabilities is not None):
+            raise HrnextError("--no-engines builds no engine: drop --builder and --compute-capability, or --no-engines")
         if self.compute_capabilities is not None:
             if self.builder == TENSORRT:
                 raise HrnextError("compute_capabilities are chosen for TensorRT for RTX builds only: TensorRT (builder "

@@ -24,6 +24,8 @@ import numpy as np
 from hrnext_trt.contract import unavailable_reason
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import Boxes, box_nms
+from hrnext_trt.runners.base import BackendUnavailable
+from hrnext_trt.runners.onnxruntime import check_provider, session_providers
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +152,14 @@ def _session(path: Path, device: str, threads: int | None):
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
-    providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        # TF32 allowed: the boxes only choose the crops, no accuracy row compares the detector.
+        session = ort.InferenceSession(str(path), sess_options=options, providers=session_providers(device, tf32=True))
     except Exception as exc:  # onnxruntime raises its own types for corrupt or unsupported graphs
         raise HrnextError(f"onnxruntime cannot load detector {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        check_provider(session, device, f"detector {path}")
+    except BackendUnavailable as exc:
+        raise HrnextError(f"{exc}: the detector would run on the CPU; install onnxruntime-gpu for this CUDA, or "
+                          "--device cpu") from None
+    return session

@@ -28,6 +28,24 @@ _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 UNFUSED_QDQ = ("session.disable_quant_qdq", "1")
 
 
+def session_providers(device: str, tf32: bool = False) -> list:
+    """The providers of a session on ``device`` (CUDA with the CPU behind it for ops it lacks).
+
+    ONNX Runtime's CUDA provider rounds float32 convolutions and GEMMs to TF32 unless told not to
+    (its ``use_tf32`` option defaults on); the runner's FP32 rows are IEEE float32 like PyTorch's
+    FP32 reference and the FP32 engine, so it turns that off."""
+    if device == "cuda":
+        return [("CUDAExecutionProvider", {"use_tf32": "1" if tf32 else "0"}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def check_provider(session, device: str, what: str) -> None:
+    """Raise ``BackendUnavailable`` when ``session`` did not get ``device``'s provider: ONNX Runtime
+    falls back to the CPU when CUDA fails to load, and the CPU must never be timed as CUDA."""
+    if _PROVIDERS[device] not in session.get_providers():
+        raise BackendUnavailable(f"onnxruntime could not load {_PROVIDERS[device]} for {what}")
+
+
 def read_onnx_metadata(path: str | Path) -> dict:
     """The ``hrnext_trt`` metadata the exporter embeds (arch, input_size, precision, ...); {} if none."""
     import onnx
@@ -70,16 +88,14 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3  # warnings about unused initialisers would flood the table
         options.add_session_config_entry(*UNFUSED_QDQ)  # TensorRT's INT8 arithmetic on any CPU (see above)
-        providers = [_PROVIDERS[self.device]] + (["CPUExecutionProvider"] if self.device == "cuda" else [])
         try:
-            session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(str(self.path), sess_options=options,
+                                           providers=session_providers(self.device))
         except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, ...: one line, not its dump
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise HrnextError(f"onnxruntime cannot load {self.path} ({type(exc).__name__}: {first}): "
                               "export again") from None
-        if _PROVIDERS[self.device] not in session.get_providers():
-            # onnxruntime falls back to the CPU when CUDA fails to load; never time the CPU as CUDA.
-            raise BackendUnavailable(f"onnxruntime could not load {_PROVIDERS[self.device]} for {self.path}")
+        check_provider(session, self.device, str(self.path))
         inputs = {i.name: i for i in session.get_inputs()}
         if INPUT_NAME not in inputs:
             raise HrnextError(f"{self.path} has inputs {sorted(inputs)}, not {INPUT_NAME!r}: "

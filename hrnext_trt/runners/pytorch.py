@@ -141,12 +141,23 @@ class PyTorchRunner(Runner):
             model = load_pose_model(self.model_source)
         else:
             model = self.model_source
-        self._restore_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        if self.device == "cuda":
-            self._restore_tf32 = tf32_flags()
-            set_tf32(self.mode.tf32)
+        # Process-wide settings this runner changes, put back by _deactivate (or here, on a failure).
+        self._restore = (torch.get_num_threads(),
+                         (tf32_flags(), torch.backends.cudnn.benchmark) if self.device == "cuda" else None)
+        try:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            if self.device == "cuda":
+                set_tf32(self.mode.tf32)
+                # cuDNN times the algorithms of each convolution shape and keeps the fastest (the
+                # warm-up calls pay for it), as ONNX Runtime's CUDA provider and TensorRT tune theirs.
+                torch.backends.cudnn.benchmark = True
+            self._setup(torch, model, DEFAULT_DKA_MODE)
+        except BaseException:
+            self._deactivate()
+            raise
+
+    def _setup(self, torch, model, default_dka_mode: str) -> None:
         model = model.eval().to(self.device)
         self._memory_format = torch.channels_last if self.mode.channels_last else torch.contiguous_format
         if self.mode.channels_last:
@@ -155,18 +166,27 @@ class PyTorchRunner(Runner):
                 if tensor.dim() == 4:
                     tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         # Set explicitly: a module handed over after export may still be in the "static" form.
-        model.set_dka_mode(self.dka_mode or DEFAULT_DKA_MODE)
+        model.set_dka_mode(self.dka_mode or default_dka_mode)
         self._model = model
         self._forward = torch.compile(model, mode=self.compile) if self.compile else model
         self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+        # Host memory a CUDA call copies through: page-locked, so both copies are DMA transfers,
+        # as TensorRT's runner does (pageable memory is staged by the driver at about half the speed).
+        self._staging = HostStaging(pinned=self.device == "cuda")
 
     def _deactivate(self) -> None:
         import torch
 
-        self._model = self._forward = None
-        torch.set_num_threads(self._restore_threads)
-        if self.device == "cuda":
-            restore_tf32(self._restore_tf32)
+        self._model = self._forward = self._staging = None
+        if self.compile:
+            # Frees the compiled graphs and their CUDA-graph memory pools, which empty_cache cannot, and
+            # the recompile count that Dynamo keeps per code object, shared by every model in the process.
+            torch._dynamo.reset()
+        threads, cuda = self._restore
+        torch.set_num_threads(threads)
+        if cuda is not None:
+            restore_tf32(cuda[0])
+            torch.backends.cudnn.benchmark = cuda[1]
             torch.cuda.empty_cache()
 
     @property
@@ -177,10 +197,41 @@ class PyTorchRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        images = torch.from_numpy(np.ascontiguousarray(feed[INPUT_NAME], dtype=np.float32)).to(self.device)
+        images = feed[INPUT_NAME]
+        if self.device == "cuda":
+            host = self._staging.view("input", images.shape)
+            host.numpy()[...] = images  # casts to float32
+            images = host.to(self.device, non_blocking=True)
+        else:
+            images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
         images = images.contiguous(memory_format=self._memory_format)
         with torch.inference_mode(), torch.autocast(self.device, dtype=self._autocast or torch.float32,
                                                     enabled=self._autocast is not None):
             heatmaps = self._forward(images)
-        return {OUTPUT_NAME: heatmaps.float().cpu().numpy()}
+        if self.device != "cuda":
+            return {OUTPUT_NAME: heatmaps.float().numpy()}
+        host = self._staging.view("output", heatmaps.shape)
+        host.copy_(heatmaps.float(), non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        # A copy: the staging buffers are reused by the next call (whose input copy also waits for this).
+        return {OUTPUT_NAME: host.numpy().copy()}
+
+
+class HostStaging:
+    """Reused float32 host buffers, one per name, grown to the largest shape asked (page-locked when
+    ``pinned``); ``view`` returns a tensor of ``shape`` on the start of the buffer."""
+
+    def __init__(self, pinned: bool):
+        self.pinned = pinned
+        self._buffers: dict = {}
+
+    def view(self, name: str, shape):
+        import torch
+
+        shape = tuple(int(s) for s in shape)
+        count = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < count:
+            buffer = self._buffers[name] = torch.empty(count, dtype=torch.float32, pin_memory=self.pinned)
+        return buffer[:count].view(shape)
 

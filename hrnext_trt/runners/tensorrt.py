@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.engines import TensorRTEngine, check_engine_input_shape
+from hrnext_trt.engines import EngineNotRunnableHere, TensorRTEngine, check_engine_input_shape
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import Manifest
-from hrnext_trt.runners.base import Runner
+from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 
 class TensorRTRunner(Runner):
@@ -29,7 +29,10 @@ class TensorRTRunner(Runner):
             raise HrnextError(f"TensorRT engine {self.path} does not exist: build it with `hrnext-trt export-engine`")
         self._require_backend("tensorrt")
         engine = TensorRTEngine(self.path, manifest=self.manifest)
-        engine.activate()
+        try:
+            engine.activate()
+        except EngineNotRunnableHere as exc:  # e.g. built for other GPUs: a row that says so, not a stop
+            raise BackendUnavailable(str(exc)) from None
         self._engine = engine
 
     def check_batch(self, batch: int) -> None:

@@ -106,6 +106,14 @@ class StreamClock:
         return float(self._start.time_till(self._end))
 
 
+def clock_note(device: str) -> str:
+    """What a table's model-only latency measured, in words, for its footnote."""
+    if device != "cuda":
+        return "host wall clock"
+    return ("GPU: CUDA events around each call for PyTorch and TensorRT (copy of the crops from page-locked host "
+            "memory, the model, copy back), host clock for ONNX Runtime (its run returns host arrays)")
+
+
 def clock_for(runner: Runner):
     """The clock that gives ``runner``'s true latency (see the module docstring)."""
     if runner.device == "cuda" and runner.cuda_stream is not None:

@@ -21,6 +21,9 @@ section machine
 echo "nproc $(nproc); $(uname -srm)"
 free -g 2>&1 | head -n 2
 df -h . 2>&1 | tail -n 1
+# DataLoader workers hand batches over in shared memory: a container's default 64 MiB /dev/shm
+# fails batch 64 at 256x192 (38 MiB a batch); then TRAIN_OPTIONS="data.num_workers=0".
+echo "/dev/shm: $(df -h /dev/shm 2>&1 | tail -n 1)"
 
 section tools
 for tool in python3 nvcc taskset setsid pgrep pkill tar gcc g++ make; do
@@ -51,6 +54,13 @@ try:
     print(f"torch {torch.__version__}: CUDA {torch.version.cuda}, {gpu}")
 except Exception as exc:  # the probe reports, it does not stop
     print(f"torch: cannot import ({type(exc).__name__}: {exc})")
+try:  # the train step's DDP runs on NCCL; the recipe's AMP is bf16
+    nccl = (".".join(map(str, torch.cuda.nccl.version())) if torch.distributed.is_available()
+            and torch.distributed.is_nccl_available() else "MISSING")
+    bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else "no GPU seen"
+    print(f"NCCL {nccl}; bf16 {bf16}")
+except Exception as exc:
+    print(f"NCCL or bf16: cannot tell ({type(exc).__name__}: {exc})")
 EOF
 
 section nvcc

@@ -51,6 +51,8 @@ def test_gpu_probe_reports_what_the_plan_assumes(tmp_path):
     for section in ("gpu", "machine", "tools", "python3", "nvcc", "libcuda"):
         assert f"== {section}\n" in probe.stdout
     assert f"torch {torch.__version__}: CUDA {torch.version.cuda}" in probe.stdout
+    assert "NCCL MISSING; bf16 no GPU seen" in probe.stdout  # a CPU build of torch has no NCCL
+    assert "/dev/shm: " in probe.stdout
     assert "onnx MISSING" not in probe.stdout and "CPUs this process may use: " in probe.stdout
 
 

@@ -222,11 +222,12 @@ def test_train_speed_reads_a_gpu_run_log(tmp_path):
     from hrnext_trt.training import load_config
     from hrnext_trt.training.config import save_config
     from hrnext_trt.training.logging import LOG_NAME
+    from hrnext_trt.training.work_dir import CONFIG_NAME
 
     work = tmp_path / "train_b32"
     work.mkdir()
     save_config(load_config(SCRIPTS.parent / "train" / "hrnext_s_coco_256x192.yaml", ["data.batch_size=32"]),
-                work / "config.yaml")
+                work / CONFIG_NAME)
     records = [{"kind": "event", "event": "start", "device": "cuda", "world_size": 1, "dist_backend": "nccl",
                 "precision": "bfloat16"}]
     for epoch, (step_s, memory) in enumerate([(0.9, 30000.0), (0.25, 21000.0), (0.2, 21500.0)], 1):

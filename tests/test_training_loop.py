@@ -182,17 +182,22 @@ def test_epoch_batches_repeat_with_workers(data_dir):
     assert not torch.equal(a["image"], c["image"])
 
 
+def run_train_process(work: Path, options: list[str], nproc: int | None) -> None:
+    """``hrnext-trt train CONFIG`` in a process of its own: under ``torch.distributed.run`` with
+    ``nproc`` processes, or plain (None); one thread each, so their CPU arithmetic is the same."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] if nproc else []
+    cmd = [sys.executable, *launcher, "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(work),
+           "--cfg-options", *options]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
     work = tmp_path / "work"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(work), "--cfg-options",
-           *tiny_options(data_dir / "coco-mini", **{"data.batch_size": "4", "data.val.split": "val",
-                                                    "runtime.flip_test": "false",
-                                                    # the recipe's, as DDP runs it on GPUs
-                                                    "model.activation_checkpointing": "true"})]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_train_process(work, tiny_options(data_dir / "coco-mini", **{
+        "data.batch_size": "4", "data.val.split": "val", "runtime.flip_test": "false",
+        "model.activation_checkpointing": "true"}), nproc=2)  # checkpointing: the recipe's, as DDP runs it on GPUs
     assert sorted(p.name for p in work.glob("*.pth")) == ["best.pth", "epoch_1.pth"]
     ckpt = read_checkpoint(work / "epoch_1.pth")
     assert ckpt["iteration"] == 86 // 2 // 4  # each rank saw half the data
@@ -204,16 +209,11 @@ def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
 def test_torchrun_one_process_trains_through_ddp_as_a_plain_run(data_dir, tmp_path):
     # One process under torchrun joins a process group (NCCL on a GPU, gloo here) and steps through
     # DDP, the multi-GPU path; its weights must equal a plain process's run of the same seed.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same CPU arithmetic in both processes
     options = tiny_options(data_dir / "coco-mini", **{"runtime.deterministic": "true", "runtime.flip_test": "false",
                                                        "data.val.split": "val"})
-    launchers = {"plain": [sys.executable], "ddp": [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                    "--nproc_per_node", "1"]}
-    for name, launcher in launchers.items():
-        cmd = [*launcher, "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(tmp_path / name),
-               "--cfg-options", *options]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    launchers = {"plain": None, "ddp": 1}
+    for name, nproc in launchers.items():
+        run_train_process(tmp_path / name, options, nproc)
     plain, ddp = (read_log(tmp_path / name, "event")[0] for name in launchers)
     assert (plain["world_size"], plain["dist_backend"]) == (1, None)
     assert (ddp["world_size"], ddp["dist_backend"]) == (1, "gloo")

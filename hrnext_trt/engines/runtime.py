@@ -99,20 +99,18 @@ class TensorRTEngine:
         with the first missing piece: the builder and its version, pycuda, a GPU, its compute capability."""
         try:
             trt = import_builder(builder)  # one line when the builder of this engine is not installed
-        except HrnextError as exc:
-            raise EngineNotRunnableHere(str(exc)) from None
-        check_engine_builder(self.manifest, self.path.name, builder, trt.__version__)
-        try:
+            check_engine_builder(self.manifest, self.path.name, builder, trt.__version__)
             gpu = gpu_info(self.device)
             if gpu is None:
                 if importlib.util.find_spec("pycuda") is None:
                     import_pycuda()  # raises the one line on how to get pycuda
                 raise HrnextError(f"no CUDA GPU {self.device} is visible: engines run on an NVIDIA GPU with its driver")
-            cuda = import_pycuda()
+            check_engine_gpu(self.manifest, self.path.name, gpu["name"], gpu["compute_capability"])
+            return trt, import_pycuda()
+        except EngineNotRunnableHere:
+            raise
         except HrnextError as exc:
             raise EngineNotRunnableHere(str(exc)) from None
-        check_engine_gpu(self.manifest, self.path.name, gpu["name"], gpu["compute_capability"])
-        return trt, cuda
 
     def _check_rtx_header(self, trt, blob: bytes) -> None:
         """TensorRT for RTX reads an engine's header against this GPU before deserialising it."""

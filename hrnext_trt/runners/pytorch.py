@@ -152,27 +152,24 @@ class PyTorchRunner(Runner):
                 # cuDNN times the algorithms of each convolution shape and keeps the fastest (the
                 # warm-up calls pay for it), as ONNX Runtime's CUDA provider and TensorRT tune theirs.
                 torch.backends.cudnn.benchmark = True
-            self._setup(torch, model, DEFAULT_DKA_MODE)
+            model = model.eval().to(self.device)
+            self._memory_format = torch.channels_last if self.mode.channels_last else torch.contiguous_format
+            if self.mode.channels_last:
+                # Module.to(memory_format=...) refuses the 5-D DKA kernel banks: convert the 4-D tensors only.
+                for tensor in [*model.parameters(), *model.buffers()]:
+                    if tensor.dim() == 4:
+                        tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+            # Set explicitly: a module handed over after export may still be in the "static" form.
+            model.set_dka_mode(self.dka_mode or DEFAULT_DKA_MODE)
+            self._model = model
+            self._forward = torch.compile(model, mode=self.compile) if self.compile else model
+            self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+            # Host memory a CUDA call copies through: page-locked, so both copies are DMA transfers,
+            # as TensorRT's runner does (pageable memory is staged by the driver at about half the speed).
+            self._staging = HostStaging(pinned=self.device == "cuda")
         except BaseException:
             self._deactivate()
             raise
-
-    def _setup(self, torch, model, default_dka_mode: str) -> None:
-        model = model.eval().to(self.device)
-        self._memory_format = torch.channels_last if self.mode.channels_last else torch.contiguous_format
-        if self.mode.channels_last:
-            # Module.to(memory_format=...) refuses the 5-D DKA kernel banks: convert the 4-D tensors only.
-            for tensor in [*model.parameters(), *model.buffers()]:
-                if tensor.dim() == 4:
-                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
-        # Set explicitly: a module handed over after export may still be in the "static" form.
-        model.set_dka_mode(self.dka_mode or default_dka_mode)
-        self._model = model
-        self._forward = torch.compile(model, mode=self.compile) if self.compile else model
-        self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
-        # Host memory a CUDA call copies through: page-locked, so both copies are DMA transfers,
-        # as TensorRT's runner does (pageable memory is staged by the driver at about half the speed).
-        self._staging = HostStaging(pinned=self.device == "cuda")
 
     def _deactivate(self) -> None:
         import torch

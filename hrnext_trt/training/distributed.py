@@ -39,18 +39,17 @@ def init_distributed(device_type: str) -> DistInfo:
     import torch
     import torch.distributed as dist
 
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
-                    backend)
+    rank, world_size, local_rank = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                                    int(os.environ.get("LOCAL_RANK", 0)))
     if device_type == "cuda":
-        if info.local_rank >= torch.cuda.device_count():
-            raise HrnextError(f"LOCAL_RANK {info.local_rank} but {torch.cuda.device_count()} GPUs: "
+        if local_rank >= torch.cuda.device_count():
+            raise HrnextError(f"LOCAL_RANK {local_rank} but {torch.cuda.device_count()} GPUs: "
                               "set torchrun --nproc_per_node to the GPU count")
-        torch.cuda.set_device(info.local_rank)
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         # Rank 0 evaluates alone while the others wait: allow a long COCO evaluation.
-        dist.init_process_group(backend=backend, timeout=timedelta(hours=2))
-    return info
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2))
+    return DistInfo(rank, world_size, local_rank, str(dist.get_backend()))  # the group's, also one made before
 
 
 def barrier(info: DistInfo) -> None:
@@ -90,7 +89,7 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     import torch.distributed as dist
 
     t = torch.tensor(values, dtype=torch.float64)
-    if dist.get_backend() == "nccl":
+    if info.backend == "nccl":
         t = t.cuda()
     dist.all_reduce(t)
     return t.cpu().tolist()
@@ -103,7 +102,7 @@ def all_reduce_min(value: int, info: DistInfo) -> int:
     import torch.distributed as dist
 
     t = torch.tensor([value], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
+    if info.backend == "nccl":
         t = t.cuda()
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return int(t.item())

@@ -12,13 +12,12 @@ the median wait for data (does the loader keep up?), and the peak GPU memory of 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.reports import write_atomic
+from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.training import load_config, read_log
 from hrnext_trt.training.logging import LOG_NAME
 from hrnext_trt.training.work_dir import CONFIG_NAME
@@ -48,15 +47,19 @@ def run_speed(work_dir: Path, skip_epochs: int) -> dict:
             "max_memory_mib": max(memory) if memory else None}
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| run | device | precision | batch/GPU | GPUs | DDP | step ms | steps/s | images/s | data wait ms | "
-             "peak MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        memory = "-" if r["max_memory_mib"] is None else f"{r['max_memory_mib']:.0f}"
-        lines.append(f"| {r['run']} | {r['device']} | {r['precision']} | {r['batch']} | {r['world_size']} | "
-                     f"{r['dist_backend'] or '-'} | {r['step_ms']:.1f} | {r['steps_per_s']:.2f} | "
-                     f"{r['images_per_s']:.1f} | {r['data_wait_ms']:.1f} | {memory} |")
-    return "\n".join(lines)
+def speed_report(rows: list[dict], skip_epochs: int) -> Report:
+    return Report(
+        title="Training speed",
+        columns=[Column("run", "run"), Column("device", "device"), Column("precision", "precision"),
+                 Column("batch", "batch/GPU"), Column("world_size", "GPUs"), Column("dist_backend", "DDP"),
+                 Column("step_ms", "step ms", ".1f"), Column("steps_per_s", "steps/s", ".2f"),
+                 Column("images_per_s", "images/s", ".1f"), Column("data_wait_ms", "data wait ms", ".1f"),
+                 Column("max_memory_mib", "peak MiB", ".0f")],
+        rows=rows,
+        footnotes=[f"medians over each run's epochs after its first {skip_epochs} (its last where it has no more)",
+                   "step: forward, loss, backward and optimizer step; images/s: batch x GPUs / step; peak MiB: the "
+                   "GPU's allocated memory over those epochs; DDP '-': a plain process"],
+        meta={"skip_epochs": skip_epochs})
 
 
 def main() -> None:
@@ -66,13 +69,15 @@ def main() -> None:
     parser.add_argument("--skip-epochs", type=int, default=1, help="warm-up epochs left out (default 1)")
     args = parser.parse_args()
     try:
+        check_writable(args.json, "--json", folder=False)
         rows = [run_speed(w, args.skip_epochs) for w in args.work_dirs]
     except HrnextError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    print(table(rows))
+    report = speed_report(rows, args.skip_epochs)
+    print(report.table())
     if args.json:
-        write_atomic(args.json, (json.dumps({"rows": rows}, indent=2) + "\n").encode())
+        report.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from hrnext_trt.cli import main as cli
+from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import load_pose_model, read_checkpoint
 from hrnext_trt.training import load_config, read_log, train
 
@@ -76,7 +77,7 @@ def test_cli_trains_a_real_config_end_to_end(data_dir, tmp_path):
     assert speed.returncode == 0, speed.stderr
     (row,) = json.loads((tmp_path / "speed.json").read_text())["rows"]
     assert (row["batch"], row["device"], row["precision"], row["max_memory_mib"]) == (8, "cpu", "float32", None)
-    assert row["images_per_s"] == pytest.approx(8 / epoch["step_s"]) and "| work | cpu |" in speed.stdout
+    assert row["images_per_s"] == pytest.approx(8 / epoch["step_s"]) and "work  cpu " in speed.stdout
 
 
 def test_loss_halves_on_one_fixed_batch(data_dir):
@@ -124,6 +125,43 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path, restore_determ
         torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
     assert [e["event"] for e in read_log(tmp_path / "split", "event")] == ["start", "start"]
     assert straight.name == "best.pth"
+
+
+def test_failed_evaluation_saves_the_epoch_and_resume_evaluates_it_first(data_dir, tmp_path):
+    # An unreadable validation image fails the evaluation after epoch 1 (not a checkpoint epoch):
+    # the epoch's training is saved anyway, and --resume auto evaluates it before epoch 2, ending
+    # where a run whose evaluation went through ends.
+    coco = tmp_path / "coco"
+    shutil.copytree(data_dir / "coco-mini", coco)
+    cfg = load_config(CONFIG, tiny_options(coco, **{
+        "schedule.epochs": "2", "data.batch_size": "16", "runtime.eval_interval": "1",
+        "runtime.checkpoint_interval": "2", "runtime.flip_test": "false", "data.val.split": "val"}))
+    train(cfg, tmp_path / "straight", progress=False)
+    assert not (tmp_path / "straight" / "epoch_1.pth").exists()
+
+    image = sorted((coco / "val2017").iterdir())[0]
+    good = image.read_bytes()
+    image.write_bytes(b"this is not a JPEG")
+    with pytest.raises(HrnextError, match=r"evaluation after epoch 1 failed: .*val2017.*--resume auto") as failed:
+        train(cfg, tmp_path / "split", progress=False)
+    saved = tmp_path / "split" / "epoch_1.pth"
+    assert str(saved) in str(failed.value) and not (tmp_path / "split" / "best.pth").exists()
+    assert read_checkpoint(saved)["eval_pending"] and read_checkpoint(saved)["iteration"] == 86 // 16
+    (event,) = [e for e in read_log(tmp_path / "split", "event") if e["event"] == "eval_failed"]
+    assert event["epoch"] == 1
+
+    image.write_bytes(good)
+    train(cfg, tmp_path / "split", resume="auto", progress=False)
+    assert not read_checkpoint(saved)["eval_pending"]
+    a = read_checkpoint(tmp_path / "straight" / "epoch_2.pth")
+    b = read_checkpoint(tmp_path / "split" / "epoch_2.pth")
+    assert a["iteration"] == b["iteration"] == 2 * (86 // 16)
+    assert (a["best_ap"], a["best_epoch"]) == (b["best_ap"], b["best_epoch"])
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    straight_val = [(r["epoch"], r["AP"]) for r in read_log(tmp_path / "straight", "val")]
+    assert [(r["epoch"], r["AP"]) for r in read_log(tmp_path / "split", "val")] == straight_val
+    assert [r["epoch"] for r in read_log(tmp_path / "split", "val")] == [1, 2]
 
 
 def test_run_with_cached_images_equals_run_from_disk(data_dir, tmp_path, restore_determinism):
@@ -182,22 +220,25 @@ def test_epoch_batches_repeat_with_workers(data_dir):
     assert not torch.equal(a["image"], c["image"])
 
 
-def run_train_process(work: Path, options: list[str], nproc: int | None) -> None:
+def run_train_process(work: Path, options: list[str], nproc: int | None) -> str:
     """``hrnext-trt train CONFIG`` in a process of its own: under ``torch.distributed.run`` with
-    ``nproc`` processes, or plain (None); one thread each, so their CPU arithmetic is the same."""
+    ``nproc`` processes, or plain (None); one thread each, so their CPU arithmetic is the same. Returns
+    its standard output."""
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)] if nproc else []
     cmd = [sys.executable, *launcher, "-m", "hrnext_trt", "train", str(CONFIG), "--work-dir", str(work),
            "--cfg-options", *options]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def test_ddp_two_cpu_processes_train_and_save(data_dir, tmp_path):
     work = tmp_path / "work"
-    run_train_process(work, tiny_options(data_dir / "coco-mini", **{
+    out = run_train_process(work, tiny_options(data_dir / "coco-mini", **{
         "data.batch_size": "4", "data.val.split": "val", "runtime.flip_test": "false",
         "model.activation_checkpointing": "true"}), nproc=2)  # checkpointing: the recipe's, as DDP runs it on GPUs
+    assert out.splitlines() == [f"checkpoint: {work / 'best.pth'}"]  # rank 0's line only
     assert sorted(p.name for p in work.glob("*.pth")) == ["best.pth", "epoch_1.pth"]
     ckpt = read_checkpoint(work / "epoch_1.pth")
     assert ckpt["iteration"] == 86 // 2 // 4  # each rank saw half the data

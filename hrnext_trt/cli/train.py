@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -49,4 +50,5 @@ def command(config, more_options, work_dir, resume, force, load_from, cfg_option
     cfg = load_config(config, options)
     work_dir = work_dir if work_dir is not None else Path("work_dirs") / config.stem
     path = train(cfg, work_dir, resume=resume, load_from=load_from, force=force)
-    click.echo(f"checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns it; one line says it
+        click.echo(f"checkpoint: {path}")

@@ -41,6 +41,7 @@ class _Progress:
     iteration: int = 0  # completed optimizer steps
     best_ap: float = -1.0
     best_epoch: int = 0
+    eval_pending: bool = False  # the last epoch's evaluation failed; its training is saved
 
 
 def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | None = None,
@@ -201,7 +202,8 @@ class _Trainer:
         # Each rank continues its own generators; with another world size the order still is
         # exact (it depends on the epoch only), the drop-path masks are not.
         restore_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
-        return _Progress(ckpt["epoch"], ckpt["iteration"], ckpt.get("best_ap", -1.0), ckpt.get("best_epoch", 0))
+        return _Progress(ckpt["epoch"], ckpt["iteration"], ckpt.get("best_ap", -1.0), ckpt.get("best_epoch", 0),
+                         ckpt.get("eval_pending", False))
 
     def _claim_work_dir(self, resuming: bool, force: bool):
         """The main process locks and checks the work dir, then writes config.yaml; every rank
@@ -248,7 +250,9 @@ class _Trainer:
                       + (f" (DDP, {self.dist.backend})" if self.dist.enabled else "") + f", {precision}")
             self.logger.log("event", state.iteration, event="start", epoch=state.epoch, device=self.device.type,
                             world_size=self.dist.world_size, dist_backend=self.dist.backend, precision=precision)
-            last_path = None
+            # The evaluation the interrupted run owes first: the same metrics, best.pth and RNG states
+            # as a run whose evaluation went through.
+            last_path = self._end_epoch(state, stop=False) if state.eval_pending else None
             loop_start, epochs_here = time.perf_counter(), 0
             while state.epoch < self.cfg.schedule.epochs:
                 self._train_epoch(state)
@@ -375,29 +379,60 @@ class _Trainer:
         return len(skipped)
 
     def _end_epoch(self, state: _Progress, stop: bool) -> Path | None:
-        """Evaluate and save as the config's intervals (or a stop) ask; returns a saved path."""
+        """Evaluate and save as the config's intervals (or a stop, or an evaluation a resumed run
+        owes) ask; returns a saved path."""
         rt = self.cfg.runtime
         last = state.epoch >= self.cfg.schedule.epochs
+        owed, state.eval_pending = state.eval_pending, False
         new_best = False
         key = primary_metric(self.cfg.data.val.name)  # AP; MPII's PCKh Mean; PoseTrack's mAP
-        if state.epoch % rt.eval_interval == 0 or last or stop:
-            metrics = self._evaluate() if self.dist.is_main else None
-            metrics = broadcast_object(metrics, self.dist)
+        if owed or state.epoch % rt.eval_interval == 0 or last or stop:
+            metrics = self._evaluate_or_save(state)
             self.logger.log("val", state.iteration, epoch=state.epoch, **metrics)
             self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             if metrics[key] > state.best_ap:
                 state.best_ap, state.best_epoch, new_best = metrics[key], state.epoch, True
-        save = state.epoch % rt.checkpoint_interval == 0 or last or stop
+        # An owed evaluation saves its epoch again: the file holds the failure's mark until then.
+        save = owed or state.epoch % rt.checkpoint_interval == 0 or last or stop
         if not (save or new_best):
             return None
+        if new_best and self.dist.is_main:
+            self._say(f"new best {key} {state.best_ap:.4f} -> {self.work_dir / BEST_NAME}")
+        return self._save(state, epoch_file=save, best_file=new_best)
+
+    def _evaluate_or_save(self, state: _Progress) -> dict[str, float]:
+        """The main process's evaluation, on every rank. When it fails (an unreadable validation
+        image, the GPU's memory), the epoch's training is saved before the error ends the run:
+        ``--resume auto`` evaluates it first instead of training the epoch again."""
+        metrics, error, failure = None, None, None
+        if self.dist.is_main:
+            try:
+                metrics = self._evaluate()
+            except Exception as exc:  # saved below, then raised again
+                failure, error = exc, str(exc) if isinstance(exc, HrnextError) else f"{type(exc).__name__}: {exc}"
+        metrics, error = broadcast_object((metrics, error), self.dist)
+        if error is None:
+            return metrics
+        self.logger.log("event", state.iteration, event="eval_failed", epoch=state.epoch, error=error)
+        state.eval_pending = True
+        path = self._save(state, epoch_file=True, best_file=False) or self.work_dir / epoch_checkpoint_name(state.epoch)
+        advice = (f"epoch {state.epoch}'s training is saved in {path}: fix the cause (data.val and "
+                  "data.val_batch_size may change) and run the same train command with --resume auto, which "
+                  "evaluates it first")
+        if failure is not None and not isinstance(failure, HrnextError):
+            failure.add_note(advice)  # an unexpected error keeps its type and traceback
+            raise failure
+        raise HrnextError(f"evaluation after epoch {state.epoch} failed: {error}; {advice}")
+
+    def _save(self, state: _Progress, *, epoch_file: bool, best_file: bool) -> Path | None:
+        """Write the checkpoint (rank 0) as ``epoch_N.pth`` and/or ``best.pth``; every rank calls it."""
         ckpt = self._checkpoint(state)  # every rank: the RNG states are gathered
         path = None
         if self.dist.is_main:
             remove_stale_temp_files(self.work_dir)  # of saves a kill interrupted; the lock excludes live ones
-            if new_best:
+            if best_file:
                 path = atomic_torch_save(ckpt, self.work_dir / BEST_NAME)
-                self._say(f"new best {key} {state.best_ap:.4f} -> {path}")
-            if save:
+            if epoch_file:
                 path = atomic_torch_save(ckpt, self.work_dir / epoch_checkpoint_name(state.epoch))
         barrier(self.dist)
         return path
@@ -417,6 +452,7 @@ class _Trainer:
             iteration=state.iteration,
             best_ap=state.best_ap,
             best_epoch=state.best_epoch,
+            eval_pending=state.eval_pending,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.schedule.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler is not None else None,

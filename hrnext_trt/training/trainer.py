@@ -396,9 +396,10 @@ class _Trainer:
         save = owed or state.epoch % rt.checkpoint_interval == 0 or last or stop
         if not (save or new_best):
             return None
-        if new_best and self.dist.is_main:
+        path = self._save(state, epoch_file=save, best_file=new_best)
+        if new_best:
             self._say(f"new best {key} {state.best_ap:.4f} -> {self.work_dir / BEST_NAME}")
-        return self._save(state, epoch_file=save, best_file=new_best)
+        return path
 
     def _evaluate_or_save(self, state: _Progress) -> dict[str, float]:
         """The main process's evaluation, on every rank. When it fails (an unreadable validation
@@ -415,7 +416,8 @@ class _Trainer:
             return metrics
         self.logger.log("event", state.iteration, event="eval_failed", epoch=state.epoch, error=error)
         state.eval_pending = True
-        path = self._save(state, epoch_file=True, best_file=False) or self.work_dir / epoch_checkpoint_name(state.epoch)
+        self._save(state, epoch_file=True, best_file=False)
+        path = self.work_dir / epoch_checkpoint_name(state.epoch)
         advice = (f"epoch {state.epoch}'s training is saved in {path}: fix the cause (data.val and "
                   "data.val_batch_size may change) and run the same train command with --resume auto, which "
                   "evaluates it first")

@@ -23,7 +23,8 @@ from hrnext_trt.runners.export_folder import Artifact, no_engine_reason
 # and under the table when it has such rows.
 CPU_LOW_PRECISION_NOTE = "CPU: accuracy check only; fast path is TensorRT on GPU"
 CPU_LOW_PRECISION_FOOTNOTE = ("FP16 and INT8 ONNX files are made for TensorRT's kernels: ONNX Runtime's CPU provider "
-                              "runs them slower than FP32, so on the CPU they answer the accuracy question only.")
+                              "gains nothing dependable from them over FP32 (slower on some CPUs), so on the CPU "
+                              "they answer the accuracy question only.")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Row:
 
 
 def is_cpu_low_precision(runner: Runner) -> bool:
-    """FP16 / INT8 ONNX on ONNX Runtime's CPU provider: slower than FP32 there, an accuracy check only."""
+    """FP16 / INT8 ONNX on ONNX Runtime's CPU provider: no dependable speed-up there, an accuracy check only."""
     return runner.backend == "onnxruntime" and runner.device == "cpu" and runner.precision in ("fp16", "int8")
 
 

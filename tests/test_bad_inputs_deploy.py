@@ -142,6 +142,23 @@ def test_only_unavailable_backends_is_an_error_not_an_empty_table(tiny, tmp_path
     assert code == 2 and "onnxruntime: no ONNX file in the export folder" in _one_error_line(out)
 
 
+def test_an_export_artifact_given_as_the_checkpoint_is_named_as_such(tiny, tmp_path):
+    # The mistake a newcomer makes: the ONNX (or an engine) where export-engine wants the .pth.
+    _, engines = tiny
+    onnx_file = engines / "model.onnx"
+    code, out = _run("export-engine", onnx_file, "--out", tmp_path / "out", "--no-engines")
+    assert code == 2 and _one_error_line(out) == (
+        f"error: cannot read checkpoint {onnx_file}: it is an ONNX model, not a PyTorch checkpoint; pass the .pth "
+        "it was exported from (the export folder's manifest.json names it under source_checkpoint)")
+    assert not (tmp_path / "out").exists()
+
+    engine = tmp_path / "model_fp16.engine"
+    engine.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(HrnextError, match=r"it is a TensorRT engine, not a PyTorch checkpoint; pass the \.pth"):
+        from hrnext_trt.models import read_checkpoint
+        read_checkpoint(engine)
+
+
 def test_checkpoint_read_errors_are_one_safe_line(tmp_path):
     from hrnext_trt.models import load_pose_model, read_checkpoint
 

@@ -61,6 +61,19 @@ def _safe_globals() -> list:
     return [np.dtype, np.ndarray, *names, *{type(np.dtype(t)) for t in "?bhilqBHILQefdgFD"}]
 
 
+# Export artifacts handed where the checkpoint goes: named so the fix is plain (only once loading failed,
+# so a checkpoint that happens to carry such a suffix still loads).
+_ARTIFACTS = {".onnx": "an ONNX model", ".engine": "a TensorRT engine", ".plan": "a TensorRT engine"}
+
+
+def _unreadable(path: Path, cause: str = "") -> str:
+    artifact = _ARTIFACTS.get(path.suffix.lower())
+    if artifact is None:
+        return f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated{cause}"
+    return (f"cannot read checkpoint {path}: it is {artifact}, not a PyTorch checkpoint; pass the .pth it was "
+            "exported from (the export folder's manifest.json names it under source_checkpoint)")
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict at ``path``, read with ``weights_only`` (tensors and plain data)."""
     path = Path(path)
@@ -72,12 +85,11 @@ def read_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found is None:  # not a pickle at all; torch's advice to load it unsafely is not for us
-            raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated") from None
+            raise HrnextError(_unreadable(path)) from None
         raise HrnextError(f"cannot read checkpoint {path} safely: it holds a {found.group(1)} object; re-save it "
                           "with only tensors and plain Python data") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError, zipfile errors... for a bad file
-        raise HrnextError(f"cannot read checkpoint {path}: not a PyTorch checkpoint or truncated "
-                          f"({type(exc).__name__})") from None
+        raise HrnextError(_unreadable(path, f" ({type(exc).__name__})")) from None
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return {"state_dict": ckpt}  # a bare state_dict (torch.save(model.state_dict())): --arch/--joints
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):

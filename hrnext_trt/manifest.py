@@ -43,9 +43,10 @@ class Manifest(Mapping):
     # -- the writer's side ------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, model: ModelSpec, checkpoint: Path, batch: tuple[int, int, int], gpu: dict | None,
-               versions: dict) -> "Manifest":
-        """A new manifest of an export of ``model`` from ``checkpoint``; files are added as they are written."""
+    def create(cls, model: ModelSpec, checkpoint: Path, flip_test: bool, batch: tuple[int, int, int],
+               gpu: dict | None, versions: dict) -> "Manifest":
+        """A new manifest of an export of ``model`` from ``checkpoint`` (whose recipe validates with
+        ``flip_test`` or not); files are added as they are written."""
         height, width = model.input_size
         return cls({
             "format": MANIFEST_FORMAT,
@@ -54,6 +55,7 @@ class Manifest(Mapping):
             "model": model.to_dict(),
             "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
                                   "size": checkpoint.stat().st_size},
+            "flip_test": flip_test,
             "versions": versions,
             "gpu": gpu,
             "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},
@@ -85,6 +87,12 @@ class Manifest(Mapping):
     @property
     def model(self) -> ModelSpec:
         return ModelSpec.from_dict(self._doc["model"])
+
+    @property
+    def flip_test(self) -> bool:
+        """Whether the source checkpoint's recipe scores with flip test, so that an evaluation of the
+        export alone scores as one with the checkpoint does (True where an older manifest does not say)."""
+        return bool(self._doc.get("flip_test", True))
 
     @property
     def batch_profile(self) -> dict:

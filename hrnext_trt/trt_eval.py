@@ -51,7 +51,7 @@ ACCURACY_COLUMNS = {"coco": ("AP", "AP50", "AP75", "AR"),
 
 @dataclass(frozen=True)
 class TrtEvalConfig:
-    checkpoint: Path | None  # None: no PyTorch row (and no reference for delta / speed-up)
+    checkpoint: Path | None  # None: the export's own source checkpoint if it is still here, else no PyTorch row
     engines: Path | None  # export folder; None: PyTorch only
     dataset: str
     data_root: Path
@@ -62,7 +62,7 @@ class TrtEvalConfig:
     batch: int = 32
     device: str = "auto"  # for PyTorch and ONNX Runtime; TensorRT is always CUDA
     threads: int | None = None
-    flip_test: bool | None = None  # None: as the checkpoint's recipe validates (flip test unless it says not)
+    flip_test: bool | None = None  # None: as the checkpoint's recipe validates (the manifest records it)
     iters: int = 20
     warmup: int = 3
     out: Path | None = None  # report folder: trt_eval.{json,csv,md,png}
@@ -91,6 +91,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     check_writable(config.json, "--json", folder=False)
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
+    given_checkpoint = config.checkpoint
+    config, no_reference = _source_checkpoint(config, artifacts)
     check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
     model, model_input_size, recipe_flip = _load_model(config, artifacts)
     config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
@@ -111,6 +113,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                            boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
     if not len(dataset):
         raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
+    _check_joints(model, artifacts, config.dataset, dataset.meta.num_joints)
     crops = latency_batch(dataset, input_size, config.batch)
 
     predictions: dict[str, tuple[EvalRow, list]] = {}
@@ -122,6 +125,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         return [row]
 
     rows = compare(runners, measure, EvalRow, artifacts, config.backends)
+    if no_reference:  # asked for, but not there: a row that says why, not a silently missing one
+        rows.insert(0, EvalRow.unavailable("pytorch", "fp32", device, no_reference))
     if same_checkpoint is False:
         for row in rows:
             if row.backend == "pytorch":
@@ -131,6 +136,9 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                                          clock=clock_note(device),
                                          flip=" with flip test" if config.flip_test else ""),
                  *comparison_footnotes(rows), *config.notes]
+    if given_checkpoint is None and config.checkpoint is not None:
+        footnotes.append(f"the PyTorch row is {config.checkpoint}, the checkpoint manifest.json records the export "
+                         "was made from (sha256 checked; no --checkpoint given)")
     if same_checkpoint is False:
         footnotes.append(f"{OTHER_CHECKPOINT_NOTE}: the PyTorch row is {config.checkpoint}, the export was made from "
                          f"{artifacts[0].manifest['source_checkpoint']['path']}; dAP compares two models, not a "
@@ -177,21 +185,50 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
 def _load_model(config: TrtEvalConfig, artifacts: list):
     """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None) and
     whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
+    manifest = artifacts[0].manifest if artifacts else None
     if config.checkpoint is None:
-        return None, None, True
-    from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint  # torch side
+        return None, None, manifest.flip_test if manifest is not None else True
+    from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint, recipe_flip_test  # torch side
 
     ckpt = read_checkpoint(config.checkpoint)
     spec = checkpoint_spec(ckpt)
-    # A model trained without mirrored crops (the coco-mini demo preset) is blurred by flip test.
-    flip = bool((ckpt.get("config") or {}).get("runtime", {}).get("flip_test", True))
+    flip = recipe_flip_test(ckpt)
     if "pytorch" not in config.backends:
         return None, spec.input_size, flip
-    exported = artifacts[0].manifest.model if artifacts and artifacts[0].manifest is not None else None
+    exported = manifest.model if manifest is not None else None
     # The paper's mmpose files do not record their model: --arch/--joints, else the export manifest.
     arch = config.arch or (exported.arch if exported is not None and spec.arch is None else None)
     joints = config.num_joints or (exported.num_joints if exported is not None and spec.num_joints is None else None)
     return load_pose_model(ckpt, arch=arch, num_joints=joints, source=config.checkpoint), spec.input_size, flip
+
+
+def _check_joints(model, artifacts: list, dataset: str, dataset_joints: int) -> None:
+    """One line before any work when the model's head has another joint count than the dataset."""
+    manifest = artifacts[0].manifest if artifacts else None
+    joints = model.num_joints if model is not None else manifest.model.num_joints if manifest is not None else None
+    if joints is not None and joints != dataset_joints:
+        raise HrnextError(f"the model predicts {joints} joints but {dataset} has {dataset_joints} (17: coco, ochuman, "
+                          "posetrack; 14: crowdpose; 16: mpii): evaluate it with the --dataset of its joints, or "
+                          f"pass a {dataset} model")
+
+
+def _source_checkpoint(config: TrtEvalConfig, artifacts: list) -> tuple[TrtEvalConfig, str | None]:
+    """Without ``--checkpoint`` the PyTorch row is the export's own source checkpoint, which its
+    manifest names with a sha256, if that file is still there unchanged; else why there is no
+    PyTorch row (None when none was asked for)."""
+    if config.checkpoint is not None or "pytorch" not in config.backends:
+        return config, None
+    manifest = artifacts[0].manifest if artifacts else None
+    if manifest is None:
+        return config, "no --checkpoint: pass the PyTorch checkpoint for the reference row"
+    source = Path(manifest["source_checkpoint"]["path"])
+    if not source.is_file():
+        return config, (f"no --checkpoint, and the export's source checkpoint {source} is not on this machine: "
+                        "pass --checkpoint")
+    if sha256_file(source) != manifest["source_checkpoint"]["sha256"]:
+        return config, (f"no --checkpoint, and the export's source checkpoint {source} has changed since the "
+                        "export: pass --checkpoint (with --other-checkpoint to compare that file anyway)")
+    return replace(config, checkpoint=source), None
 
 
 def _check_exported_checkpoint(config: TrtEvalConfig, artifacts: list) -> bool | None:

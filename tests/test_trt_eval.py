@@ -184,3 +184,59 @@ def test_flip_test_follows_the_checkpoint_recipe_unless_asked(tmp_path, data_dir
         report = run_trt_eval(_config(checkpoint, None, data_dir, backends=("pytorch",), flip_test=asked))
         flips[name] = report.meta["flip_test"]
     assert flips == {"recipe off": False, "no recipe": True, "asked on": True}
+
+
+def test_an_export_alone_is_scored_as_with_its_checkpoint(tmp_path, data_dir):
+    # trt-eval --engines without --checkpoint: the PyTorch row is the manifest's source checkpoint
+    # while it is there unchanged, and the recipe's flip test holds either way, so an engine's AP
+    # does not depend on whether the checkpoint was passed.
+    import torch
+
+    from hrnext_trt.export import ExportConfig, export_artifacts
+    from hrnext_trt.models import build_pose_model, make_checkpoint
+
+    source = tmp_path / "trained_without_mirrors.pth"
+    torch.manual_seed(1)
+    model = build_pose_model("hrnext_tiny", 14)
+    torch.save(make_checkpoint(model, INPUT_SIZE, "crowdpose", config={"runtime": {"flip_test": False}}), source)
+    engines = tmp_path / "engines"
+    export_artifacts(ExportConfig(source, engines, verify_images=2, build_engines=False))
+    assert json.loads((engines / "manifest.json").read_text())["flip_test"] is False
+
+    def onnx_results(report):
+        row = next(r for r in report.rows if r["backend"] == "onnxruntime")
+        return json.loads(open(row["results"]).read())
+
+    given = run_trt_eval(_config(source, engines, data_dir, backends=("pytorch", "onnxruntime"),
+                                 out=tmp_path / "given"))
+    alone = run_trt_eval(_config(None, engines, data_dir, backends=("pytorch", "onnxruntime"),
+                                 out=tmp_path / "alone"))
+    assert [(r["backend"], r["status"]) for r in alone.rows] == [("pytorch", "ok"), ("onnxruntime", "ok")]
+    assert alone.meta["checkpoint"] == str(source.resolve()) and alone.meta["flip_test"] is False
+    assert alone.meta["checkpoint_is_exported_one"] is True
+    assert any(f"the PyTorch row is {source.resolve()}, the checkpoint manifest.json records" in note
+               for note in alone.footnotes)
+    assert [r["AP"] for r in alone.rows] == [r["AP"] for r in given.rows]
+
+    moved = source.rename(tmp_path / "elsewhere.pth")
+    gone = run_trt_eval(_config(None, engines, data_dir, backends=("pytorch", "onnxruntime"),
+                                out=tmp_path / "gone"))
+    assert [(r["backend"], r["status"]) for r in gone.rows] == [("pytorch", "unavailable"), ("onnxruntime", "ok")]
+    assert gone.rows[0]["notes"] == (f"no --checkpoint, and the export's source checkpoint {source.resolve()} is "
+                                     "not on this machine: pass --checkpoint")
+    assert gone.meta["flip_test"] is False and onnx_results(gone) == onnx_results(given)
+    assert gone.rows[1]["delta_AP"] is None  # nothing to compare with
+
+    torch.save(make_checkpoint(build_pose_model("hrnext_tiny", 14), INPUT_SIZE, "crowdpose"), source)  # retrained
+    changed = run_trt_eval(_config(None, engines, data_dir, backends=("pytorch", "onnxruntime")))
+    assert changed.rows[0]["status"] == "unavailable" and "has changed since the export" in changed.rows[0]["notes"]
+    assert moved.is_file()
+
+
+def test_a_model_of_other_joints_than_the_dataset_is_refused_before_any_work(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export  # 14 CrowdPose joints
+    for backends in (("pytorch", "onnxruntime"), ("onnxruntime",)):  # the model's head, or the manifest's
+        config = TrtEvalConfig(checkpoint, engines, "coco", data_dir / "coco-mini", backends=backends, batch=4,
+                               device="cpu", progress=False, out=tmp_path / "out")
+        assert _one_line_error(config).startswith("the model predicts 14 joints but coco has 17 (17: coco, ")
+    assert not (tmp_path / "out").exists()

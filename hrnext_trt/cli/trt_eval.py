@@ -13,7 +13,8 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 
 @click.command("trt-eval")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The PyTorch checkpoint (the reference row).")
+              help="The PyTorch checkpoint (the reference row; default: the one the export's manifest.json "
+                   "records, while it is there unchanged).")
 @click.option("--engines", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder of `hrnext-trt export-engine` (manifest.json, *.onnx, *.engine).")
 @click.option("--other-checkpoint", is_flag=True,

@@ -105,6 +105,12 @@ def checkpoint_spec(ckpt: dict) -> ModelSpec:
     return ModelSpec.from_dict(ckpt) if ckpt.get("format") == CHECKPOINT_FORMAT else ModelSpec()
 
 
+def recipe_flip_test(ckpt: dict) -> bool:
+    """Whether the checkpoint's recipe validates with flip test; True when it does not say (the paper's
+    protocol). A model trained without mirrored crops (the coco-mini demo preset) is blurred by it."""
+    return bool((ckpt.get("config") or {}).get("runtime", {}).get("flip_test", True))
+
+
 def checkpoint_meta(ckpt: dict) -> dict:
     """What a checkpoint says about itself: format, arch, num_joints, input_size, dataset, epoch
     (None where the file does not record it, as in mmpose files)."""

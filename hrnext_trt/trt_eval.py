@@ -27,7 +27,7 @@ from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
 from hrnext_trt.pipeline import iter_batches, predict
-from hrnext_trt.manifest import sha256_file
+from hrnext_trt.manifest import Manifest, sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.export_folder import discover_artifacts
@@ -91,10 +91,12 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     check_writable(config.json, "--json", folder=False)
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
-    given_checkpoint = config.checkpoint
-    config, no_reference = _source_checkpoint(config, artifacts)
+    manifest = artifacts[0].manifest if artifacts else None
+    source, no_reference = _source_checkpoint(config, manifest)
+    if source is not None:
+        config = replace(config, checkpoint=source)
     check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
-    model, model_input_size, recipe_flip = _load_model(config, artifacts)
+    model, model_input_size, recipe_flip = _load_model(config, manifest)
     config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
     input_size = model_input_size or config.input_size or (artifacts[0].input_size if artifacts else None)
     if input_size is None:
@@ -102,7 +104,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                           "manifest: pass --input-size (256x192 for the paper's hrnext_s, 384x288 for hrnext_b)")
     for artifact in artifacts:
         artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
-    same_checkpoint = _check_exported_checkpoint(config, artifacts)
+    # The manifest's own source checkpoint had its sha256 checked when it was picked.
+    same_checkpoint = True if source is not None else _check_exported_checkpoint(config, manifest)
     runners = [PyTorchRunner(model, "fp32", device, threads=config.threads)] \
         if "pytorch" in config.backends and model is not None else []
     runners += [a.runner(device, config.threads) for a in artifacts if a.backend in config.backends]
@@ -113,7 +116,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                            boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
     if not len(dataset):
         raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
-    _check_joints(model, artifacts, config.dataset, dataset.meta.num_joints)
+    _check_joints(model, manifest, config.dataset, dataset.meta.num_joints)
     crops = latency_batch(dataset, input_size, config.batch)
 
     predictions: dict[str, tuple[EvalRow, list]] = {}
@@ -136,12 +139,12 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                                          clock=clock_note(device),
                                          flip=" with flip test" if config.flip_test else ""),
                  *comparison_footnotes(rows), *config.notes]
-    if given_checkpoint is None and config.checkpoint is not None:
-        footnotes.append(f"the PyTorch row is {config.checkpoint}, the checkpoint manifest.json records the export "
+    if source is not None:
+        footnotes.append(f"the PyTorch row is {source}, the checkpoint manifest.json records the export "
                          "was made from (sha256 checked; no --checkpoint given)")
     if same_checkpoint is False:
         footnotes.append(f"{OTHER_CHECKPOINT_NOTE}: the PyTorch row is {config.checkpoint}, the export was made from "
-                         f"{artifacts[0].manifest['source_checkpoint']['path']}; dAP compares two models, not a "
+                         f"{manifest['source_checkpoint']['path']}; dAP compares two models, not a "
                          "backend with its source")
     meta = {"checkpoint_is_exported_one": same_checkpoint, "dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
             "images": len(dataset.images), "input_size": list(input_size), "batch": config.batch, "device": device,
@@ -182,10 +185,9 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
     return written
 
 
-def _load_model(config: TrtEvalConfig, artifacts: list):
+def _load_model(config: TrtEvalConfig, manifest: Manifest | None):
     """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None) and
     whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
-    manifest = artifacts[0].manifest if artifacts else None
     if config.checkpoint is None:
         return None, None, manifest.flip_test if manifest is not None else True
     from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint, recipe_flip_test  # torch side
@@ -202,9 +204,8 @@ def _load_model(config: TrtEvalConfig, artifacts: list):
     return load_pose_model(ckpt, arch=arch, num_joints=joints, source=config.checkpoint), spec.input_size, flip
 
 
-def _check_joints(model, artifacts: list, dataset: str, dataset_joints: int) -> None:
+def _check_joints(model, manifest: Manifest | None, dataset: str, dataset_joints: int) -> None:
     """One line before any work when the model's head has another joint count than the dataset."""
-    manifest = artifacts[0].manifest if artifacts else None
     joints = model.num_joints if model is not None else manifest.model.num_joints if manifest is not None else None
     if joints is not None and joints != dataset_joints:
         raise HrnextError(f"the model predicts {joints} joints but {dataset} has {dataset_joints} (17: coco, ochuman, "
@@ -212,29 +213,27 @@ def _check_joints(model, artifacts: list, dataset: str, dataset_joints: int) -> 
                           f"pass a {dataset} model")
 
 
-def _source_checkpoint(config: TrtEvalConfig, artifacts: list) -> tuple[TrtEvalConfig, str | None]:
+def _source_checkpoint(config: TrtEvalConfig, manifest: Manifest | None) -> tuple[Path | None, str | None]:
     """Without ``--checkpoint`` the PyTorch row is the export's own source checkpoint, which its
-    manifest names with a sha256, if that file is still there unchanged; else why there is no
-    PyTorch row (None when none was asked for)."""
+    manifest names with a sha256, if that file is still there unchanged: (that path, None); else
+    (None, why there is no PyTorch row). (None, None) when a checkpoint was given or no PyTorch row asked for."""
     if config.checkpoint is not None or "pytorch" not in config.backends:
-        return config, None
-    manifest = artifacts[0].manifest if artifacts else None
+        return None, None
     if manifest is None:
-        return config, "no --checkpoint: pass the PyTorch checkpoint for the reference row"
+        return None, "no --checkpoint: pass the PyTorch checkpoint for the reference row"
     source = Path(manifest["source_checkpoint"]["path"])
     if not source.is_file():
-        return config, (f"no --checkpoint, and the export's source checkpoint {source} is not on this machine: "
-                        "pass --checkpoint")
+        return None, (f"no --checkpoint, and the export's source checkpoint {source} is not on this machine: "
+                      "pass --checkpoint")
     if sha256_file(source) != manifest["source_checkpoint"]["sha256"]:
-        return config, (f"no --checkpoint, and the export's source checkpoint {source} has changed since the "
-                        "export: pass --checkpoint (with --other-checkpoint to compare that file anyway)")
-    return replace(config, checkpoint=source), None
+        return None, (f"no --checkpoint, and the export's source checkpoint {source} has changed since the "
+                      "export: pass --checkpoint (with --other-checkpoint to compare that file anyway)")
+    return source, None
 
 
-def _check_exported_checkpoint(config: TrtEvalConfig, artifacts: list) -> bool | None:
+def _check_exported_checkpoint(config: TrtEvalConfig, manifest: Manifest | None) -> bool | None:
     """Whether ``--checkpoint`` is the file the export was made from (its manifest records the sha256);
     None when there is nothing to compare. A different one is refused unless ``other_checkpoint``."""
-    manifest = artifacts[0].manifest if artifacts else None
     if config.checkpoint is None or manifest is None:
         return None
     source = manifest["source_checkpoint"]

@@ -144,6 +144,8 @@ def test_only_unavailable_backends_is_an_error_not_an_empty_table(tiny, tmp_path
 
 def test_an_export_artifact_given_as_the_checkpoint_is_named_as_such(tiny, tmp_path):
     # The mistake a newcomer makes: the ONNX (or an engine) where export-engine wants the .pth.
+    from hrnext_trt.models import read_checkpoint
+
     _, engines = tiny
     onnx_file = engines / "model.onnx"
     code, out = _run("export-engine", onnx_file, "--out", tmp_path / "out", "--no-engines")
@@ -155,7 +157,6 @@ def test_an_export_artifact_given_as_the_checkpoint_is_named_as_such(tiny, tmp_p
     engine = tmp_path / "model_fp16.engine"
     engine.write_bytes(bytes(range(256)) * 64)
     with pytest.raises(HrnextError, match=r"it is a TensorRT engine, not a PyTorch checkpoint; pass the \.pth"):
-        from hrnext_trt.models import read_checkpoint
         read_checkpoint(engine)
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
 from hrnext_trt.compare import Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import BACKENDS, check_export_precisions, resolve_device
+from hrnext_trt.contract import (BACKENDS, DEFAULT_INPUT_SIZE, check_export_precisions, check_threads,
+                                 resolve_device, resolve_input_size)
 from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts
-from hrnext_trt.export.exporter import DEFAULT_INPUT_SIZE, resolve_input_size, summary
+from hrnext_trt.export.exporter import summary
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.pipeline import PersonBatch
 from hrnext_trt.progress import progress_bar
@@ -62,6 +63,7 @@ class BenchConfig:
         if self.iters < 1 or self.warmup < 0:
             raise HrnextError(f"iters must be >= 1 and warmup >= 0 (got {self.iters} and {self.warmup})")
         check_export_precisions(self.export_precisions, "export_precisions")
+        check_threads(self.threads)
         for text in self.torch_precisions or ():
             TorchMode.parse(text)
 
@@ -136,7 +138,8 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, 
     if not path.is_file():
         raise HrnextError(f"{config.model} is neither a checkpoint file nor an arch: pass a .pth file or one of "
                           f"{', '.join(ARCHS)}")
-    return path, resolve_input_size(config.input_size, checkpoint_spec(read_checkpoint(path)).input_size)
+    return path, resolve_input_size(config.input_size, checkpoint_spec(read_checkpoint(path)).input_size,
+                                    DEFAULT_INPUT_SIZE)
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import numbers
 import re
 from pathlib import Path
 
@@ -19,6 +20,8 @@ OUTPUT_NAME = "heatmaps"
 # Heatmaps are 1/4 of the input; the lowest of the four branches runs at 1/32 of it.
 HEATMAP_STRIDE = 4
 INPUT_MULTIPLE = 32
+DEFAULT_INPUT_SIZE = (256, 192)  # the paper's hrnext_s and HRNet-W32 crop, where nothing says otherwise
+INPUT_SIZE_HINT = "256x192 for the paper's hrnext_s and hrnet_w32, 384x288 for hrnext_b and hrnet_w48"
 # The ONNX metadata_props entry holding the model's description (JSON).
 METADATA_KEY = "hrnext_trt"
 
@@ -49,6 +52,27 @@ def validate_input_size(size) -> tuple[int, int]:
         raise HrnextError(f"input size {height}x{width} is not made of positive multiples of {INPUT_MULTIPLE}: "
                           "the network's lowest branch is 1/32 of the input; use e.g. 256x192 or 384x288")
     return height, width
+
+
+def resolve_input_size(requested, recorded, default=None) -> tuple[int, int] | None:
+    """The crop size of a model: the one its checkpoint records, or the one asked for where it records
+    none (the paper's mmpose files), else ``default``; asked for and recorded, the two must agree."""
+    requested = validate_input_size(requested) if requested is not None else None
+    recorded = tuple(recorded) if recorded else None
+    if requested is not None and recorded is not None and requested != recorded:
+        raise HrnextError(f"input size {requested[0]}x{requested[1]} differs from the {recorded[0]}x{recorded[1]} "
+                          "the checkpoint was trained at: leave the input size out (it is for checkpoints that do "
+                          "not record theirs)")
+    size = requested or recorded or default
+    return tuple(size) if size is not None else None
+
+
+def check_threads(threads: int | None) -> None:
+    """Intra-op threads of PyTorch and ONNX Runtime: None (their default) or a positive count. 0 and
+    negative counts would mean the default to ONNX Runtime and an error to PyTorch, mid-run."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise HrnextError(f"--threads must be a positive number of threads, got {threads!r}: leave it out for the "
+                          "libraries' default (every core)")
 
 
 def check_export_precisions(precisions, field: str) -> tuple[str, ...]:

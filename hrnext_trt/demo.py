@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root, recipe_path
-from hrnext_trt.contract import check_export_precisions, resolve_device
+from hrnext_trt.contract import check_export_precisions, check_threads, resolve_device
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
@@ -63,8 +63,7 @@ class DemoConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
-        if self.threads is not None and self.threads < 1:
-            raise HrnextError(f"threads must be a positive number, got {self.threads}")
+        check_threads(self.threads)
         check_export_precisions(self.precisions, "precisions")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import BACKENDS, resolve_device
+from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT, check_threads, resolve_device, resolve_input_size
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
@@ -81,6 +81,7 @@ class TrtEvalConfig:
             raise HrnextError(f"batch must be at least 1, got {self.batch}")
         if self.iters < 1 or self.warmup < 0:
             raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
+        check_threads(self.threads)
         resolve_device(self.device)
 
 
@@ -98,10 +99,11 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
     model, model_input_size, recipe_flip = _load_model(config, manifest)
     config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
-    input_size = model_input_size or config.input_size or (artifacts[0].input_size if artifacts else None)
+    input_size = resolve_input_size(config.input_size, model_input_size,
+                                    artifacts[0].input_size if artifacts else None)
     if input_size is None:
         raise HrnextError("the input size is unknown: the checkpoint does not record it and there is no export "
-                          "manifest: pass --input-size (256x192 for the paper's hrnext_s, 384x288 for hrnext_b)")
+                          f"manifest: pass --input-size ({INPUT_SIZE_HINT})")
     for artifact in artifacts:
         artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
     # The manifest's own source checkpoint had its sha256 checked when it was picked.

@@ -184,3 +184,65 @@ def test_checkpoint_read_errors_are_one_safe_line(tmp_path):
         load_pose_model(bare)
     loaded = load_pose_model(bare, arch="hrnext_tiny", num_joints=14)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+@pytest.mark.parametrize("command, option, value, expected", [
+    ("trt-eval", "--threads", "0", "--threads must be positive, got 0"),
+    ("bench", "--threads", "-3", "--threads must be positive, got -3"),
+    ("predict", "--threads", "0", "--threads must be positive, got 0"),
+    ("predict", "--det-score-thr", "nan", "--det-score-thr must be a number from 0 to 1, got nan"),
+    ("predict", "--det-iou-thr", "1.5", "--det-iou-thr must be a number from 0 to 1, got 1.5"),
+    ("predict", "--kpt-thr", "inf", "--kpt-thr must be a number from 0 to 1, got inf"),
+    ("predict", "--max-frames", "0", "--max-frames must be positive, got 0"),
+    ("predict", "--batch", "0", "--batch must be positive, got 0"),
+    ("predict", "--detect-every", "-1", "--detect-every must be positive, got -1"),
+    ("export-engine", "--workspace", "nan", "--workspace must be a finite positive number, got nan"),
+    ("export-engine", "--int8-budget", "inf", "--int8-budget must be a finite positive number, got inf"),
+    ("export-engine", "--calib-images", "0", "--calib-images must be positive, got 0"),
+    ("export-engine", "--joints", "-1", "--joints must be positive, got -1"),
+])
+def test_numeric_options_out_of_range_are_one_line_before_any_work(tiny, tmp_path, command, option, value, expected):
+    """NaN passes every `< 0` check and 0 threads meant "the default" to ONNX Runtime but an error to
+    PyTorch mid-run: each is refused at the flag, before a file is read or written."""
+    checkpoint, engines = tiny
+    out = tmp_path / "out"
+    args = {"trt-eval": ("--checkpoint", checkpoint, "--engines", engines, "--dataset", "crowdpose", "--data-root",
+                         tmp_path / "no_data_here"),
+            "bench": (checkpoint, "--engines", engines),
+            "predict": (tmp_path / "no_image_here.jpg", "--model", engines / "model.onnx", "--out", out),
+            "export-engine": (checkpoint, "--int8", "--out", out)}[command]
+    code, printed = _run(command, *args, option, value)
+    assert code == 2 and expected in _one_error_line(printed)
+    assert not out.exists()
+
+
+def test_library_configs_refuse_what_the_flags_refuse(tiny, tmp_path):
+    from hrnext_trt.benchmark import BenchConfig
+    from hrnext_trt.export import ExportConfig
+    from hrnext_trt.predict import PredictConfig
+    from hrnext_trt.trt_eval import TrtEvalConfig
+
+    checkpoint, engines = tiny
+    for threads in (0, -2, 1.5, True):
+        for make in (lambda: TrtEvalConfig(checkpoint, engines, "crowdpose", tmp_path, threads=threads),
+                     lambda: BenchConfig(str(checkpoint), threads=threads),
+                     lambda: PredictConfig("0", engines / "model.onnx", threads=threads)):
+            with pytest.raises(HrnextError, match="--threads must be a positive number of threads"):
+                make()
+    for field in ("det_score_thr", "det_iou_thr", "kpt_thr", "track_iou_thr"):
+        for bad in (float("nan"), -0.1, 1.01):
+            with pytest.raises(HrnextError, match="must be a number from 0 to 1"):
+                PredictConfig("0", engines / "model.onnx", **{field: bad})
+    for bad in (float("nan"), float("inf"), 0.0):
+        with pytest.raises(HrnextError, match="workspace"):
+            ExportConfig(checkpoint, tmp_path / "out", workspace_gb=bad)
+        with pytest.raises(HrnextError, match="--int8-budget"):
+            ExportConfig(checkpoint, tmp_path / "out", precisions=("fp32", "int8"), int8_budget=bad)
+
+
+def test_an_input_size_other_than_the_checkpoints_is_refused_not_ignored(tiny, tmp_path):
+    # A checkpoint that records its crop size: --input-size (for the paper's files) may only agree with it.
+    checkpoint, engines = tiny
+    code, out = _trt_eval(checkpoint, engines, tmp_path / "no_data_here", "--input-size", "256x192")
+    assert code == 2 and ("input size 256x192 differs from the 64x64 the checkpoint was trained at: leave the input "
+                          "size out") in _one_error_line(out)

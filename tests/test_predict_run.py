@@ -138,6 +138,41 @@ def test_detections_file_and_checkpoint_model(tmp_path, fixtures_dir):
         check_person(r, 640, 425)
 
 
+def test_the_papers_checkpoint_predicts_as_its_export(tmp_path, fixtures_dir, fixture_export):
+    """The paper's .pth (mmpose layout, no model record) runs in predict with --arch, --joints and
+    --input-size, and gives the poses its exported ONNX gives for the same boxes."""
+    from click.testing import CliRunner
+
+    from hrnext_trt.cli import main
+
+    ckpt = fixtures_dir / "hrnext_tiny_crowdpose.pth"
+    dets = bundled_dataset_root("crowdpose-mini") / "annotations" / "det_for_crowd_test_0.1_0.5.json"
+    common = [str(CROWD_IMAGES / "106848.jpg"), "--boxes", str(dets), "--det-score-thr", "0.5", "--threads", "1",
+              "--device", "cpu"]
+
+    def predict(model, out, *extra):
+        result = CliRunner().invoke(main, ["predict", *common, "--model", str(model), "--out", str(out), *extra])
+        return result.exit_code, result.output
+
+    code, printed = predict(ckpt, tmp_path / "refused", "--arch", "hrnext_tiny")
+    assert code == 2 and (f"error: checkpoint {ckpt} is an mmpose file, which does not record its model: pass "
+                          "--joints, --input-size (e.g.") in printed
+    assert not (tmp_path / "refused").exists()
+    code, printed = predict(ckpt, tmp_path / "pth", "--arch", "hrnext_tiny", "--joints", "14", "--input-size",
+                            "256x192")
+    assert code == 0, printed
+    export, _ = fixture_export
+    code, printed = predict(export / "model.onnx", tmp_path / "onnx")
+    assert code == 0, printed
+    from_pth, from_onnx = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("pth", "onnx"))
+    assert len(from_pth) == len(from_onnx) >= 1
+    for a, b in zip(from_pth, from_onnx):
+        assert a["bbox"] == b["bbox"]
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=0.05)  # FP32 PyTorch vs ONNX Runtime
+    code, printed = predict(export / "model.onnx", tmp_path / "o2", "--input-size", "256x192")
+    assert code == 2 and "--input-size: model.onnx describes its own model" in printed
+
+
 def test_default_detector_runs_without_options(tmp_path, models):
     image = bundled_dataset_root("ochuman-mini") / "images" / "003799.jpg"
     result = run_predict(PredictConfig(str(image), models["pose"], out=tmp_path / "o", progress=False))
@@ -183,6 +218,9 @@ def test_bad_inputs_are_one_line(tmp_path, models):
     fails("cannot open video|gives no frame", source=str(tmp_path / "broken.mp4"))
     fails("camera 57 cannot be opened", source="57")
     fails("not found", source=str(tmp_path / "missing.jpg"))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    fails(r"folder .*notes holds no images \(\.jpg", source=str(tmp_path / "notes"))
     fails("says it takes 128x96 crops but its input is 64x48",
           model=pose_network(tmp_path / "lying.onnx", declared_size=(128, 96)))
     fails(r"outputs \(1, 10\)", detector=__import__("tests.predict_graphs").predict_graphs.odd_detector(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import DEVICE, POSITIVE_INT
+from hrnext_trt.cli.params import DEVICE, POSITIVE_INT, model_record_options
 from hrnext_trt.demo import DemoConfig, run_demo
 
 
@@ -15,9 +15,7 @@ from hrnext_trt.demo import DemoConfig, run_demo
               help="Where the checkpoint, export folder, reports, plot and pose images go.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Skip training and use this coco checkpoint.")
-@click.option("--arch", default=None, help="Model arch of a --checkpoint that does not record it (the paper's "
-                                           "mmpose files), e.g. hrnext_b.")
-@click.option("--joints", "num_joints", type=int, default=None, help="Its joint count (17 for COCO).")
+@model_record_options
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--threads", type=POSITIVE_INT, default=None,
               help="Intra-op threads of PyTorch (every stage) and ONNX Runtime [default: one per core]; on a machine "

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import BATCH_PROFILE, COMPUTE_CAPABILITIES, DATASET, INPUT_SIZE
+from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, DATASET, INPUT_SIZE, POSITIVE_FLOAT,
+                                   POSITIVE_INT, model_record_options)
 from hrnext_trt.engines.builders import BUILDERS, RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.export.config import CALIB_METHODS, CALIB_SPLITS
@@ -15,9 +16,7 @@ from hrnext_trt.export.groups import LEVELS
 
 @click.command("export-engine")
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--arch", default=None, help="Model arch; needed for the paper's mmpose checkpoints (e.g. hrnext_s).")
-@click.option("--joints", "num_joints", type=int, default=None,
-              help="Joint count; needed for mmpose checkpoints (14 CrowdPose, 17 COCO/OCHuman).")
+@model_record_options
 @click.option("--input-size", type=INPUT_SIZE, default=None,
               help="Crop size, e.g. 256x192 (default: the checkpoint's, else 256x192).")
 @click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (ModelOpt AutoCast) and its engine.")
@@ -27,30 +26,30 @@ from hrnext_trt.export.groups import LEVELS
                    "(default: the bundled coco-mini sample).")
 @click.option("--calib-dataset", type=DATASET, default="coco", show_default=True,
               help="Which dataset layout --calib-data has.")
-@click.option("--calib-images", type=int, default=512, show_default=True, help="INT8 calibration crops.")
+@click.option("--calib-images", type=POSITIVE_INT, default=512, show_default=True, help="INT8 calibration crops.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="entropy", show_default=True,
               help="INT8 activation calibration: entropy (KL clipping) or max (no clipping).")
 @click.option("--calib-split", type=click.Choice(CALIB_SPLITS), default=None,
               help="Split the calibration and held-out crops come from (default: train; OCHuman: val).")
 @click.option("--calib-study", is_flag=True,
               help="First quantize with each calibration method at two crop counts and print each one's held-out error.")
-@click.option("--int8-budget", type=float, default=None, metavar="PX",
+@click.option("--int8-budget", type=POSITIVE_FLOAT, default=None, metavar="PX",
               help="Keep INT8's held-out keypoints within PX pixels of FP32 (mean): the most harmful groups move "
                    "to FP16 (FP32 where FP16 overflows); the plan goes into the manifest and the ONNX metadata.")
-@click.option("--fp16-budget", type=float, default=None, metavar="PX",
+@click.option("--fp16-budget", type=POSITIVE_FLOAT, default=None, metavar="PX",
               help="FP16 file as a plan: groups whose FP16 drifts or overflows most stay FP32 until the held-out "
                    "keypoints are within PX pixels of FP32 (instead of AutoCast).")
 @click.option("--sensitivity", is_flag=True,
               help="Write sensitivity.json/.png (per-group INT8 harm) even without --int8-budget.")
 @click.option("--sensitivity-level", type=click.Choice(LEVELS), default="block", show_default=True,
               help="Groups of the sensitivity table and the plan: stage, branch, block or part (attention/kernels/convs).")
-@click.option("--verify-images", type=int, default=16, show_default=True,
+@click.option("--verify-images", type=POSITIVE_INT, default=16, show_default=True,
               help="Held-out crops (other images than calibration) every artifact is checked on.")
 @click.option("--batch", type=BATCH_PROFILE, default="1,16,32", show_default=True,
               help="Batch range of the engines' optimisation profile.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: engines/<checkpoint name>).")
-@click.option("--workspace", "workspace_gb", type=float, default=4.0, show_default=True,
+@click.option("--workspace", "workspace_gb", type=POSITIVE_FLOAT, default=4.0, show_default=True,
               help="TensorRT builder workspace, GB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT timing cache file, reused across builds (default: <out>/timing.cache; "

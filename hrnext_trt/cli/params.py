@@ -6,6 +6,7 @@ A bad value is one line naming the flag (``HrnextError``: the CLI prints ``error
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import click
@@ -85,14 +86,21 @@ class Parsed(click.ParamType):
         return self._parse(value, param.opts[0] if param is not None else self.name)
 
 
-def _number(kind: type, zero_ok: bool) -> Callable[[str, str], object]:
+def _number(kind: type, zero_ok: bool, most: float = math.inf) -> Callable[[str, str], object]:
     def parse(text: str, flag: str):
         try:
             value = kind(text)
         except ValueError:
             raise HrnextError(f"{flag} {text!r} is not a number") from None
-        if value < 0 or (value == 0 and not zero_ok):
-            raise HrnextError(f"{flag} must be {'>= 0' if zero_ok else 'positive'}, got {value}")
+        # Written as a positive test: NaN fails every comparison, and inf is no count, size or threshold.
+        if not (math.isfinite(value) and (0 <= value if zero_ok else 0 < value) and value <= most):
+            if most < math.inf:
+                bounds = f"a number from 0 to {most:g}"
+            elif kind is float:
+                bounds = "a finite number >= 0" if zero_ok else "a finite positive number"
+            else:
+                bounds = ">= 0" if zero_ok else "positive"
+            raise HrnextError(f"{flag} must be {bounds}, got {text}")
         return value
 
     return parse
@@ -109,6 +117,16 @@ TORCH_PRECISION_LIST = Parsed("LIST", lambda text, flag: tuple(TorchMode.parse(t
 POSITIVE_INT = Parsed("INTEGER", _number(int, zero_ok=False))
 COUNT = Parsed("INTEGER", _number(int, zero_ok=True))
 POSITIVE_FLOAT = Parsed("FLOAT", _number(float, zero_ok=False))
+FRACTION = Parsed("FLOAT", _number(float, zero_ok=True, most=1))  # score and IoU thresholds
 DEVICE = click.Choice(["auto", *DEVICES])  # auto: the GPU where an NVIDIA driver sees one
 # Every dataset the keypoint metadata knows (a new dataset joins the choices by registering there).
 DATASET = click.Choice(sorted(DATASETS))
+
+
+def model_record_options(command):
+    """``--arch`` and ``--joints``: what the paper's checkpoints (mmpose layout) do not record about their model."""
+    command = click.option("--joints", "num_joints", type=POSITIVE_INT, default=None,
+                           help="Joint count of such a checkpoint (14 CrowdPose, 17 COCO/OCHuman/PoseTrack, "
+                                "16 MPII).")(command)
+    return click.option("--arch", default=None, help="Model arch of a checkpoint that does not record it (the "
+                                                     "paper's mmpose files), e.g. hrnext_s.")(command)

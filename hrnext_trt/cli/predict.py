@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hrnext_trt.cli.params import DEVICE, FRACTION, INPUT_SIZE, POSITIVE_INT, model_record_options
+from hrnext_trt.contract import INPUT_SIZE_HINT
 from hrnext_trt.predict.hog import HOG_LIMITS
 
 
@@ -25,6 +27,9 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Pose network: a checkpoint (.pth, PyTorch), model*.onnx (ONNX Runtime) or model*.engine "
                    "(TensorRT, with the export folder's manifest.json beside it).")
+@model_record_options
+@click.option("--input-size", type=INPUT_SIZE, default=None,
+              help=f"Crop size of such a checkpoint ({INPUT_SIZE_HINT}).")
 @click.option("--detector", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Person detector ONNX, run in ONNX Runtime: mmdeploy/rtmlib YOLOX or RTMDet end-to-end exports "
                    "(dets + labels) or Ultralytics YOLOv8/11 exports (1, 4+classes, anchors).")
@@ -34,27 +39,29 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("predict_out"),
               show_default=True, help="Output folder (must be empty, or hold a previous run and --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a previous predict run in --out.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="Device of PyTorch, ONNX Runtime and the detector (TensorRT is always the GPU).")
-@click.option("--batch", type=int, default=16, show_default=True,
+@click.option("--batch", type=POSITIVE_INT, default=16, show_default=True,
               help="Crops per pose-network call, gathered across the people of several frames.")
-@click.option("--detect-every", type=int, default=1, show_default=True,
+@click.option("--detect-every", type=POSITIVE_INT, default=1, show_default=True,
               help="Video: run the detector every N frames; boxes and track ids are carried in between.")
 @click.option("--show-fps", is_flag=True, help="Draw the running frames/s on the output.")
-@click.option("--det-score-thr", type=float, default=0.3, show_default=True, help="Keep person boxes above this.")
-@click.option("--det-iou-thr", type=float, default=0.45, show_default=True, help="NMS IoU of raw detector outputs.")
+@click.option("--det-score-thr", type=FRACTION, default=0.3, show_default=True, help="Keep person boxes above this.")
+@click.option("--det-iou-thr", type=FRACTION, default=0.45, show_default=True, help="NMS IoU of raw detector outputs.")
 @click.option("--det-family", type=click.Choice(["yolox", "rtmdet", "ultralytics"]), default=None,
               help="Detector preprocessing (default: Ultralytics for the raw layout; RTMDet if the file name says "
                    "rtmdet, else YOLOX, for the end-to-end layout).")
-@click.option("--kpt-thr", type=float, default=0.3, show_default=True, help="Draw joints scored above this.")
+@click.option("--kpt-thr", type=FRACTION, default=0.3, show_default=True, help="Draw joints scored above this.")
 @click.option("--flip/--no-flip", "flip_test", default=False, show_default=True, help="Flip test (2x network).")
-@click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many frames (camera, quick looks).")
-def command(source, model, detector, boxes, out, overwrite, device, batch, detect_every, show_fps, det_score_thr,
-            det_iou_thr, det_family, kpt_thr, flip_test, threads, max_frames) -> None:
+@click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
+@click.option("--max-frames", type=POSITIVE_INT, default=None,
+              help="Stop after this many frames (camera, quick looks).")
+def command(source, model, arch, num_joints, input_size, detector, boxes, out, overwrite, device, batch, detect_every,
+            show_fps, det_score_thr, det_iou_thr, det_family, kpt_thr, flip_test, threads, max_frames) -> None:
     from hrnext_trt.predict import PredictConfig, run_predict
 
-    config = PredictConfig(source=source, model=model, detector=detector, boxes=boxes, out=out, overwrite=overwrite,
+    config = PredictConfig(source=source, model=model, arch=arch, num_joints=num_joints, input_size=input_size,
+                           detector=detector, boxes=boxes, out=out, overwrite=overwrite,
                            device=device, batch=batch, detect_every=detect_every, show_fps=show_fps,
                            det_score_thr=det_score_thr, det_iou_thr=det_iou_thr, det_family=det_family,
                            kpt_thr=kpt_thr, flip_test=flip_test, threads=threads, max_frames=max_frames)

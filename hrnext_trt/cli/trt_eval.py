@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import BACKEND_LIST, COUNT, DATASET, DEVICE, INPUT_SIZE, POSITIVE_INT
-from hrnext_trt.contract import BACKENDS
+from hrnext_trt.cli.params import (BACKEND_LIST, COUNT, DATASET, DEVICE, INPUT_SIZE, POSITIVE_INT,
+                                   model_record_options)
+from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 
 
@@ -19,12 +20,9 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
               help="Export folder of `hrnext-trt export-engine` (manifest.json, *.onnx, *.engine).")
 @click.option("--other-checkpoint", is_flag=True,
               help="Compare a --checkpoint other than the one the export was made from (the report says so).")
-@click.option("--arch", default=None, help="Model arch of a checkpoint that does not record it (the paper's mmpose "
-                                           "files), e.g. hrnext_s.")
-@click.option("--joints", "num_joints", type=POSITIVE_INT, default=None,
-              help="Joint count of such a checkpoint (14 CrowdPose, 17 COCO/OCHuman).")
+@model_record_options
 @click.option("--input-size", type=INPUT_SIZE, default=None,
-              help="Crop size of such a checkpoint without --engines (256x192 hrnext_s, 384x288 hrnext_b).")
+              help=f"Crop size of such a checkpoint without --engines ({INPUT_SIZE_HINT}).")
 @click.option("--dataset", type=DATASET, required=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--split", default=None, help="Default: the dataset's test split (crowdpose test, coco/mpii/posetrack val).")
@@ -38,7 +36,7 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 @click.option("--batch", type=POSITIVE_INT, default=32, show_default=True, help="Crops per network call.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="Device of PyTorch and ONNX Runtime (TensorRT is always the GPU).")
-@click.option("--threads", type=int, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
+@click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
 @click.option("--flip/--no-flip", "flip_test", default=None,
               help="Flip test on or off (default: as the checkpoint's recipe validates; on for the paper's files).")
 @click.option("--iters", type=POSITIVE_INT, default=20, show_default=True,

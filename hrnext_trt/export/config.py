@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,10 @@ class ExportConfig:
             raise HrnextError(f"calibration split {self.calib_split!r} is unknown: choose one of {', '.join(CALIB_SPLITS)}")
         if self.sensitivity_level not in LEVELS:
             raise HrnextError(f"sensitivity level {self.sensitivity_level!r} is unknown: choose one of {', '.join(LEVELS)}")
-        if self.int8_budget is not None and not self.int8_budget > 0:
+        # Positive tests: NaN fails every comparison; an infinite budget would be no budget.
+        if self.int8_budget is not None and not 0 < self.int8_budget < math.inf:
             raise HrnextError(f"--int8-budget {self.int8_budget} must be a positive number of pixels, e.g. 1")
-        if self.fp16_budget is not None and not ("fp16" in self.precisions and self.fp16_budget > 0):
+        if self.fp16_budget is not None and not ("fp16" in self.precisions and 0 < self.fp16_budget < math.inf):
             raise HrnextError(f"--fp16-budget {self.fp16_budget} needs --fp16 and a positive number of pixels")
         if (self.int8_budget is not None or self.sensitivity or self.calib_study) and "int8" not in self.precisions:
             raise HrnextError("--int8-budget, --sensitivity and --calib-study work on the INT8 file: add --int8")
@@ -79,7 +81,7 @@ class ExportConfig:
             raise HrnextError(f"batch profile {','.join(map(str, batch))} is not MIN,OPT,MAX with "
                               "1 <= MIN <= OPT <= MAX: write e.g. 1,16,32")
         set_(self, "batch", batch)
-        if self.workspace_gb <= 0:
+        if not 0 < self.workspace_gb < math.inf:
             raise HrnextError(f"workspace {self.workspace_gb} GB must be positive")
         if self.opset < 17:
             raise HrnextError(f"opset {self.opset} is too old: LayerNormalization needs 17 or newer")

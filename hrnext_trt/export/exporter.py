@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.contract import nvidia_gpu_present, unavailable_reason
+from hrnext_trt.contract import DEFAULT_INPUT_SIZE, nvidia_gpu_present, resolve_input_size, unavailable_reason
 from hrnext_trt.data import HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
@@ -42,21 +42,11 @@ from hrnext_trt.model_spec import ModelSpec
 log = logging.getLogger(__name__)
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
-DEFAULT_INPUT_SIZE = (256, 192)
 _WORKER_JOBS = {"fp16": "AutoCast FP16", "int8": "INT8 quantization"}
 
 
 def engine_file(precision: str) -> str:
     return f"model_{precision}.engine"
-
-
-def resolve_input_size(requested: tuple[int, int] | None, recorded) -> tuple[int, int]:
-    """The crop size to export: the checkpoint's, unless the user asks for it (then they must agree)."""
-    recorded = tuple(recorded) if recorded else None
-    if requested is not None and recorded is not None and tuple(requested) != recorded:
-        raise HrnextError(f"input size {requested[0]}x{requested[1]} differs from the {recorded[0]}x{recorded[1]} "
-                          "the checkpoint was trained at: leave the input size out to export at the trained size")
-    return tuple(requested or recorded or DEFAULT_INPUT_SIZE)
 
 
 def export_artifacts(config: ExportConfig) -> Manifest:
@@ -101,7 +91,7 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
         ckpt = read_checkpoint(config.checkpoint)
         recorded = checkpoint_spec(ckpt)
         model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=config.checkpoint)
-    input_size = resolve_input_size(config.input_size, recorded.input_size)
+    input_size = resolve_input_size(config.input_size, recorded.input_size, DEFAULT_INPUT_SIZE)
     spec = ModelSpec.of(model.arch, model.num_joints, input_size,
                         recorded.dataset or meta_for_joints(model.num_joints).name)
 

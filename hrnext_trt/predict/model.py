@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hrnext_trt.contract import INPUT_SIZE_HINT, resolve_input_size
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta, get_meta, meta_for_joints
 from hrnext_trt.manifest import load_manifest
@@ -26,13 +27,22 @@ class PoseNetwork:
     description: str
 
 
-def load_pose_network(path: str | Path, device: str, threads: int | None = None, batch: int = 1) -> PoseNetwork:
+def load_pose_network(path: str | Path, device: str, threads: int | None = None, batch: int = 1,
+                      arch: str | None = None, num_joints: int | None = None,
+                      input_size: tuple[int, int] | None = None) -> PoseNetwork:
+    """``arch``, ``num_joints`` and ``input_size`` describe a checkpoint that does not record its model
+    (the paper's mmpose files); ONNX files and engines carry their own description."""
     path = Path(path)
     if not path.is_file():
         raise HrnextError(f"pose model {path} not found: give a checkpoint (.pth), an ONNX file or a TensorRT engine")
     suffix = path.suffix.lower()
+    given = [flag for flag, value in (("--arch", arch), ("--joints", num_joints), ("--input-size", input_size))
+             if value is not None]
+    if given and suffix not in CHECKPOINT_SUFFIXES:
+        raise HrnextError(f"{', '.join(given)}: {path.name} describes its own model; these options are for "
+                          "checkpoints that do not record theirs (the paper's .pth files): drop them")
     if suffix in CHECKPOINT_SUFFIXES:
-        network = _checkpoint(path, device, threads)
+        network = _checkpoint(path, device, threads, arch, num_joints, input_size)
     elif suffix == ".onnx":
         network = _onnx(path, device, threads)
     elif suffix == ".engine":
@@ -48,16 +58,26 @@ def _meta(spec: ModelSpec) -> KeypointMeta:
     return get_meta(spec.dataset) if spec.dataset else meta_for_joints(spec.num_joints)
 
 
-def _checkpoint(path: Path, device: str, threads: int | None) -> PoseNetwork:
-    from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint
+def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, num_joints: int | None,
+                input_size: tuple[int, int] | None) -> PoseNetwork:
+    from hrnext_trt.models import checkpoint_meta, checkpoint_spec, load_pose_model, read_checkpoint
 
     ckpt = read_checkpoint(path)
     spec = checkpoint_spec(ckpt)
-    if spec.input_size is None or spec.num_joints is None:
-        raise HrnextError(f"checkpoint {path} does not record its input size and joints (an mmpose file?): export "
-                          "it with `hrnext-trt export-engine --arch ... --joints ...` and predict with the ONNX file")
-    runner = PyTorchRunner(load_pose_model(ckpt), "fp32", device, threads=threads)
-    return PoseNetwork(runner, _meta(spec), spec.input_size, f"{path.name} (PyTorch fp32, {spec.arch})")
+    kind = checkpoint_meta(ckpt)["format"]
+    if kind in ("mmpose", "state_dict"):  # files that record no model: every missing flag in one line
+        missing = [flag for flag, given in (("--arch", arch), ("--joints", num_joints), ("--input-size", input_size))
+                   if given is None]
+        if missing:
+            what = "an mmpose file" if kind == "mmpose" else "a bare state_dict"
+            raise HrnextError(f"checkpoint {path} is {what}, which does not record its model: pass "
+                              f"{', '.join(missing)} (e.g. --arch hrnext_s --joints 14 --input-size 256x192 for the "
+                              f"paper's CrowdPose HRNeXt-S; input sizes: {INPUT_SIZE_HINT})")
+    model = load_pose_model(ckpt, arch=arch, num_joints=num_joints, source=path)
+    size = resolve_input_size(input_size, spec.input_size)
+    meta = get_meta(spec.dataset) if spec.dataset else meta_for_joints(model.num_joints)
+    runner = PyTorchRunner(model, "fp32", device, threads=threads)
+    return PoseNetwork(runner, meta, size, f"{path.name} (PyTorch fp32, {model.arch})")
 
 
 def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:

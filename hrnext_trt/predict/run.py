@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt import interrupts
-from hrnext_trt.contract import resolve_device
+from hrnext_trt.contract import check_threads, resolve_device
 from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_nms
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 class PredictConfig:
     source: str  # image, folder, video file or camera index
     model: Path  # checkpoint, ONNX file or TensorRT engine
+    arch: str | None = None  # for checkpoints that do not record their model (the paper's mmpose files)
+    num_joints: int | None = None
+    input_size: tuple[int, int] | None = None
     detector: Path | None = None  # detector ONNX; with neither it nor boxes: OpenCV HOG
     boxes: Path | None = None  # COCO-format detections file
     out: Path = Path("predict_out")
@@ -72,6 +75,12 @@ class PredictConfig:
             raise HrnextError(f"--detect-every must be at least 1, got {self.detect_every}")
         if self.max_frames is not None and self.max_frames < 1:
             raise HrnextError(f"--max-frames must be at least 1, got {self.max_frames}")
+        for flag, value in (("--det-score-thr", self.det_score_thr), ("--det-iou-thr", self.det_iou_thr),
+                            ("--kpt-thr", self.kpt_thr), ("track_iou_thr", self.track_iou_thr)):
+            # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
+            if not 0 <= value <= 1:
+                raise HrnextError(f"{flag} must be a number from 0 to 1, got {value}")
+        check_threads(self.threads)
         resolve_device(self.device)
 
 
@@ -102,7 +111,8 @@ def run_predict(config: PredictConfig) -> PredictResult:
     device = resolve_device(config.device)
     source = open_source(config.source, config.max_frames)  # a bad source fails before anything is written
     try:
-        network = load_pose_network(config.model, device, config.threads, config.batch)
+        network = load_pose_network(config.model, device, config.threads, config.batch, arch=config.arch,
+                                    num_joints=config.num_joints, input_size=config.input_size)
         detector = _make_detector(config, device, source)
         source_path = None if str(config.source).isdigit() else Path(config.source)
         with network.runner:

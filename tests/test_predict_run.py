@@ -227,6 +227,37 @@ def test_bad_inputs_are_one_line(tmp_path, models):
         tmp_path / "odd.onnx"))
 
 
+def test_an_unreadable_image_in_a_folder_is_skipped_and_listed(tmp_path, models, caplog):
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("103319.jpg", "106848.jpg"):
+        shutil.copy(CROWD_IMAGES / name, folder / name)
+    (folder / "104000.jpg").write_bytes(b"half a download")
+    config = PredictConfig(str(folder), models["pose"], detector=models["detector"], out=tmp_path / "o",
+                           progress=False)
+    with caplog.at_level("WARNING"):
+        result = run_predict(config)
+    assert result.frames == 2 and result.summary["skipped_unreadable"] == ["104000.jpg"]
+    assert result.summary["error"] is None
+    assert any("skipped: unreadable image" in r.getMessage() and "104000.jpg" in r.getMessage() for r in caplog.records)
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert {r["image_id"] for r in results} == {103319, 106848}
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["103319.jpg", "106848.jpg", "results.json",
+                                                                   "summary.json"]
+
+    # Nothing readable: an error, and the summary of the failed run says so (and lists its files for --overwrite).
+    for name in ("103319.jpg", "106848.jpg"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(HrnextError, match=r"none of the 3 images of .*photos could be read \(first: 103319\.jpg\)"):
+        run_predict(PredictConfig(str(folder), models["pose"], detector=models["detector"], out=tmp_path / "bad",
+                                  progress=False))
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    assert summary["error"].startswith("none of the 3 images") and summary["frames"] == 0
+    assert summary["files"] == ["results.json"]
+
+
 def test_ctrl_c_leaves_complete_files(tmp_path, models):
     video = make_video(tmp_path / "long.mp4", frames=400, size=(160, 120))
     out = tmp_path / "out"

@@ -69,5 +69,9 @@ def command(source, model, arch, num_joints, input_size, detector, boxes, out, o
     click.echo(result.timing.table())
     if result.interrupted:
         click.echo(f"interrupted after {result.frames} frames; the files hold those frames")
+    skipped = result.summary["skipped_unreadable"]
+    if skipped:
+        click.echo(f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''} ("
+                   + ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "") + "; summary.json lists them)")
     click.echo(f"wrote {len(result.files)} files to {result.out}: " + ", ".join(f.name for f in result.files[:6])
                + (", ..." if len(result.files) > 6 else ""))

@@ -5,11 +5,14 @@
 - video / camera: ``<out>/<name>.mp4`` (MPEG-4 ``mp4v``: the H.264 encoder is not in OpenCV's pip
   wheels) and ``<out>/<name>.jsonl``, one line per frame:
   ``{"frame", "time_s", "people": [{"track_id", "bbox", "box_score", "keypoints", "score"}]}``;
-- ``<out>/summary.json``: the run's settings, counts, per-stage timing and the files written.
+- ``<out>/summary.json``: the run's settings, counts, per-stage timing, the files written,
+  ``skipped_unreadable`` (a folder's images that could not be read, skipped) and ``error`` (null,
+  or why the run stopped).
 
 Keypoints are COCO's flat ``[x1, y1, s1, x2, ...]`` in image pixels, boxes ``[x, y, w, h]``.
-Every file is complete when the run stops, also after Ctrl-C: the video is finalised, the JSON
-lines end at a whole frame, ``results.json`` is written whole with the frames done.
+Every file is complete when the run stops, also after Ctrl-C or an error: the video is finalised,
+the JSON lines end at a whole frame, ``results.json`` is written whole with the frames done, and
+the summary says whether the run was interrupted or failed.
 """
 
 from __future__ import annotations

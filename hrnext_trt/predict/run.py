@@ -110,6 +110,7 @@ def run_predict(config: PredictConfig) -> PredictResult:
     started = time.perf_counter()
     device = resolve_device(config.device)
     source = open_source(config.source, config.max_frames)  # a bad source fails before anything is written
+    failure = None
     try:
         network = load_pose_network(config.model, device, config.threads, config.batch, arch=config.arch,
                                     num_joints=config.num_joints, input_size=config.input_size)
@@ -125,9 +126,16 @@ def run_predict(config: PredictConfig) -> PredictResult:
                      f", {len(source)} frames" if len(source) else "", network.description, detector.name)
             setup_s = time.perf_counter() - started
             loop = _Loop(config, network, detector, output, video=not isinstance(source, ImageSource))
-            loop.run(source)
+            try:
+                loop.run(source)
+            except Exception as exc:  # the files of the frames done are closed: the summary says the run failed
+                failure = exc
     finally:
         source.close()
+    skipped = source.skipped if isinstance(source, ImageSource) else []
+    if failure is None and skipped and not loop.frames and not loop.interrupted:
+        failure = HrnextError(f"none of the {len(skipped)} images of {config.source} could be read (first: "
+                              f"{skipped[0]}): are they images? replace or remove them")
 
     # After the loop: the decoding thread joined, the network freed, the summary written.
     teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
@@ -138,8 +146,12 @@ def run_predict(config: PredictConfig) -> PredictResult:
                "detector": detector.name, "device": device, "frames": loop.frames, "people": loop.people,
                "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-               "timing": timing.to_dict(), "files": files}
+               "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
+               # A failed run's files hold the frames before the failure; --overwrite replaces them.
+               "error": None if failure is None else str(failure)}
     summary_path = write_summary(config.out, summary)
+    if failure is not None:
+        raise failure
     return PredictResult(Path(config.out), [Path(config.out) / f for f in files] + [summary_path], loop.frames,
                          loop.people, loop.interrupted, timing, summary)
 

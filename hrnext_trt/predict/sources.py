@@ -8,6 +8,7 @@ decoded by a background thread a few frames ahead of the consumer (OpenCV releas
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -19,6 +20,8 @@ import numpy as np
 
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _QUEUE_FRAMES = 8  # decoded frames held ahead of the consumer
@@ -34,12 +37,17 @@ class Frame:
 
 
 class ImageSource:
+    """One image (read at once, so it fails before any output) or a folder's images, read in turn.
+    In a folder an unreadable file is skipped with a warning and listed in ``skipped``: one bad file
+    must not cost the poses of the thousand others."""
+
     kind = "images"
     fps = None
 
     def __init__(self, paths: list[Path], label: str, first: np.ndarray | None = None):
         self.paths, self.label = paths, label
         self._first = first  # the single image already read by open_source
+        self.skipped: list[str] = []  # folder images that could not be read, by file name
         stems = [p.stem for p in paths]
         numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems) if stems else False
         self.image_ids = [int(s) for s in stems] if numeric else list(range(len(paths)))
@@ -51,8 +59,14 @@ class ImageSource:
     def __iter__(self):
         for i, path in enumerate(self.paths):
             started = time.perf_counter()
-            image = self._first if i == 0 and self._first is not None else read_image(path)
-            self.decode_s += time.perf_counter() - started
+            try:
+                image = self._first if i == 0 and self._first is not None else read_image(path)
+            except HrnextError as exc:  # only a folder gets here: a single image was read by open_source
+                log.warning("skipped: %s", exc)
+                self.skipped.append(path.name)
+                continue
+            finally:
+                self.decode_s += time.perf_counter() - started
             yield Frame(i, image, path.name, self.image_ids[i])
 
     def close(self) -> None:

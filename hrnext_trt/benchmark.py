@@ -20,7 +20,7 @@ from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts
 from hrnext_trt.export.exporter import summary
-from hrnext_trt.keypoints import get_meta
+from hrnext_trt.keypoints import get_meta, meta_for_joints
 from hrnext_trt.pipeline import PersonBatch
 from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Column, Report, check_writable
@@ -41,6 +41,8 @@ E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the ba
 @dataclass(frozen=True)
 class BenchConfig:
     model: str  # a checkpoint path or an arch name (random weights)
+    arch: str | None = None  # for checkpoints that do not record their model (the paper's mmpose files)
+    num_joints: int | None = None
     engines: Path | None = None  # export folder; None: export a temporary one
     backends: tuple[str, ...] = BACKENDS
     batches: tuple[int, ...] = (1, 8, 32)
@@ -81,7 +83,7 @@ def run_bench(config: BenchConfig) -> Report:
     artifacts = discover_artifacts(config.engines) if config.engines is not None else None
     check_backends_can_run(config.backends, device, model=True, artifacts=artifacts)
     with tempfile.TemporaryDirectory(prefix="hrnext_bench_") as tmp:
-        checkpoint, input_size = _bench_checkpoint(config, Path(tmp))
+        checkpoint, input_size = _bench_checkpoint(config, Path(tmp), artifacts)
         if artifacts is None:
             artifacts = []
             if set(config.backends) & {"onnxruntime", "tensorrt"}:
@@ -125,11 +127,19 @@ def machine_info() -> dict:
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
 
 
-def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, int]]:
-    """The checkpoint to time (written to ``tmp`` for an arch name) and the input size."""
-    from hrnext_trt.models import ARCHS, checkpoint_spec, read_checkpoint, write_arch_checkpoint  # torch side
+def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, tuple[int, int]]:
+    """The checkpoint to time and the input size. An arch name is timed with random weights; a file that
+    records no model (the paper's) as the project checkpoint of the model ``--arch/--joints`` or the
+    export's manifest name. Both are written to ``tmp``."""
+    import torch
+
+    from hrnext_trt.models import (ARCHS, checkpoint_spec, load_pose_model, make_checkpoint, read_checkpoint,
+                                   write_arch_checkpoint)  # torch side
 
     if config.model in ARCHS:
+        if config.arch is not None or config.num_joints is not None:
+            raise HrnextError(f"--arch and --joints are for checkpoints that do not record their model; "
+                              f"{config.model} is an arch (its joints come from --dataset): drop them")
         input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
         path = write_arch_checkpoint(config.model, get_meta(config.dataset).num_joints, input_size, config.dataset,
                                      tmp / f"{config.model}.pth")
@@ -138,8 +148,21 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path) -> tuple[Path, tuple[int, 
     if not path.is_file():
         raise HrnextError(f"{config.model} is neither a checkpoint file nor an arch: pass a .pth file or one of "
                           f"{', '.join(ARCHS)}")
-    return path, resolve_input_size(config.input_size, checkpoint_spec(read_checkpoint(path)).input_size,
-                                    DEFAULT_INPUT_SIZE)
+    ckpt = read_checkpoint(path)
+    recorded = checkpoint_spec(ckpt)
+    manifest = artifacts[0].manifest if artifacts else None
+    exported = manifest.model if manifest is not None else None
+    input_size = resolve_input_size(config.input_size, recorded.input_size,
+                                    artifacts[0].input_size if artifacts else DEFAULT_INPUT_SIZE)
+    # Loaded now also when it records its model: a file that does not fit fails before the export.
+    model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=path, exported=exported)
+    if recorded.arch is not None:
+        return path, input_size
+    dataset = exported.dataset if exported is not None and exported.dataset else \
+        meta_for_joints(model.num_joints).name
+    converted = tmp / path.name
+    torch.save(make_checkpoint(model, input_size, dataset), converted)
+    return converted, input_size
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:
@@ -149,7 +172,7 @@ def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Pa
         checkpoint=checkpoint, out_dir=out, input_size=input_size, precisions=config.export_precisions,
         batch=(1, max(config.batches), max(config.batches)),
         build_engines="tensorrt" in config.backends and device == "cuda"))
-    log.info("%s", summary(manifest, out))
+    log.info("%s", summary(manifest, out, evaluate_hint=False))
     return out
 
 

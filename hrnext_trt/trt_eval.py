@@ -199,11 +199,10 @@ def _load_model(config: TrtEvalConfig, manifest: Manifest | None):
     flip = recipe_flip_test(ckpt)
     if "pytorch" not in config.backends:
         return None, spec.input_size, flip
-    exported = manifest.model if manifest is not None else None
     # The paper's mmpose files do not record their model: --arch/--joints, else the export manifest.
-    arch = config.arch or (exported.arch if exported is not None and spec.arch is None else None)
-    joints = config.num_joints or (exported.num_joints if exported is not None and spec.num_joints is None else None)
-    return load_pose_model(ckpt, arch=arch, num_joints=joints, source=config.checkpoint), spec.input_size, flip
+    model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=config.checkpoint,
+                            exported=manifest.model if manifest is not None else None)
+    return model, spec.input_size, flip
 
 
 def _check_joints(model, manifest: Manifest | None, dataset: str, dataset_joints: int) -> None:

@@ -246,3 +246,32 @@ def test_an_input_size_other_than_the_checkpoints_is_refused_not_ignored(tiny, t
     code, out = _trt_eval(checkpoint, engines, tmp_path / "no_data_here", "--input-size", "256x192")
     assert code == 2 and ("input size 256x192 differs from the 64x64 the checkpoint was trained at: leave the input "
                           "size out") in _one_error_line(out)
+
+
+def test_bench_takes_the_papers_checkpoint(fixtures_dir, fixture_export, tmp_path):
+    """bench told users to pass --arch and --joints, which it did not take; with an export folder the
+    manifest names the model, as in trt-eval."""
+    import json
+
+    ckpt = fixtures_dir / FIXTURE
+    common = ("--batch", "2", "--iters", "1", "--warmup", "0", "--device", "cpu", "--threads", "1", "--backends",
+              "pytorch,onnxruntime")
+    code, out = _run("bench", ckpt, *common, "--input-size", "64x64")
+    assert code == 2 and (f"checkpoint {ckpt} is an mmpose file, which does not record its model: pass --arch and "
+                          "--joints") in _one_error_line(out)
+    code, out = _run("bench", ckpt, *common, "--input-size", "64x64", "--arch", "hrnext_tiny", "--joints", "14",
+                     "--json", tmp_path / "given.json")
+    assert code == 0, out
+    rows = json.loads((tmp_path / "given.json").read_text())["rows"]
+    assert [(r["backend"], r["status"]) for r in rows] == [("pytorch", "ok"), ("onnxruntime", "ok")]
+
+    export, _ = fixture_export
+    code, out = _run("bench", ckpt, "--engines", export, *common, "--json", tmp_path / "exported.json")
+    assert code == 0, out
+    report = json.loads((tmp_path / "exported.json").read_text())
+    assert report["meta"]["input_size"] == [256, 192]  # the export's, which the file does not record
+    assert {(r["backend"], r["precision"]) for r in report["rows"] if r["status"] == "ok"} == {
+        ("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")}
+
+    code, out = _run("bench", "hrnext_tiny", "--arch", "hrnext_s")
+    assert code == 2 and "hrnext_tiny is an arch (its joints come from --dataset): drop them" in _one_error_line(out)

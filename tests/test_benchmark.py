@@ -65,6 +65,9 @@ def test_bench_cli_times_every_backend_and_batch_size(tmp_path):
 
     printed = result.stdout.splitlines()
     assert printed[0] == "bench: hrnext_tiny 64x64 on cpu"
+    # The temporary export's summary is shown, without a trt-eval command on a folder deleted by then.
+    assert "bench: exporting hrnext_tiny.pth to a temporary folder" in result.stderr
+    assert "model.onnx" in result.stderr and "trt-eval" not in result.output
     assert sum(line.startswith(("pytorch ", "onnxruntime ", "tensorrt ")) for line in printed) == 5
 
 

@@ -173,6 +173,21 @@ def test_the_papers_checkpoint_predicts_as_its_export(tmp_path, fixtures_dir, fi
     assert code == 2 and "--input-size: model.onnx describes its own model" in printed
 
 
+def test_an_engine_where_tensorrt_cannot_run_names_the_onnx_to_use(tmp_path, fixture_export):
+    from hrnext_trt.contract import unavailable_reason
+
+    export, _ = fixture_export
+    engine = export / "model_fp16.engine"
+    if not engine.is_file():
+        pytest.skip("no engine builder installed: the export holds no engine")
+    if unavailable_reason("tensorrt", "cuda") is None:
+        pytest.skip("TensorRT runs engines on this machine")
+    with pytest.raises(HrnextError, match=r"cannot run the TensorRT engine model_fp16\.engine here: .+: predict with "
+                                          r".*model_fp16\.onnx, the ONNX it was built from, in ONNX Runtime"):
+        run_predict(PredictConfig(str(CROWD_IMAGES / "103319.jpg"), engine, out=tmp_path / "o", progress=False))
+    assert not (tmp_path / "o").exists()
+
+
 def test_default_detector_runs_without_options(tmp_path, models):
     image = bundled_dataset_root("ochuman-mini") / "images" / "003799.jpg"
     result = run_predict(PredictConfig(str(image), models["pose"], out=tmp_path / "o", progress=False))

@@ -8,12 +8,13 @@ import click
 
 from hrnext_trt.benchmark import BenchConfig, run_bench
 from hrnext_trt.cli.params import (BACKEND_LIST, BATCH_SIZES, COUNT, DATASET, DEVICE, EXPORT_PRECISION_LIST,
-                                   INPUT_SIZE, POSITIVE_INT, TORCH_PRECISION_LIST)
+                                   INPUT_SIZE, POSITIVE_INT, TORCH_PRECISION_LIST, model_record_options)
 from hrnext_trt.contract import BACKENDS
 
 
 @click.command("bench")
 @click.argument("model")
+@model_record_options
 @click.option("--engines", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Export folder to time (default: export MODEL to a temporary folder first).")
 @click.option("--backends", type=BACKEND_LIST, default=None,
@@ -37,13 +38,14 @@ from hrnext_trt.contract import BACKENDS
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report as JSON here.")
-def command(model, engines, backends, batches, input_size, dataset, export_precisions, torch_precisions,
-            torch_compile, iters, warmup, device, threads, json_path) -> None:
+def command(model, arch, num_joints, engines, backends, batches, input_size, dataset, export_precisions,
+            torch_precisions, torch_compile, iters, warmup, device, threads, json_path) -> None:
     """Latency of MODEL (a checkpoint, or an arch name with random weights) on every backend and batch size."""
     config = BenchConfig(
-        model=model, engines=engines, backends=backends or BACKENDS, batches=batches, input_size=input_size,
-        dataset=dataset, export_precisions=export_precisions, torch_precisions=torch_precisions,
-        torch_compile=torch_compile, iters=iters, warmup=warmup, device=device, threads=threads, json=json_path)
+        model=model, arch=arch, num_joints=num_joints, engines=engines, backends=backends or BACKENDS,
+        batches=batches, input_size=input_size, dataset=dataset, export_precisions=export_precisions,
+        torch_precisions=torch_precisions, torch_compile=torch_compile, iters=iters, warmup=warmup, device=device,
+        threads=threads, json=json_path)
     report = run_bench(config)
     click.echo(report.table())
     if json_path:

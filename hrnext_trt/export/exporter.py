@@ -246,8 +246,9 @@ def _build_engines(config: ExportConfig, builder: str, targets: tuple[str, ...],
                                 "targets": list(targets), "timing_cache": None})
 
 
-def summary(manifest: Manifest, folder: Path) -> str:
-    """The accuracy table of the export in ``folder``, its engines, and the command that evaluates it."""
+def summary(manifest: Manifest, folder: Path, evaluate_hint: bool = True) -> str:
+    """The accuracy table of the export in ``folder``, its engines, and (``evaluate_hint``) the command
+    that evaluates it: not for a temporary folder, gone when the user reads the command."""
     rows = [{"file": name, "precision": e["precision"], "size": e["size"], "check": e["accuracy"]}
             for name, e in manifest["artifacts"].items() if "accuracy" in e]
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
@@ -264,7 +265,9 @@ def summary(manifest: Manifest, folder: Path) -> str:
         lines += ["", format_engine_table(manifest)]
     else:
         lines.append(f"engines not built: {engines['reason']}")
-    return "\n".join(lines + ["", "evaluate what was made:", "  " + eval_command(manifest, folder)])
+    if evaluate_hint:
+        lines += ["", "evaluate what was made:", "  " + eval_command(manifest, folder)]
+    return "\n".join(lines)
 
 
 def eval_command(manifest: Manifest, folder: Path) -> str:

@@ -163,12 +163,13 @@ def _check_fit(state_dict: dict, model: PoseModel, source: str) -> None:
 
 
 def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
-                    num_joints: int | None = None, source: str | Path | None = None) -> PoseModel:
+                    num_joints: int | None = None, source: str | Path | None = None,
+                    exported: ModelSpec | None = None) -> PoseModel:
     """A model in eval mode with the checkpoint's weights (project or mmpose 0.x format).
 
-    ``arch`` / ``num_joints`` are required for mmpose files and, for project files, must agree
-    with what the checkpoint records when given. ``source``: the file a dict was read from, for
-    the error messages.
+    ``arch`` / ``num_joints`` are required for mmpose files (``exported``, the spec of an export made
+    from the file, stands in for those not given) and, for project files, must agree with what the
+    checkpoint records when given. ``source``: the file a dict was read from, for the error messages.
     """
     if source is None:
         source = "(in memory)" if isinstance(checkpoint, dict) else checkpoint
@@ -188,6 +189,8 @@ def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
         model = build_pose_model(meta["arch"], meta["num_joints"])
         state_dict = ckpt["state_dict"]
     elif meta["format"] in ("mmpose", "state_dict"):
+        if exported is not None:
+            arch, num_joints = arch or exported.arch, num_joints or exported.num_joints
         if arch is None or num_joints is None:
             what = "an mmpose file" if meta["format"] == "mmpose" else "a bare state_dict"
             raise HrnextError(f"checkpoint {source} is {what}, which does not record its model: pass --arch and "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.contract import INPUT_SIZE_HINT, resolve_input_size
+from hrnext_trt.contract import INPUT_SIZE_HINT, resolve_input_size, unavailable_reason
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta, get_meta, meta_for_joints
 from hrnext_trt.manifest import load_manifest
@@ -107,7 +107,14 @@ def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
 
 def _engine(path: Path) -> PoseNetwork:
     manifest = load_manifest(path.parent)  # the export folder's manifest says what the engine takes
-    precision = manifest.entry(path.name).get("precision") or "fp32"
+    entry = manifest.entry(path.name)
+    reason = unavailable_reason("tensorrt", "cuda")
+    if reason:
+        onnx = entry.get("built_from")
+        instead = f": predict with {path.parent / onnx}, the ONNX it was built from, in ONNX Runtime" \
+            if onnx and (path.parent / onnx).is_file() else ""
+        raise HrnextError(f"cannot run the TensorRT engine {path.name} here: {reason}{instead}")
+    precision = entry.get("precision") or "fp32"
     spec = manifest.model
     runner = TensorRTRunner(path, precision, manifest=manifest)
     return PoseNetwork(runner, _meta(spec), spec.input_size, f"{path.name} (TensorRT {precision})")

@@ -133,3 +133,6 @@ def test_cli_prints_the_table_and_the_next_command(export):
     else:
         assert "engines not built: neither TensorRT" in printed and 'pip install "hrnext-trt[trt-rtx]"' in printed
     assert "hrnext-trt trt-eval --checkpoint" in printed and f"--engines {out} --dataset crowdpose" in printed
+    # The fixture (mmpose layout) records no crop size: the default it is exported at is said, with the flag.
+    assert ("model: hrnext_tiny, 14 joints (crowdpose), input 256x192 (the default: the checkpoint records no input "
+            "size; pass --input-size") in printed

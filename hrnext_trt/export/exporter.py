@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.contract import DEFAULT_INPUT_SIZE, nvidia_gpu_present, resolve_input_size, unavailable_reason
+from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, nvidia_gpu_present, resolve_input_size,
+                                 unavailable_reason)
 from hrnext_trt.data import HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
@@ -94,6 +95,11 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     input_size = resolve_input_size(config.input_size, recorded.input_size, DEFAULT_INPUT_SIZE)
     spec = ModelSpec.of(model.arch, model.num_joints, input_size,
                         recorded.dataset or meta_for_joints(model.num_joints).name)
+    # Said once: the paper's files record no crop size, and a wrong one exports without complaint.
+    default = recorded.input_size is None and config.input_size is None
+    log.info("model: %s, %d joints (%s), input %dx%d%s", spec.arch, spec.num_joints, spec.dataset, *input_size,
+             f" (the default: the checkpoint records no input size; pass --input-size, {INPUT_SIZE_HINT})"
+             if default else "")
 
     builder, engines_reason = (None, "not asked for") if not config.build_engines else \
         choose_builder(config.builder, nvidia_gpu_present())

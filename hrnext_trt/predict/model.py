@@ -54,8 +54,8 @@ def load_pose_network(path: str | Path, device: str, threads: int | None = None,
     return network
 
 
-def _meta(spec: ModelSpec) -> KeypointMeta:
-    return get_meta(spec.dataset) if spec.dataset else meta_for_joints(spec.num_joints)
+def _meta(dataset: str | None, num_joints: int) -> KeypointMeta:
+    return get_meta(dataset) if dataset else meta_for_joints(num_joints)
 
 
 def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, num_joints: int | None,
@@ -75,9 +75,8 @@ def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, 
                               f"paper's CrowdPose HRNeXt-S; input sizes: {INPUT_SIZE_HINT})")
     model = load_pose_model(ckpt, arch=arch, num_joints=num_joints, source=path)
     size = resolve_input_size(input_size, spec.input_size)
-    meta = get_meta(spec.dataset) if spec.dataset else meta_for_joints(model.num_joints)
     runner = PyTorchRunner(model, "fp32", device, threads=threads)
-    return PoseNetwork(runner, meta, size, f"{path.name} (PyTorch fp32, {model.arch})")
+    return PoseNetwork(runner, _meta(spec.dataset, model.num_joints), size, f"{path.name} (PyTorch fp32, {model.arch})")
 
 
 def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
@@ -102,7 +101,8 @@ def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
         spec = ModelSpec(num_joints=out_dims[1], input_size=size)
     precision = metadata.get("precision", "fp32")
     runner = OnnxRuntimeRunner(path, precision, device=device, threads=threads)
-    return PoseNetwork(runner, _meta(spec), size, f"{path.name} (ONNX Runtime {precision}, {device})")
+    return PoseNetwork(runner, _meta(spec.dataset, spec.num_joints), size,
+                       f"{path.name} (ONNX Runtime {precision}, {device})")
 
 
 def _engine(path: Path) -> PoseNetwork:
@@ -117,4 +117,5 @@ def _engine(path: Path) -> PoseNetwork:
     precision = entry.get("precision") or "fp32"
     spec = manifest.model
     runner = TensorRTRunner(path, precision, manifest=manifest)
-    return PoseNetwork(runner, _meta(spec), spec.input_size, f"{path.name} (TensorRT {precision})")
+    return PoseNetwork(runner, _meta(spec.dataset, spec.num_joints), spec.input_size,
+                       f"{path.name} (TensorRT {precision})")

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT, check_threads, resolve_device, resolve_input_size
+from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, check_threads, resolve_device,
+                                 resolve_input_size)
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
@@ -126,7 +127,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
 
     def measure(runner: Runner) -> list[EvalRow]:
         row, results = _evaluate(runner, dataset, input_size, crops, config, key)
-        predictions[f"results_{runner.backend}_{runner.precision}.json"] = (row, results)
+        predictions[results_file(runner.backend, runner.precision)] = (row, results)
         return [row]
 
     rows = compare(runners, measure, EvalRow, artifacts, config.backends)
@@ -159,6 +160,13 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     return report
 
 
+def results_file(backend: str, precision: str) -> str:
+    return f"results_{backend}_{precision}.json"
+
+
+RESULTS_FILES = {results_file(backend, precision) for backend in BACKENDS for precision in PRECISIONS}
+
+
 def write_reports(report: Report, out: Path | None, json_path: Path | None,
                   predictions: dict[str, tuple[EvalRow, list]] | None = None) -> dict[str, Path]:
     """trt_eval.{json,csv,md}, the accuracy-vs-latency plot and each backend's COCO-format results
@@ -170,7 +178,8 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
         for name, (row, results) in (predictions or {}).items():
             row.results = str(write_atomic(out / name, json.dumps(results).encode()))
         for stale in out.glob("results_*.json"):  # of backends this run did not evaluate
-            if stale.name not in (predictions or {}):
+            # Only names this command writes: a user's own results_*.json in the folder is not ours to delete.
+            if stale.name in RESULTS_FILES and stale.name not in (predictions or {}):
                 stale.unlink()
         written = report.write_all(out, "trt_eval")
         meta = report.meta

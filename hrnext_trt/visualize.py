@@ -99,12 +99,16 @@ def visualize(config: VisualizeConfig) -> list[Path]:
         kpt_thr = config.kpt_thr
 
     out_dir = Path(config.out_dir)
+    image_ids = list(dataset.images)[:config.max_images]
+    # Before any write: drawings must neither replace the dataset's photos nor mix with them.
+    if out_dir.is_dir() and any(dataset.images[i].path.parent.resolve() == out_dir.resolve() for i in image_ids):
+        raise HrnextError(f"--out {out_dir} is the folder of the dataset's images: the drawings would replace or "
+                          "mix with them; choose another folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HrnextError(f"cannot create the picture folder {out_dir}: {exc.strerror or exc}: choose another --out") \
             from None
-    image_ids = list(dataset.images)[:config.max_images]
     written = []
     for image_id in progress_bar(image_ids, desc="visualize", unit="image"):
         info = dataset.images[image_id]

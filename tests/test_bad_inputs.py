@@ -263,6 +263,22 @@ def test_visualize_unwritable_out_is_one_line(data_dir, tmp_path):
     assert "cannot create the picture folder" in _error_line(result)
 
 
+@pytest.mark.parametrize("image_format", ["jpg", "png"])
+def test_visualize_never_draws_into_the_datasets_image_folder(data_dir, tmp_path, image_format):
+    # --out the images folder: jpg drawings replaced the photos themselves, png ones mixed with them.
+    import shutil
+
+    root = shutil.copytree(data_dir / "crowdpose-mini", tmp_path / "crowdpose")
+    images = root / "images"
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    result = CliRunner().invoke(main, ["visualize", "--dataset", "crowdpose", "--data-root", str(root), "--out",
+                                       str(images), "--format", image_format])
+    assert result.exit_code == 2 and _error_line(result) == (
+        f"error: --out {images} is the folder of the dataset's images: the drawings would replace or mix with them; "
+        "choose another folder")
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+
+
 def test_in_memory_results_with_numpy_floats_pass_the_check():
     # Results made in memory may hold numpy scalars (float subclasses): finite ones are numbers too.
     import numpy as np

@@ -154,3 +154,26 @@ def test_convert_command_and_its_one_line_errors(data_dir, tmp_path):
         records[0]["joints_vis"][0] = 0
         wrong.write_text(json.dumps(records))
         convert_mpii(wrong, head_boxes=data_dir / "mpii-mini" / "annot" / "gt_valid.mat")
+
+
+def test_an_out_that_would_replace_or_join_the_source_is_refused_before_reading(data_dir, tmp_path):
+    """`convert mpii annot/valid.json --out annot/valid.json` replaced the release file with its own
+    conversion; an --out inside a PoseTrack folder would be read as one more video next time."""
+    import shutil
+
+    mpii = shutil.copytree(data_dir / "mpii-mini", tmp_path / "mpii")
+    source = mpii / "annot" / "valid.json"
+    before = source.read_bytes()
+    for out in (source, mpii / "annot" / ".." / "annot" / "valid.json", mpii / "annot" / "gt_valid.mat"):
+        result = CliRunner().invoke(main, ["convert", "mpii", str(source), "--out", str(out)])
+        assert result.exit_code == 2 and result.output == (
+            f"error: --out {out} is the source file {source if out.suffix == '.json' else out}: the conversion "
+            "would replace it; write the COCO file elsewhere, e.g. into the dataset's annotations/ folder\n"), \
+            result.output
+    assert source.read_bytes() == before and (mpii / "annot" / "gt_valid.mat").is_file()
+
+    videos = shutil.copytree(data_dir / "posetrack18-mini" / "annotations" / "val", tmp_path / "val")
+    listed = sorted(videos.iterdir())
+    result = CliRunner().invoke(main, ["convert", "posetrack", str(videos), "--out", str(videos / "all.json")])
+    assert result.exit_code == 2 and "is inside the source folder" in result.output
+    assert sorted(videos.iterdir()) == listed

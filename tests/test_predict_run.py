@@ -215,6 +215,14 @@ def test_output_folder_is_never_mixed(tmp_path, models):
     assert (tmp_path / "o" / "mine.txt").read_text() == "keep me"
     with pytest.raises(HrnextError, match="is the source folder"):
         run_predict(replace(config, source=str(CROWD_IMAGES), out=CROWD_IMAGES))
+    # One picture with --out its own folder: --overwrite would have replaced the photo by its drawing.
+    photo = tmp_path / "album" / "103319.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes((CROWD_IMAGES / "103319.jpg").read_bytes())
+    with pytest.raises(HrnextError, match="is the folder of the source 103319.jpg: the annotated output would replace"):
+        run_predict(replace(config, source=str(photo), out=photo.parent, overwrite=True))
+    assert photo.read_bytes() == (CROWD_IMAGES / "103319.jpg").read_bytes()
+    assert sorted(photo.parent.iterdir()) == [photo]
 
 
 def test_bad_inputs_are_one_line(tmp_path, models):
@@ -248,7 +256,7 @@ def test_an_unreadable_image_in_a_folder_is_skipped_and_listed(tmp_path, models,
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("103319.jpg", "106848.jpg"):
-        shutil.copy(CROWD_IMAGES / name, folder / name)
+        shutil.copyfile(CROWD_IMAGES / name, folder / name)  # not its read-only mode: the test rewrites it
     (folder / "104000.jpg").write_bytes(b"half a download")
     config = PredictConfig(str(folder), models["pose"], detector=models["detector"], out=tmp_path / "o",
                            progress=False)

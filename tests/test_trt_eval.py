@@ -240,3 +240,16 @@ def test_a_model_of_other_joints_than_the_dataset_is_refused_before_any_work(tin
                                device="cpu", progress=False, out=tmp_path / "out")
         assert _one_line_error(config).startswith("the model predicts 14 joints but coco has 17 (17: coco, ")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_removes_its_own_stale_results_and_nobody_elses(tiny_export, data_dir, tmp_path):
+    checkpoint, engines = tiny_export
+    out = tmp_path / "reports"
+    run_trt_eval(_config(checkpoint, engines, data_dir, out=out, backends=("pytorch", "onnxruntime"), iters=1))
+    assert {p.name for p in out.glob("results_*.json")} == {"results_pytorch_fp32.json",
+                                                              "results_onnxruntime_fp32.json"}
+    (out / "results_mine.json").write_text("[]")  # the user's own file, in the same folder
+    run_trt_eval(_config(checkpoint, engines, data_dir, out=out, backends=("pytorch",), iters=1))
+    # The ONNX Runtime results of the first run would be read as this run's: gone; the user's file stays.
+    assert {p.name for p in out.glob("results_*.json")} == {"results_pytorch_fp32.json", "results_mine.json"}
+    assert (out / "results_mine.json").read_text() == "[]"

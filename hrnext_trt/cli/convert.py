@@ -27,9 +27,12 @@ def command(dataset: str, src: Path, out: Path, image_root: Path | None, head_bo
       hrnext-trt convert mpii data/mpii/annot/valid.json --out data/mpii/annotations/mpii_val.json
       hrnext-trt convert posetrack data/posetrack18/annotations/val --out data/posetrack18/annotations/posetrack18_val.json
     """
-    from hrnext_trt.converters import convert_mpii, convert_posetrack, write_coco_file
+    from hrnext_trt.converters import (check_out_path, convert_mpii, convert_posetrack, head_boxes_file,
+                                       write_coco_file)
     from hrnext_trt.errors import HrnextError
 
+    # Before reading: the files read must survive a mistyped --out.
+    check_out_path(out, src, head_boxes_file(src, head_boxes) if dataset == "mpii" else None)
     if dataset == "mpii":
         data = convert_mpii(src, image_root=image_root, head_boxes=head_boxes)
     else:

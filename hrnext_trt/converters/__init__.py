@@ -5,8 +5,8 @@ One module per dataset: ``mpii`` (the release ``.mat`` and HRNet-style JSON) and
 COCO-format dict; ``write_coco_file`` writes it atomically.
 """
 
-from hrnext_trt.converters.common import write_coco_file
-from hrnext_trt.converters.mpii import convert_mpii
+from hrnext_trt.converters.common import check_out_path, write_coco_file
+from hrnext_trt.converters.mpii import convert_mpii, head_boxes_file
 from hrnext_trt.converters.posetrack import convert_posetrack
 
-__all__ = ["convert_mpii", "convert_posetrack", "write_coco_file"]
+__all__ = ["check_out_path", "convert_mpii", "convert_posetrack", "head_boxes_file", "write_coco_file"]

@@ -47,6 +47,19 @@ def keypoint_box(keypoints: list[float]) -> list[float]:
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
+def check_out_path(out: Path, src: Path, *inputs: Path | None) -> None:
+    """Refuse an ``out`` that is one of the files read (it would be replaced by the conversion) or sits in
+    a source folder (whose every .json file the next conversion reads as one more video)."""
+    target = Path(out).resolve()
+    for source in (src, *inputs):
+        if source is not None and Path(source).is_file() and Path(source).resolve() == target:
+            raise HrnextError(f"--out {out} is the source file {source}: the conversion would replace it; write the "
+                              "COCO file elsewhere, e.g. into the dataset's annotations/ folder")
+    if Path(src).is_dir() and Path(src).resolve() in target.parents:
+        raise HrnextError(f"--out {out} is inside the source folder {src}, whose every .json file is read as an "
+                          "annotation file: the next conversion would read it too; write it beside the folder")
+
+
 def write_coco_file(data: dict, out: str | Path) -> Path:
     """Write ``data`` as JSON to ``out``: an existing file is replaced whole or not at all."""
     return write_atomic(out, json.dumps(data).encode("utf-8"))

@@ -147,12 +147,17 @@ def _people_from_release(path: Path) -> list[dict]:
 
 # --- HRNet's JSON (+ gt_*.mat) ------------------------------------------------------------------
 
+def head_boxes_file(src: str | Path, head_boxes: str | Path | None = None) -> Path:
+    """The gt_*.mat a JSON source is read with: ``head_boxes``, else ``gt_<stem>.mat`` beside it (if present)."""
+    return Path(head_boxes) if head_boxes is not None else Path(src).with_name(f"gt_{Path(src).stem}.mat")
+
+
 def _people_from_hrnet_json(path: Path, head_boxes: str | Path | None) -> list[dict]:
     records = read_json(path, "MPII annotation file")
     if not isinstance(records, list) or not all(isinstance(r, dict) and {"image", "center", "scale"} <= r.keys()
                                                 for r in records):
         raise HrnextError(f"{path} is not HRNet's MPII JSON (a list of {{image, center, scale, joints, joints_vis}})")
-    gt_path = Path(head_boxes) if head_boxes is not None else path.with_name(f"gt_{path.stem}.mat")
+    gt_path = head_boxes_file(path, head_boxes)
     boxes = None
     if gt_path.is_file():
         gt = _loadmat(gt_path)

@@ -70,6 +70,10 @@ def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> None:
     if source is not None and source.is_dir() and out.resolve() == source.resolve():
         raise HrnextError(f"--out {out} is the source folder: the annotated images would replace the inputs; "
                           "choose another folder")
+    if source is not None and source.is_file() and out.resolve() == source.resolve().parent:
+        # Also with --overwrite: the annotated picture (or video) takes the input's own name.
+        raise HrnextError(f"--out {out} is the folder of the source {source.name}: the annotated output would "
+                          "replace or mix with it; choose another folder")
     if out.is_dir() and any(out.iterdir()):
         summary = out / SUMMARY_NAME
         if not overwrite:

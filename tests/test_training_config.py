@@ -96,6 +96,9 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     ("runtime.amp=fp8", ["runtime.amp"]),
     ("data.batch_size=1", ["data.batch_size must be >= 2"]),
     ("nokey", ["key=value"]),
+    # numpy takes 32-bit seeds: others were a traceback at the first epoch.
+    ("runtime.seed=-5", ["runtime.seed must be from 0 to 4294967295, got -5"]),
+    ("runtime.seed=4294967296", ["runtime.seed must be from 0 to 4294967295"]),
 ])
 def test_bad_config_is_one_line_naming_the_key(option, words):
     with pytest.raises(HrnextError) as info:

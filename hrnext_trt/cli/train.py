@@ -27,7 +27,7 @@ from hrnext_trt.training import load_config, train
               help="Start from these weights only (an hrnext-trt or the paper's mmpose checkpoint).")
 @click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
               help="Override config keys, values read as YAML: --cfg-options optimizer.lr=1e-3 data.batch_size=16")
-@click.option("--seed", type=int, default=None, help="Override runtime.seed.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None, help="Override runtime.seed.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (slower; runs repeat exactly).")
 @click.option("--device", type=click.Choice(DEVICES), default=None, help="Override runtime.device.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None,

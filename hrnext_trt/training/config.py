@@ -286,6 +286,8 @@ def _check_values(cfg: TrainConfig, src: str) -> None:
         (cfg.runtime.checkpoint_interval > 0, "runtime.checkpoint_interval must be > 0"),
         (cfg.runtime.eval_interval > 0, "runtime.eval_interval must be > 0"),
         (cfg.runtime.log_interval > 0, "runtime.log_interval must be > 0"),
+        # numpy seeds its generators with 32 bits: another seed failed with a traceback at the first epoch.
+        (0 <= cfg.runtime.seed < 2 ** 32, f"runtime.seed must be from 0 to {2 ** 32 - 1}, got {cfg.runtime.seed}"),
     ]
     for ok, message in checks:
         if not ok:

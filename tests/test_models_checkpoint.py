@@ -101,3 +101,27 @@ def test_unreadable_files_fail_with_one_line(tmp_path):
 def test_unknown_arch_is_named():
     with pytest.raises(HrnextError, match="unknown arch 'hrnext_xl'; choose one of hrnext_tiny"):
         build_pose_model("hrnext_xl", 17)
+
+
+def test_initial_weights_of_other_joints_load_all_but_the_head(tmp_path, mmpose_file):
+    """--load-from a CrowdPose (14-joint) model into a COCO (17) one: the backbone comes over, the head
+    keeps its fresh initialisation; the same joints take every tensor; another arch is refused."""
+    from hrnext_trt.models import load_initial_weights
+
+    source = load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=14)
+    torch.manual_seed(0)
+    coco = build_pose_model("hrnext_tiny", 17)
+    fresh_head = {k: v.clone() for k, v in coco.head.state_dict().items()}
+    line = load_initial_weights(coco, mmpose_file)
+    assert line == (f"--load-from {mmpose_file} predicts 14 joints and this model 17: its backbone is loaded, the "
+                    "head (the last 1x1 convolution) starts fresh")
+    assert all(torch.equal(v, source.backbone.state_dict()[k]) for k, v in coco.backbone.state_dict().items())
+    assert all(torch.equal(v, fresh_head[k]) for k, v in coco.head.state_dict().items())
+
+    path = tmp_path / "crowdpose.pth"
+    torch.save(project_checkpoint(source), path)
+    same = build_pose_model("hrnext_tiny", 14)
+    assert load_initial_weights(same, path) is None
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in same.state_dict().items())
+    with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnext_s was asked for"):
+        load_initial_weights(build_pose_model("hrnext_s", 14), path)

@@ -24,7 +24,8 @@ from hrnext_trt.training import load_config, train
               help="Start over in a work dir that holds another run (deletes its checkpoints and logs), or resume "
                    "with a config that trains differently than the checkpoint.")
 @click.option("--load-from", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Start from these weights only (an hrnext-trt or the paper's mmpose checkpoint).")
+              help="Start from these weights only (an hrnext-trt or the paper's mmpose checkpoint of the same arch; "
+                   "of other joints, e.g. COCO for CrowdPose: all but the head).")
 @click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
               help="Override config keys, values read as YAML: --cfg-options optimizer.lr=1e-3 data.batch_size=16")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None, help="Override runtime.seed.")

@@ -22,6 +22,7 @@ from hrnext_trt.models.pose_model import PoseModel, arch_entry, build_pose_model
 CHECKPOINT_FORMAT = "hrnext-trt"
 CHECKPOINT_FORMAT_VERSION = 1
 _HEAD_KEY = "head.weight"
+_MMPOSE_HEAD_KEY = "keypoint_head.final_layer.weight"
 
 
 def make_checkpoint(model: PoseModel, input_size: tuple[int, int], dataset: str, **state: Any) -> dict:
@@ -205,3 +206,22 @@ def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
     _check_fit(state_dict, model, source)
     model.load_state_dict(state_dict, strict=True)
     return model.eval()
+
+
+def load_initial_weights(model: PoseModel, checkpoint: str | Path) -> str | None:
+    """Start ``model`` (training's ``--load-from``) from a checkpoint of the same arch: every tensor when
+    it predicts the same joints; otherwise (a COCO model to fine-tune on CrowdPose) every tensor but the
+    head's, which starts fresh, and the returned line says so. A project checkpoint must hold the arch."""
+    ckpt = read_checkpoint(checkpoint)
+    kind = checkpoint_meta(ckpt)["format"]
+    head = ckpt.get("state_dict", {}).get(_MMPOSE_HEAD_KEY if kind == "mmpose" else _HEAD_KEY)
+    joints = None if kind == CHECKPOINT_FORMAT or head is None else int(head.shape[0])
+    weights = load_pose_model(ckpt, arch=model.arch, num_joints=joints, source=checkpoint)
+    if weights.num_joints == model.num_joints:
+        model.load_state_dict(weights.state_dict())
+        return None
+    trunk = {k: v for k, v in weights.state_dict().items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(trunk, strict=False)
+    assert not unexpected and all(k.startswith("head.") for k in missing), (missing, unexpected)
+    return (f"--load-from {checkpoint} predicts {weights.num_joints} joints and this model {model.num_joints}: "
+            "its backbone is loaded, the head (the last 1x1 convolution) starts fresh")

@@ -110,7 +110,7 @@ class _Trainer:
         import torch
 
         from hrnext_trt.data.torch_dataset import TopDownDataset  # torch modules: imported with torch
-        from hrnext_trt.models import build_pose_model, load_pose_model
+        from hrnext_trt.models import build_pose_model, load_initial_weights
 
         cfg = self.cfg
         _set_determinism(cfg.runtime.deterministic)
@@ -133,8 +133,9 @@ class _Trainer:
 
         model = build_pose_model(cfg.model.arch, self.meta.num_joints)
         if load_from is not None:
-            weights = load_pose_model(load_from, arch=cfg.model.arch, num_joints=self.meta.num_joints)
-            model.load_state_dict(weights.state_dict())
+            fresh_head = load_initial_weights(model, load_from)
+            if fresh_head and self.dist.is_main:
+                log.warning("%s", fresh_head)
         model.set_grad_checkpointing(cfg.model.activation_checkpointing)
         self.model = model.to(self.device).train()  # the plain module: saved, evaluated
         self.net = self.model  # what the loop calls: the DDP wrapper when distributed

@@ -244,6 +244,9 @@ def test_bad_inputs_are_one_line(tmp_path, models):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
     fails(r"folder .*notes holds no images \(\.jpg", source=str(tmp_path / "notes"))
+    (tmp_path / "notes" / "talk.mp4").write_bytes(b"")  # a folder of videos: name one to pass
+    fails(r"holds no images .*; it holds 1 video \(talk\.mp4\): pass a video itself, e\.g\. .*notes/talk\.mp4",
+          source=str(tmp_path / "notes"))
     fails("says it takes 128x96 crops but its input is 64x48",
           model=pose_network(tmp_path / "lying.onnx", declared_size=(128, 96)))
     fails(r"outputs \(1, 10\)", detector=__import__("tests.predict_graphs").predict_graphs.odd_detector(

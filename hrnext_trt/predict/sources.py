@@ -24,6 +24,7 @@ from hrnext_trt.errors import HrnextError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")  # for hints only
 _QUEUE_FRAMES = 8  # decoded frames held ahead of the consumer
 _END = object()
 
@@ -164,7 +165,11 @@ def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource 
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            videos = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            hint = "" if not videos else (f"; it holds {len(videos)} video{'s' if len(videos) > 1 else ''} ("
+                                          f"{', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''}): pass a "
+                                          f"video itself, e.g. {path / videos[0]}")
+            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
         return ImageSource(paths[:max_frames], path.name)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         # Read now: an unreadable image fails before any output is written.

@@ -244,6 +244,10 @@ def test_bad_inputs_are_one_line(tmp_path, models):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
     fails(r"folder .*notes holds no images \(\.jpg", source=str(tmp_path / "notes"))
+    (tmp_path / "seqs" / "seq1").mkdir(parents=True)  # a dataset's sequences: name a subfolder to pass
+    (tmp_path / "seqs" / "seq1" / "000001.jpg").write_bytes(b"")
+    fails(r"holds no images .*; 1 of its subfolders holds images: pass one, e\.g\. .*seqs/seq1",
+          source=str(tmp_path / "seqs"))
     (tmp_path / "notes" / "talk.mp4").write_bytes(b"")  # a folder of videos: name one to pass
     fails(r"holds no images .*; it holds 1 video \(talk\.mp4\): pass a video itself, e\.g\. .*notes/talk\.mp4",
           source=str(tmp_path / "notes"))

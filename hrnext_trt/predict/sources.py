@@ -169,6 +169,12 @@ def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource 
             hint = "" if not videos else (f"; it holds {len(videos)} video{'s' if len(videos) > 1 else ''} ("
                                           f"{', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''}): pass a "
                                           f"video itself, e.g. {path / videos[0]}")
+            subfolders = sorted(d for d in path.iterdir() if d.is_dir()
+                                and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
+            if subfolders and not videos:  # a dataset's layout: images/val/<sequence>/000001.jpg
+                hint = (f"; {len(subfolders)} of its subfolders {'hold' if len(subfolders) > 1 else 'holds'} images: "
+                        f"pass one, e.g. {subfolders[0]} "
+                        "(one folder per run, as the outputs are named by file)")
             raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
         return ImageSource(paths[:max_frames], path.name)
     if path.suffix.lower() in IMAGE_SUFFIXES:

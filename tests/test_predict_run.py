@@ -166,9 +166,17 @@ def test_the_papers_checkpoint_predicts_as_its_export(tmp_path, fixtures_dir, fi
     assert code == 0, printed
     from_pth, from_onnx = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("pth", "onnx"))
     assert len(from_pth) == len(from_onnx) >= 1
+    close = []
     for a, b in zip(from_pth, from_onnx):
         assert a["bbox"] == b["bbox"]
-        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=0.05)  # FP32 PyTorch vs ONNX Runtime
+        diff = np.abs(np.reshape(a["keypoints"], (-1, 3))[:, :2] - np.reshape(b["keypoints"], (-1, 3))[:, :2])
+        # FP32 PyTorch vs ONNX Runtime agree to ~1e-5 in the heatmaps, but the decoder's quarter-pixel step
+        # follows the sign of two neighbours' difference, which another CPU's rounding may flip where the
+        # two are nearly equal: at most one heatmap cell (the crop, 1.25 x the box, over 64 x 48 cells).
+        cell = 1.25 * max(a["bbox"][3] / 64, a["bbox"][2] / 48)
+        assert diff.max() <= cell
+        close += list((diff <= 0.05).all(axis=1))
+    assert np.mean(close) >= 0.9  # the same model at the same input size, not merely a similar one
     code, printed = predict(export / "model.onnx", tmp_path / "o2", "--input-size", "256x192")
     assert code == 2 and "--input-size: model.onnx describes its own model" in printed
 

@@ -22,7 +22,7 @@ from hrnext_trt.models.pose_model import PoseModel, arch_entry, build_pose_model
 CHECKPOINT_FORMAT = "hrnext-trt"
 CHECKPOINT_FORMAT_VERSION = 1
 _HEAD_KEY = "head.weight"
-_MMPOSE_HEAD_KEY = "keypoint_head.final_layer.weight"
+_MMPOSE_HEAD = "keypoint_head.final_layer."  # the head's prefix in mmpose files; ours is "head."
 
 
 def make_checkpoint(model: PoseModel, input_size: tuple[int, int], dataset: str, **state: Any) -> dict:
@@ -128,7 +128,7 @@ def checkpoint_meta(ckpt: dict) -> dict:
 
 def remap_mmpose_state_dict(state_dict: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
     """mmpose 0.x keys of the paper's code (or mmpose HRNet) -> this project's module names."""
-    rules = ((r"^keypoint_head\.final_layer\.", "head."), *arch_entry(arch).mmpose_key_rules)
+    rules = (("^" + re.escape(_MMPOSE_HEAD), "head."), *arch_entry(arch).mmpose_key_rules)
     out = {}
     for key, value in state_dict.items():
         for pattern, repl in rules:
@@ -214,7 +214,7 @@ def load_initial_weights(model: PoseModel, checkpoint: str | Path) -> str | None
     head's, which starts fresh, and the returned line says so. A project checkpoint must hold the arch."""
     ckpt = read_checkpoint(checkpoint)
     kind = checkpoint_meta(ckpt)["format"]
-    head = ckpt.get("state_dict", {}).get(_MMPOSE_HEAD_KEY if kind == "mmpose" else _HEAD_KEY)
+    head = ckpt.get("state_dict", {}).get(_MMPOSE_HEAD + "weight" if kind == "mmpose" else _HEAD_KEY)
     joints = None if kind == CHECKPOINT_FORMAT or head is None else int(head.shape[0])
     weights = load_pose_model(ckpt, arch=model.arch, num_joints=joints, source=checkpoint)
     if weights.num_joints == model.num_joints:

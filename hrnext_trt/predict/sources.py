@@ -154,6 +154,21 @@ class VideoSource:
         self._capture.release()
 
 
+def _what_to_pass(folder: Path) -> str:
+    """For a folder without images: the video in it to pass, else the subfolder of images (a dataset's
+    sequences, images/val/<sequence>/000001.jpg), else nothing."""
+    videos = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if videos:
+        return (f"; it holds {len(videos)} video{'s' if len(videos) > 1 else ''} ({', '.join(videos[:3])}"
+                f"{', ...' if len(videos) > 3 else ''}): pass a video itself, e.g. {folder / videos[0]}")
+    subfolders = sorted(d for d in folder.iterdir() if d.is_dir()
+                        and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
+    if subfolders:
+        return (f"; {len(subfolders)} of its subfolders {'hold' if len(subfolders) > 1 else 'holds'} images: pass "
+                f"one, e.g. {subfolders[0]} (one folder per run, as the outputs are named by file)")
+    return ""
+
+
 def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource | VideoSource:
     """The frames of ``spec``: a camera index, a folder of images, an image or a video file."""
     text = str(spec)
@@ -165,17 +180,7 @@ def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource 
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            videos = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            hint = "" if not videos else (f"; it holds {len(videos)} video{'s' if len(videos) > 1 else ''} ("
-                                          f"{', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''}): pass a "
-                                          f"video itself, e.g. {path / videos[0]}")
-            subfolders = sorted(d for d in path.iterdir() if d.is_dir()
-                                and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
-            if subfolders and not videos:  # a dataset's layout: images/val/<sequence>/000001.jpg
-                hint = (f"; {len(subfolders)} of its subfolders {'hold' if len(subfolders) > 1 else 'holds'} images: "
-                        f"pass one, e.g. {subfolders[0]} "
-                        "(one folder per run, as the outputs are named by file)")
-            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
+            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){_what_to_pass(path)}")
         return ImageSource(paths[:max_frames], path.name)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         # Read now: an unreadable image fails before any output is written.

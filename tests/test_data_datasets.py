@@ -61,12 +61,32 @@ def test_image_without_detector_boxes_has_no_instances(crowdpose_copy):
     assert len(ds.images) == 2 and {inst.image_id for inst in ds.instances} == {kept_image}
 
 
+def _refused(*args, **kwargs):
+    with pytest.raises(HrnextError) as exc:
+        load_dataset(*args, **kwargs)
+    return exc
+
+
 def _one_line(exc_info, *needles):
     message = str(exc_info.value)
     assert "\n" not in message
     for needle in needles:
         assert str(needle) in message
     return message
+
+
+def test_a_missing_annotation_file_names_the_way_to_it(data_dir):
+    # MPII and PoseTrack read converted files: the line gives the convert command for the release
+    # file the root holds; a split the root lacks names the split it has; a split without
+    # detections names ground-truth boxes.
+    for name, sub, source, made in [("mpii", "mpii-mini", "annot/valid.json", "annotations/mpii_val.json"),
+                                    ("posetrack", "posetrack18-mini", "annotations/val",
+                                     "annotations/posetrack18_val.json")]:
+        _one_line(_refused(name, data_dir / sub, "val"),
+                  f"hrnext-trt convert {name} {data_dir / sub / source} --out {data_dir / sub / made}")
+    _one_line(_refused("crowdpose", data_dir / "crowdpose-mini", "train"), "mmpose_crowdpose_train.json",
+              "has the test split")
+    _one_line(_refused("coco", data_dir / "coco-mini", "train", boxes="det"), "--boxes gt")
 
 
 def test_missing_and_corrupt_images_name_the_file(crowdpose_copy):
@@ -84,17 +104,13 @@ def test_missing_and_corrupt_images_name_the_file(crowdpose_copy):
 def test_malformed_json_names_the_file(crowdpose_copy):
     ann = crowdpose_copy / "annotations" / "mmpose_crowdpose_test.json"
     ann.write_text('{"images": [')
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("crowdpose", crowdpose_copy, "test")
-    _one_line(exc, ann, "malformed JSON")
+    _one_line(_refused("crowdpose", crowdpose_copy, "test"), ann, "malformed JSON")
 
 
 def test_malformed_detector_file_names_the_file(crowdpose_copy):
     det_file = crowdpose_copy / "annotations" / "det_for_crowd_test_0.1_0.5.json"
     det_file.write_text(json.dumps([{"image_id": 103319, "score": 0.9}]))
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("crowdpose", crowdpose_copy, "test", boxes="det")
-    _one_line(exc, det_file, "bbox")
+    _one_line(_refused("crowdpose", crowdpose_copy, "test", boxes="det"), det_file, "bbox")
 
 
 def test_annotations_of_another_dataset_are_refused(data_dir, tmp_path):
@@ -103,21 +119,11 @@ def test_annotations_of_another_dataset_are_refused(data_dir, tmp_path):
     (root / "images").mkdir()
     shutil.copy(data_dir / "coco-mini" / "annotations" / "person_keypoints_val2017.json",
                 root / "annotations" / "mmpose_crowdpose_test.json")
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("crowdpose", root, "test")
-    _one_line(exc, "17 keypoints", "crowdpose has 14")
+    _one_line(_refused("crowdpose", root, "test"), "17 keypoints", "crowdpose has 14")
 
 
 def test_bad_names_and_protocol_gaps_are_one_line(data_dir):
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("mpii", data_dir / "coco-mini", "val")
-    _one_line(exc, "mpii")
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("coco", data_dir / "coco-mini", "test2017")
-    _one_line(exc, "test2017", "train, val")
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("ochuman", data_dir / "ochuman-mini", "test", boxes="det")
-    _one_line(exc, "ground-truth boxes")
-    with pytest.raises(HrnextError) as exc:
-        load_dataset("coco", data_dir / "no-such-root", "val")
-    _one_line(exc, "no-such-root")
+    _one_line(_refused("mpii", data_dir / "coco-mini", "val"), "mpii")
+    _one_line(_refused("coco", data_dir / "coco-mini", "test2017"), "test2017", "train, val")
+    _one_line(_refused("ochuman", data_dir / "ochuman-mini", "test", boxes="det"), "ground-truth boxes")
+    _one_line(_refused("coco", data_dir / "no-such-root", "val"), "no-such-root")

@@ -76,3 +76,14 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
                                        "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and "--no-engines builds no engine" in result.output
     assert not (tmp_path / "none").exists()
+
+
+def test_a_calibration_set_too_small_for_its_held_out_crops_names_both_ways_out(data_dir):
+    from hrnext_trt.export.calibration import make_crop_sets
+
+    # crowdpose-mini's test split: 2 images, both taken by the 16 held-out crops.
+    with pytest.raises(HrnextError, match=r"2 images, and its 16 held-out crops took every image.*"
+                                          r"larger --calib-data, or fewer --verify-images"):
+        make_crop_sets("crowdpose", data_dir / "crowdpose-mini", (64, 48), 8, 16, split="test")
+    crops = make_crop_sets("crowdpose", data_dir / "crowdpose-mini", (64, 48), 8, 1, split="test")
+    assert len(crops.heldout) == 1 and len(crops.calibration) > 0

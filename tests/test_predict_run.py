@@ -233,6 +233,38 @@ def test_output_folder_is_never_mixed(tmp_path, models):
     assert sorted(photo.parent.iterdir()) == [photo]
 
 
+def test_a_folder_of_frames_is_tracked_and_written_as_a_video_with_sequence(tmp_path, models, caplog):
+    # A video's frames as files (PoseTrack's sequences, ffmpeg's output): with --sequence the same
+    # tracking, --detect-every and outputs as the video, plus each line's file name and id; frames
+    # in number order (ffmpeg's frame2 before frame10); a frame of another size is scaled into the
+    # video, never dropped.
+    n = 11
+    video = make_video(tmp_path / "clip.mp4", frames=n)
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    for i in range(n):
+        image = capture.read()[1]
+        cv2.imwrite(str(frames / f"frame{i}.jpg"), cv2.resize(image, (400, 300)) if i == 5 else image)
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        result = run_predict(PredictConfig(str(frames), models["pose"], detector=models["jitter"], out=out, batch=5,
+                                           detect_every=2, sequence=True, fps=10, progress=False))
+    assert result.frames == n and {f.name for f in result.files} == {"seq.mp4", "seq.jsonl", "summary.json"}
+    lines = [json.loads(line) for line in (out / "seq.jsonl").read_text().splitlines()]
+    assert [(r["frame"], r["file_name"], r["image_id"]) for r in lines] == [(i, f"frame{i}.jpg", i) for i in range(n)]
+    assert [r["time_s"] for r in lines] == [i / 10 for i in range(n)]
+    assert all(sorted(p["track_id"] for p in r["people"]) == [1, 2] for r in lines)
+    boxes = np.array([[p["bbox"] for p in sorted(r["people"], key=lambda p: p["track_id"])] for r in lines])
+    np.testing.assert_array_equal(boxes[1::2], boxes[:-1:2])  # carried between detections
+    capture = cv2.VideoCapture(str(out / "seq.mp4"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == n and capture.get(cv2.CAP_PROP_FPS) == 10
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "sequence" and summary["rescaled_frames"] == ["frame5.jpg"]
+    assert "frame5.jpg is 400x300, the video 320x240" in caplog.text
+
+
 def test_bad_inputs_are_one_line(tmp_path, models):
     def fails(match, **kwargs):
         kwargs = {"source": str(CROWD_IMAGES), "model": models["pose"], "detector": models["detector"],
@@ -259,10 +291,24 @@ def test_bad_inputs_are_one_line(tmp_path, models):
     (tmp_path / "notes" / "talk.mp4").write_bytes(b"")  # a folder of videos: name one to pass
     fails(r"holds no images .*; it holds 1 video \(talk\.mp4\): pass a video itself, e\.g\. .*notes/talk\.mp4",
           source=str(tmp_path / "notes"))
+    fails(r"--detect-every 2 carries boxes between a video's frames, and .* is a folder of images.*--sequence",
+          detect_every=2)
+    fails(r"--sequence reads a folder of a video's frames, and .*broken\.mp4 is no folder", sequence=True,
+          source=str(tmp_path / "broken.mp4"))
+    fails(r"--fps 25(\.0)? sets the frame rate of a --sequence folder's video", fps=25.0)
+    fails(r"first frame of the sequence .* cannot be read: unreadable image", sequence=True,
+          source=str(_folder_with(tmp_path / "badseq", broken)))
     fails("says it takes 128x96 crops but its input is 64x48",
           model=pose_network(tmp_path / "lying.onnx", declared_size=(128, 96)))
     fails(r"outputs \(1, 10\)", detector=__import__("tests.predict_graphs").predict_graphs.odd_detector(
         tmp_path / "odd.onnx"))
+
+
+def _folder_with(folder: Path, *files: Path) -> Path:
+    folder.mkdir()
+    for f in files:
+        (folder / f.name).write_bytes(f.read_bytes())
+    return folder
 
 
 def test_an_unreadable_image_in_a_folder_is_skipped_and_listed(tmp_path, models, caplog):

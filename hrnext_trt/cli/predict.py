@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import DEVICE, FRACTION, INPUT_SIZE, POSITIVE_INT, model_record_options
+from hrnext_trt.cli.params import DEVICE, FRACTION, INPUT_SIZE, POSITIVE_FLOAT, POSITIVE_INT, model_record_options
 from hrnext_trt.contract import INPUT_SIZE_HINT
 from hrnext_trt.predict.hog import HOG_LIMITS
+from hrnext_trt.predict.run import SEQUENCE_FPS
 
 
 HELP = f"""Poses on SOURCE: an image, a folder of images, a video file or a camera index (0, 1, ...).
 
 Writes annotated images and results.json (COCO keypoint results), or an annotated .mp4 and a .jsonl
-of per-frame results with track ids, and summary.json; prints per-stage timing. Ctrl-C stops cleanly
-with every file complete.
+of per-frame results with track ids, and summary.json; prints per-stage timing. A folder whose
+images are a video's frames (a PoseTrack sequence, frames from ffmpeg) is tracked and written as a
+video with --sequence. Ctrl-C stops cleanly with every file complete.
 
 Without --detector or --boxes, people are found by the embedded default, the {HOG_LIMITS}. Bring a
 detector ONNX for crowds, sitting people or speed.
@@ -45,6 +47,11 @@ detector ONNX for crowds, sitting people or speed.
               help="Crops per pose-network call, gathered across the people of several frames.")
 @click.option("--detect-every", type=POSITIVE_INT, default=1, show_default=True,
               help="Video: run the detector every N frames; boxes and track ids are carried in between.")
+@click.option("--sequence", is_flag=True,
+              help="SOURCE is a folder of one video's frames (sorted by name): track people across them and "
+                   "write an .mp4 and per-frame JSON lines, as for a video file.")
+@click.option("--fps", type=POSITIVE_FLOAT, default=None,
+              help=f"Frame rate of a --sequence folder's video [default: {SEQUENCE_FPS:g}].")
 @click.option("--show-fps", is_flag=True, help="Draw the running frames/s on the output.")
 @click.option("--det-score-thr", type=FRACTION, default=0.3, show_default=True, help="Keep person boxes above this.")
 @click.option("--det-iou-thr", type=FRACTION, default=0.45, show_default=True, help="NMS IoU of raw detector outputs.")
@@ -57,12 +64,14 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--max-frames", type=POSITIVE_INT, default=None,
               help="Stop after this many frames (camera, quick looks).")
 def command(source, model, arch, num_joints, input_size, detector, boxes, out, overwrite, device, batch, detect_every,
-            show_fps, det_score_thr, det_iou_thr, det_family, kpt_thr, flip_test, threads, max_frames) -> None:
+            sequence, fps, show_fps, det_score_thr, det_iou_thr, det_family, kpt_thr, flip_test, threads,
+            max_frames) -> None:
     from hrnext_trt.predict import PredictConfig, run_predict
 
     config = PredictConfig(source=source, model=model, arch=arch, num_joints=num_joints, input_size=input_size,
                            detector=detector, boxes=boxes, out=out, overwrite=overwrite,
-                           device=device, batch=batch, detect_every=detect_every, show_fps=show_fps,
+                           device=device, batch=batch, detect_every=detect_every, sequence=sequence, fps=fps,
+                           show_fps=show_fps,
                            det_score_thr=det_score_thr, det_iou_thr=det_iou_thr, det_family=det_family,
                            kpt_thr=kpt_thr, flip_test=flip_test, threads=threads, max_frames=max_frames)
     result = run_predict(config)

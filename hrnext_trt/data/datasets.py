@@ -68,6 +68,12 @@ _LAYOUTS = {
     "mpii": _Layout("annotations/mpii_{split}.json", "images", None, ("train", "val", "trainval")),
     "posetrack": _Layout("annotations/posetrack18_{split}.json", ".", "dets/human_detection.json", ("train", "val")),
 }
+# The release files `hrnext-trt convert` makes a split's annotation file from (HRNet's MPII JSON,
+# PoseTrack 2018's per-video folder), relative to the root: named when the converted file is missing.
+_RELEASE_SOURCES = {
+    "mpii": {"train": "annot/train.json", "val": "annot/valid.json", "trainval": "annot/trainval.json"},
+    "posetrack": {"train": "annotations/train", "val": "annotations/val"},
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,9 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
     image_dir = root / layout.images.format(split=split)
     if not image_dir.is_dir():
         raise HrnextError(f"{name} image folder not found: {image_dir} (expected the dataset's own layout)")
+    if not ann_file.exists():
+        hint = _missing_annotation_hint(name, root, split)
+        raise HrnextError(f"{name} annotation file not found: {ann_file} ({hint})")
     data = read_json(ann_file, f"{name} annotation file")
     images, annotations = _parse_annotations(data, ann_file, meta, image_dir)
     labelled = {int(im["id"]): bool(im.get("is_labeled", True)) for im in data["images"]}
@@ -151,6 +160,20 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
         instances = _det_instances(images, Path(det_file), thr)
     return PoseDataset(name=name, split=split, boxes=boxes, meta=meta, ann_file=ann_file, image_dir=image_dir,
                        images=images, instances=instances)
+
+
+def _missing_annotation_hint(name: str, root: Path, split: str) -> str:
+    """How to get past a missing annotation file: convert the release file, or pick a split the root has."""
+    layout = _LAYOUTS[name]
+    source = _RELEASE_SOURCES.get(name, {}).get(split)
+    if source is not None and (root / source).exists():
+        return (f"make it from the release file: hrnext-trt convert {name} {root / source} "
+                f"--out {root / layout.ann.format(split=split)}")
+    others = [s for s in layout.splits if s != split and (root / layout.ann.format(split=s)).is_file()]
+    hints = [f"this root has the {' and '.join(others)} split: choose it"] if others else []
+    if source is not None:
+        hints.append(f"make it from the release files with `hrnext-trt convert {name}`")
+    return "; ".join(hints) or f"expected the dataset's own layout, with a {split} split"
 
 
 def _parse_annotations(data, ann_file: Path, meta: KeypointMeta,
@@ -238,7 +261,8 @@ def _det_instances(images: dict[int, ImageInfo], det_file: Path, score_thr: floa
             per_image[image_id].append(Instance(image_id, images[image_id].path, box, score, None))
     if dets and not in_split:
         raise HrnextError(f"detector file {det_file} has no boxes for any image of this split: is it another "
-                          "dataset's or split's file?")
+                          "dataset's or split's file? A split without detections is scored on ground-truth boxes "
+                          "(`--boxes gt`; in a training config `data.val.boxes: gt`)")
     if in_split and empty == in_split:
         raise HrnextError(f"detector file {det_file}: all {empty} boxes of this split have zero width or height, "
                           "so no person can be cropped: check the tool that wrote the boxes (x, y, width, height)")

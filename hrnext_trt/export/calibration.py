@@ -58,8 +58,9 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
             n_calib += people[image_id]
     if calib_images and not calib_ids:
         raise HrnextError(f"{dataset} {split} split under {root} has {len(data.instances)} people in "
-                          f"{len(people)} images: too few for {verify_images} held-out crops plus calibration "
-                          "crops; pass a larger --calib-data")
+                          f"{len(people)} images, and its {verify_images} held-out crops took every image, leaving "
+                          "none to calibrate on (the two never share an image): pass a larger --calib-data, or "
+                          "fewer --verify-images")
     heldout = _crops(data, heldout_ids, input_size)[:verify_images]
     calibration = _crops(data, calib_ids, input_size)[:calib_images]
     source = {

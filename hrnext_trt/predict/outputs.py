@@ -2,9 +2,11 @@
 
 - images: ``<out>/<file name>`` annotated, ``<out>/results.json`` (COCO keypoint results, one
   entry per person, plus ``bbox``, ``box_score`` and ``file_name``);
-- video / camera: ``<out>/<name>.mp4`` (MPEG-4 ``mp4v``: the H.264 encoder is not in OpenCV's pip
-  wheels) and ``<out>/<name>.jsonl``, one line per frame:
-  ``{"frame", "time_s", "people": [{"track_id", "bbox", "box_score", "keypoints", "score"}]}``;
+- video / camera / sequence (a folder of a video's frames): ``<out>/<name>.mp4`` (MPEG-4 ``mp4v``:
+  the H.264 encoder is not in OpenCV's pip wheels) and ``<out>/<name>.jsonl``, one line per frame:
+  ``{"frame", "time_s", "people": [{"track_id", "bbox", "box_score", "keypoints", "score"}]}``, where
+  a sequence's lines also name the frame's ``file_name`` and ``image_id`` (as ``results.json``
+  does) and ``frame`` is the file's position in the sorted folder;
 - ``<out>/summary.json``: the run's settings, counts, per-stage timing, the files written,
   ``skipped_unreadable`` (a folder's images that could not be read, skipped) and ``error`` (null,
   or why the run stopped).
@@ -18,6 +20,7 @@ the summary says whether the run was interrupted or failed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,8 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta
 from hrnext_trt.predict.tracking import track_color
 from hrnext_trt.visualize import draw_poses
+
+log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "summary.json"
 RESULTS_NAME = "results.json"
@@ -132,10 +137,15 @@ class ImagesOutput:
 
 
 class VideoOutput:
-    def __init__(self, out: Path, name: str, fps: float, size_wh: tuple[int, int]):
+    """The annotated video and its JSON lines. A frame of another size than the first (possible in a
+    folder of frames) is scaled to the video's size, as a video writer drops such frames silently;
+    its keypoints stay in its own pixels."""
+
+    def __init__(self, out: Path, name: str, fps: float, size_wh: tuple[int, int], named_frames: bool = False):
         self.out = Path(out)
         self.video_name, self.lines_name = f"{name}.mp4", f"{name}.jsonl"
-        self.fps = fps
+        self.fps, self.size_wh, self.named_frames = fps, size_wh, named_frames
+        self.rescaled: list[str] = []  # frames drawn at another size and scaled into the video
         self._writer = cv2.VideoWriter(str(self.out / self.video_name), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_wh)
         if not self._writer.isOpened():
             raise HrnextError(f"OpenCV cannot write {self.out / self.video_name} (mp4v): check the folder is "
@@ -144,8 +154,18 @@ class VideoOutput:
         self.frames = 0
 
     def write(self, frame, poses: FramePoses, canvas: np.ndarray) -> None:
+        if (canvas.shape[1], canvas.shape[0]) != self.size_wh:
+            if not self.rescaled:
+                log.warning("%s is %dx%d, the video %dx%d (its first frame's): drawn scaled to that size; its "
+                            "keypoints stay in its own pixels", frame.name, canvas.shape[1], canvas.shape[0],
+                            *self.size_wh)
+            self.rescaled.append(frame.name)
+            canvas = cv2.resize(canvas, self.size_wh, interpolation=cv2.INTER_AREA)
         self._writer.write(canvas)
-        record = {"frame": frame.index, "time_s": round(frame.index / self.fps, 4), "people": poses.people()}
+        record = {"frame": frame.index, "time_s": round(frame.index / self.fps, 4)}
+        if self.named_frames:
+            record.update(file_name=frame.name, image_id=frame.image_id)
+        record["people"] = poses.people()
         self._lines.write(json.dumps(record) + "\n")  # one write per frame: the file ends at a whole line
         self.frames += 1
 

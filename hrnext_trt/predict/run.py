@@ -10,6 +10,7 @@ equals the one ``trt-eval`` scores for the same box.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -40,6 +41,8 @@ from hrnext_trt.reports import Report
 
 log = logging.getLogger(__name__)
 
+SEQUENCE_FPS = 30.0  # a frame folder records no rate; PoseTrack's and most cameras' are 25-30
+
 
 @dataclass(frozen=True)
 class PredictConfig:
@@ -54,6 +57,8 @@ class PredictConfig:
     device: str = "auto"
     batch: int = 16  # crops per network call, gathered across people and frames
     detect_every: int = 1  # video: run the detector on every N-th frame, track in between
+    sequence: bool = False  # a folder's images are one video's frames: tracked, written as a video
+    fps: float | None = None  # frame rate of a sequence's video (None: SEQUENCE_FPS)
     show_fps: bool = False
     det_score_thr: float = 0.3
     det_iou_thr: float = 0.45
@@ -73,6 +78,9 @@ class PredictConfig:
             raise HrnextError(f"--batch must be at least 1, got {self.batch}")
         if self.detect_every < 1:
             raise HrnextError(f"--detect-every must be at least 1, got {self.detect_every}")
+        if self.fps is not None and not (self.sequence and math.isfinite(self.fps) and self.fps > 0):
+            raise HrnextError(f"--fps {self.fps} sets the frame rate of a --sequence folder's video: a positive "
+                              "number, with --sequence (a video file keeps its own rate)")
         if self.max_frames is not None and self.max_frames < 1:
             raise HrnextError(f"--max-frames must be at least 1, got {self.max_frames}")
         for flag, value in (("--det-score-thr", self.det_score_thr), ("--det-iou-thr", self.det_iou_thr),
@@ -109,23 +117,31 @@ def run_predict(config: PredictConfig) -> PredictResult:
     """Run the loop over ``config.source``; write annotated frames, results and ``summary.json``."""
     started = time.perf_counter()
     device = resolve_device(config.device)
-    source = open_source(config.source, config.max_frames)  # a bad source fails before anything is written
+    # A bad source fails before anything is written.
+    source = open_source(config.source, config.max_frames, sequence=config.sequence)
     failure = None
     try:
+        if source.kind == "images" and config.detect_every > 1:
+            what = "a folder of images" if Path(config.source).is_dir() else "an image"
+            raise HrnextError(f"--detect-every {config.detect_every} carries boxes between a video's frames, and "
+                              f"{config.source} is {what}, "
+                              "detected image by image: leave it out, or pass --sequence if the folder holds a "
+                              "video's frames")
         network = load_pose_network(config.model, device, config.threads, config.batch, arch=config.arch,
                                     num_joints=config.num_joints, input_size=config.input_size)
         detector = _make_detector(config, device, source)
         source_path = None if str(config.source).isdigit() else Path(config.source)
         with network.runner:
             prepare_out_dir(config.out, source_path, config.overwrite)
-            if isinstance(source, ImageSource):
+            if source.kind == "images":
                 output = ImagesOutput(config.out)
             else:
-                output = VideoOutput(config.out, source.label, source.fps, (source.width, source.height))
+                output = VideoOutput(config.out, source.label, source.fps or config.fps or SEQUENCE_FPS,
+                                     (source.width, source.height), named_frames=source.kind == "sequence")
             log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
                      f", {len(source)} frames" if len(source) else "", network.description, detector.name)
             setup_s = time.perf_counter() - started
-            loop = _Loop(config, network, detector, output, video=not isinstance(source, ImageSource))
+            loop = _Loop(config, network, detector, output, video=source.kind != "images")
             try:
                 loop.run(source)
             except Exception as exc:  # the files of the frames done are closed: the summary says the run failed
@@ -147,6 +163,8 @@ def run_predict(config: PredictConfig) -> PredictResult:
                "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
+               # A sequence's frames of another size than its first, scaled into the video.
+               "rescaled_frames": getattr(loop.output, "rescaled", []),
                # A failed run's files hold the frames before the failure; --overwrite replaces them.
                "error": None if failure is None else str(failure)}
     summary_path = write_summary(config.out, summary)

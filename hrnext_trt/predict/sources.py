@@ -2,14 +2,18 @@
 
 ``open_source(spec)`` picks the kind from the argument (a number is a camera index, a folder is
 a folder of images, a file with an image suffix is one image, any other file a video) and
-checks it opens, so a bad source fails before any output is written. Videos and cameras are
-decoded by a background thread a few frames ahead of the consumer (OpenCV releases the GIL).
+checks it opens, so a bad source fails before any output is written. Folders are read in name
+order with numbers compared as numbers (frame2 before frame10). With ``sequence`` a folder's
+images are the frames of one video (PoseTrack's sequences, frames extracted with ffmpeg): read
+like a folder, tracked and written like a video. Videos and cameras are decoded by a background
+thread a few frames ahead of the consumer (OpenCV releases the GIL).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -40,14 +44,17 @@ class Frame:
 class ImageSource:
     """One image (read at once, so it fails before any output) or a folder's images, read in turn.
     In a folder an unreadable file is skipped with a warning and listed in ``skipped``: one bad file
-    must not cost the poses of the thousand others."""
+    must not cost the poses of the thousand others. A ``sequence`` (kind "sequence") is a folder
+    whose images are a video's frames: its first frame, read at once, sets the video's size."""
 
-    kind = "images"
     fps = None
 
-    def __init__(self, paths: list[Path], label: str, first: np.ndarray | None = None):
+    def __init__(self, paths: list[Path], label: str, first: np.ndarray | None = None, sequence: bool = False):
         self.paths, self.label = paths, label
-        self._first = first  # the single image already read by open_source
+        self.kind = "sequence" if sequence else "images"
+        self._first = first  # the first image, already read by open_source
+        if first is not None:
+            self.height, self.width = first.shape[:2]
         self.skipped: list[str] = []  # folder images that could not be read, by file name
         stems = [p.stem for p in paths]
         numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems) if stems else False
@@ -154,6 +161,11 @@ class VideoSource:
         self._capture.release()
 
 
+def _natural_order(path: Path) -> list:
+    """Numbers in names compare as numbers: ffmpeg's default ``frame%d.jpg`` gives frame2 before frame10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name) if part]
+
+
 def _what_to_pass(folder: Path) -> str:
     """For a folder without images: the video in it to pass, else the subfolder of images (a dataset's
     sequences, images/val/<sequence>/000001.jpg), else nothing."""
@@ -165,23 +177,38 @@ def _what_to_pass(folder: Path) -> str:
                         and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
     if subfolders:
         return (f"; {len(subfolders)} of its subfolders {'hold' if len(subfolders) > 1 else 'holds'} images: pass "
-                f"one, e.g. {subfolders[0]} (one folder per run, as the outputs are named by file)")
+                f"one, e.g. {subfolders[0]} (one folder per run, as the outputs are named by file; with --sequence "
+                "if its images are a video's frames)")
     return ""
 
 
-def open_source(spec: str | Path, max_frames: int | None = None) -> ImageSource | VideoSource:
-    """The frames of ``spec``: a camera index, a folder of images, an image or a video file."""
+def open_source(spec: str | Path, max_frames: int | None = None, sequence: bool = False) -> ImageSource | VideoSource:
+    """The frames of ``spec``: a camera index, a folder of images (``sequence``: a video's frames),
+    an image or a video file."""
     text = str(spec)
+    path = Path(text)
+    if sequence and not path.is_dir():
+        raise HrnextError(f"--sequence reads a folder of a video's frames, and {text} is "
+                          f"{'not found' if not text.isdigit() and not path.exists() else 'no folder'}: "
+                          "pass the folder, or leave --sequence out for a video, an image or a camera")
     if text.isdigit():
         return VideoSource(int(text), f"camera{text}", max_frames)
-    path = Path(text)
     if not path.exists():
         raise HrnextError(f"source {path} not found: give an image, a folder of images, a video or a camera index")
     if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                       key=_natural_order)
         if not paths:
             raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){_what_to_pass(path)}")
-        return ImageSource(paths[:max_frames], path.name)
+        paths = paths[:max_frames]
+        if sequence:
+            try:
+                first = read_image(paths[0])
+            except HrnextError as exc:
+                raise HrnextError(f"the first frame of the sequence {path} sets the video's size and cannot be "
+                                  f"read: {exc}") from None
+            return ImageSource(paths, path.name, first=first, sequence=True)
+        return ImageSource(paths, path.name)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         # Read now: an unreadable image fails before any output is written.
         return ImageSource([path], path.stem, first=read_image(path))

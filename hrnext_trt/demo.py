@@ -143,7 +143,8 @@ def run_demo(config: DemoConfig) -> "DemoResult":
     started = stages.begin("draw", "draw the PyTorch model's poses")
     reference = next(r for r in report.rows if r.status == "ok")
     pictures = visualize(VisualizeConfig(DEMO_DATASET, root, "train", config.out / "poses",
-                                         results=Path(reference.results), max_images=config.pose_images))
+                                         results=Path(reference.results), max_images=config.pose_images,
+                                         overwrite=True))
     stages.done(started, f"{len(pictures)} images in {config.out / 'poses'} "
                          f"({reference.backend} {reference.precision})")
     started = stages.begin("predict", "predict with the FP32 ONNX on a bundled crowd picture and a short clip "

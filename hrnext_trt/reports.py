@@ -114,13 +114,18 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``path`` whole or not at all (a temporary sibling renamed over it): an interrupted run
     never leaves a half-written report that a later command would read."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as exc:  # also where permissions say yes and the file system no (/proc, read-only mounts)
+        raise HrnextError(f"cannot write {path}: {exc.strerror or exc}: choose another place") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return path
 
 
@@ -139,6 +144,31 @@ def check_writable(path: str | Path | None, option: str, folder: bool) -> None:
         raise HrnextError(f"{option} {path}: {existing} is a file, not a folder: choose another place")
     if not os.access(existing, os.W_OK | os.X_OK) or (not folder and path.exists() and not os.access(path, os.W_OK)):
         raise HrnextError(f"{option} {path} is not writable (permission denied in {existing}): choose another place")
+
+
+def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command: str) -> None:
+    """Create ``out`` for a run of ``command``. A folder with files in it is refused (runs never mix)
+    unless ``overwrite``, which first removes the files a previous run listed (the ``files`` of its
+    ``out/listing`` JSON, and the listing itself); files no run listed are left alone."""
+    out = Path(out)
+    check_writable(out, "--out", folder=True)
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise HrnextError(f"output folder {out} is not empty: choose another --out, or pass --overwrite to "
+                              f"replace a previous {command} run there")
+        try:
+            previous = json.loads((out / listing).read_text(encoding="utf-8")).get("files", [])
+        except (OSError, ValueError, AttributeError):
+            previous = []
+        for name in [*previous, listing]:
+            target = out / Path(str(name)).name  # never outside the folder
+            if target.is_file():
+                target.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HrnextError(f"cannot create the output folder {out}: {exc.strerror or exc}: choose another --out") \
+            from None
 
 
 def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str, label: str,

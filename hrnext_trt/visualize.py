@@ -1,12 +1,15 @@
 """Pictures of poses: predicted or ground-truth skeletons drawn on the dataset's images.
 
 Left limbs are orange, right limbs blue and the middle (head, trunk) green, so a swapped
-left/right is visible at a glance.
+left/right is visible at a glance. A run owns its folder: ``visualize.json`` lists what it drew
+(dataset, split, ground truth or which results, the files), and a folder holding anything is
+refused unless ``overwrite``, which replaces the listed pictures of the previous run.
 """
 
 from __future__ import annotations
 
-import math
+import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,9 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.metrics import read_results
 from hrnext_trt.keypoints import KeypointMeta
 from hrnext_trt.progress import progress_bar
+from hrnext_trt.reports import claim_output_folder, write_atomic
 
+LISTING_NAME = "visualize.json"
 _SIDE_COLORS_BGR = {"left": (0, 140, 255), "right": (255, 128, 0), "middle": (60, 200, 60)}
 
 
@@ -35,6 +40,7 @@ class VisualizeConfig:
     kpt_thr: float = 0.3  # joints below this score are not drawn
     max_images: int | None = None  # None: every image
     image_format: str = "png"  # "png" or "jpg"
+    overwrite: bool = False  # replace a previous visualize run's pictures in out_dir
 
 
 def _side(name: str) -> str:
@@ -69,6 +75,16 @@ def _pt(joint: np.ndarray) -> tuple[int, int]:
     return int(round(joint[0])), int(round(joint[1]))
 
 
+def picture_names(paths: list[Path], image_format: str) -> list[str]:
+    """One file name per image: its stem, or, where stems repeat (PoseTrack's every video starts at
+    000000.jpg), its path below the images' common folder with '_' for '/'."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return [f"{stem}.{image_format}" for stem in stems]
+    common = Path(os.path.commonpath([p.parent for p in paths]))
+    return ["_".join(p.relative_to(common).with_suffix("").parts) + f".{image_format}" for p in paths]
+
+
 def visualize(config: VisualizeConfig) -> list[Path]:
     """Draw every image's poses (predicted when ``config.results`` is given, else ground truth)
     into ``config.out_dir``; returns the files written."""
@@ -79,8 +95,9 @@ def visualize(config: VisualizeConfig) -> list[Path]:
         raise HrnextError(f"max_images (--max-images) must be >= 1, got {config.max_images}: leave it out to draw "
                           "every image")
     for name in ("score_thr", "kpt_thr"):
-        if not math.isfinite(getattr(config, name)):
-            raise HrnextError(f"{name} (--{name.replace('_', '-')}) must be a finite number, got "
+        # Scores are 0..1 (a NaN or 2 would draw nothing and say nothing).
+        if not 0 <= getattr(config, name) <= 1:
+            raise HrnextError(f"{name} (--{name.replace('_', '-')}) must be a number from 0 to 1, got "
                               f"{getattr(config, name)}")
     dataset = load_dataset(config.dataset, config.data_root, config.split, boxes="gt")
     meta = dataset.meta
@@ -104,18 +121,21 @@ def visualize(config: VisualizeConfig) -> list[Path]:
     if out_dir.is_dir() and any(dataset.images[i].path.parent.resolve() == out_dir.resolve() for i in image_ids):
         raise HrnextError(f"--out {out_dir} is the folder of the dataset's images: the drawings would replace or "
                           "mix with them; choose another folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HrnextError(f"cannot create the picture folder {out_dir}: {exc.strerror or exc}: choose another --out") \
-            from None
+    names = picture_names([dataset.images[i].path for i in image_ids], config.image_format)
+    claim_output_folder(out_dir, LISTING_NAME, config.overwrite, "visualize")
+    # Listed before drawing: a later --overwrite removes also the pictures of a run that stopped half-way.
+    results = config.results if config.results is None or isinstance(config.results, (str, Path)) else "(in memory)"
+    write_atomic(out_dir / LISTING_NAME, (json.dumps({
+        "dataset": config.dataset, "data_root": str(config.data_root), "split": config.split,
+        "drawn": "ground truth" if config.results is None else f"results {results}", "files": names}, indent=1)
+        + "\n").encode("utf-8"))
     written = []
-    for image_id in progress_bar(image_ids, desc="visualize", unit="image"):
+    for image_id, name in zip(progress_bar(image_ids, desc="visualize", unit="image"), names):
         info = dataset.images[image_id]
         pose_array = np.array(poses[image_id]).reshape(-1, meta.num_joints, 3)
         canvas = draw_poses(read_image(info.path), pose_array, meta, kpt_thr,
                             np.array(scores[image_id]) if config.results is not None else None)
-        path = out_dir / f"{info.path.stem}.{config.image_format}"
+        path = out_dir / name
         if not cv2.imwrite(str(path), canvas):
             raise HrnextError(f"cannot write {path}: check that the folder is writable")
         written.append(path)

@@ -249,10 +249,12 @@ def test_visualize_max_images_must_be_positive(data_dir, tmp_path, value):
     assert not (tmp_path / "vis").exists()
 
 
+@pytest.mark.parametrize("value", ["nan", "2"])
 @pytest.mark.parametrize("option", ["--score-thr", "--kpt-thr"])
-def test_visualize_thresholds_must_be_finite(data_dir, tmp_path, option):
-    line = _error_line(_visualize(data_dir, tmp_path, option, "nan"))
-    assert option.lstrip("-").replace("-", "_") in line
+def test_visualize_thresholds_must_be_scores(data_dir, tmp_path, option, value):
+    line = _error_line(_visualize(data_dir, tmp_path, option, value))
+    assert f"{option} must be a number from 0 to 1, got {value}" in line
+    assert not (tmp_path / "vis").exists()
 
 
 def test_visualize_unwritable_out_is_one_line(data_dir, tmp_path):
@@ -260,7 +262,7 @@ def test_visualize_unwritable_out_is_one_line(data_dir, tmp_path):
     blocker.write_text("a file where a folder is needed")
     result = CliRunner().invoke(main, ["visualize", "--dataset", "coco", "--data-root", str(data_dir / "coco-mini"),
                                        "--split", "val", "--out", str(blocker / "vis")])
-    assert "cannot create the picture folder" in _error_line(result)
+    assert f"--out {blocker / 'vis'}: {blocker} is a file, not a folder" in _error_line(result)
 
 
 @pytest.mark.parametrize("image_format", ["jpg", "png"])

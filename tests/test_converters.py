@@ -6,6 +6,7 @@ Convention kept: the converted MPII file is 0-based (the release's 1-based value
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,15 @@ def test_convert_command_and_its_one_line_errors(data_dir, tmp_path):
         assert result.exit_code == 2 and result.output.startswith("error: ") \
             and result.output.count("\n") == 1, result.output
     assert out.read_bytes() == before  # a failed conversion leaves the earlier file whole
+    # An --out that cannot be written: one line (was a FileExistsError / FileNotFoundError traceback),
+    # below a file before any reading, where the file system refuses (/proc) at the write.
+    source = str(data_dir / "mpii-mini" / "annot" / "valid.json")
+    for target, needle in ((bad / "x.json", f"--out {bad / 'x.json'}: {bad} is a file, not a folder"),
+                           (Path("/proc/hrnext_x.json"), "cannot write /proc/hrnext_x.json: ")):
+        result = CliRunner().invoke(main, ["convert", "mpii", source, "--out", str(target)])
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert result.exit_code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {needle}") \
+            and "Traceback" not in result.output, result.output
     with pytest.raises(HrnextError, match="disagree on which joints"):
         wrong = tmp_path / "valid.json"
         records = json.loads((data_dir / "mpii-mini" / "annot" / "valid.json").read_text())

@@ -87,6 +87,24 @@ def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
     assert read_checkpoint(work / "epoch_2.pth")["epoch"] == 2 and not stale.exists()
     assert start_events(work) == 2
 
+    # --force continues with the new optimizer values, not the checkpoint's (its lr and weight
+    # decay were restored with its moments).
+    new_values = {"optimizer.lr": "1e-3", "optimizer.weight_decay": "0.05", "optimizer.betas": "[0.8,0.99]"}
+    changed = train_cli(work, tiny(coco, **new_values), "--resume", "auto", "--max-epochs", "3", "--force")
+    assert changed.exit_code == 0, changed.output
+    ckpt = read_checkpoint(work / "epoch_3.pth")
+    group = ckpt["optimizer"]["param_groups"][0]
+    assert ckpt["scheduler"]["base_lrs"] == [1e-3] and group["initial_lr"] == 1e-3
+    assert group["weight_decay"] == 0.05 and tuple(group["betas"]) == (0.8, 0.99) and group["lr"] < 1e-3
+    # W13: a finished run resumed again (a re-queued job) trains nothing and writes nothing; W14:
+    # fewer epochs than it has trained is refused (was: exit 0 and config.yaml rewritten to the fewer).
+    before = snapshot(work)
+    again = train_cli(work, tiny(coco, **new_values), "--resume", "auto", "--max-epochs", "3")
+    assert again.exit_code == 0 and "completed all 3 epochs of the schedule: nothing to train" in again.output
+    line = one_error_line(train_cli(work, tiny(coco, **new_values), "--resume", "auto", "--max-epochs", "2"))
+    assert "has trained 3 epochs, more than the 2 asked: pass --max-epochs 3 or more" in line
+    assert snapshot(work) == before
+
     # --force starts over: the old run's checkpoints and logs go first, so nothing is mixed.
     forced = train_cli(work, tiny(coco, **{"optimizer.lr": "1e-3"}), "--force")
     assert forced.exit_code == 0, forced.output
@@ -95,11 +113,46 @@ def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
     assert "lr: 0.001" in (work / "config.yaml").read_text() and start_events(work) == 1
 
 
+def test_initial_weights_are_recorded_and_not_needed_to_resume(data_dir, tmp_path):
+    # A PoseTrack-style run: the recipe's model.load_from names a COCO run that is not there,
+    # --load-from gives the weights. config.yaml and the checkpoints record the weights used, and
+    # resuming needs none (the checkpoint holds the weights), so the recipe's path may stay absent.
+    coco = data_dir / "coco-mini"
+    assert train_cli(tmp_path / "coco", tiny(coco)).exit_code == 0
+    weights = tmp_path / "coco" / "best.pth"
+    options = tiny(coco, **{"model.load_from": "work_dirs/absent_coco_run/best.pth"})
+    work = tmp_path / "ft"
+    first = train_cli(work, options, "--load-from", str(weights))
+    assert first.exit_code == 0, first.output
+    assert f"load_from: {weights}" in (work / "config.yaml").read_text()
+    assert read_checkpoint(work / "epoch_1.pth")["config"]["model"]["load_from"] == str(weights)
+    resumed = train_cli(work, options, "--resume", "auto", "--max-epochs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    assert read_checkpoint(work / "epoch_2.pth")["config"]["model"]["load_from"] == str(weights)
+    assert f"load_from: {weights}" in (work / "config.yaml").read_text()
+    # A work dir's config.yaml names that work dir: --resume auto continues the run there.
+    more = CliRunner().invoke(cli, ["train", str(work / "config.yaml"), "--resume", "auto", "--max-epochs", "3"])
+    assert more.exit_code == 0, more.output
+    assert read_checkpoint(work / "epoch_3.pth")["epoch"] == 3
+
+
+def test_overrides_before_the_config_are_named_as_such():
+    result = CliRunner().invoke(cli, ["train", "--cfg-options", "optimizer.lr=1e-3", "data.batch_size=4", str(CONFIG)])
+    line = one_error_line(result)
+    assert "data.batch_size=4 is a KEY=VALUE override where the config file goes: put the config first" in line
+
+
 @pytest.mark.parametrize("case, extra, options, needle", [
     ("bad-resume-path", ["--resume", "nothere.pth"], {}, "checkpoint not found"),
     ("resume-a-folder", ["--resume", "{work}"], {}, "is a folder"),
     ("bad-train-root", [], {"data.train.root": "/no/such/coco"}, "/no/such/coco"),
     ("bad-val-root", [], {"data.val.root": "/no/such/val"}, "/no/such/val"),
+    ("val-of-other-joints", [], {"data.val.name": "crowdpose", "data.val.split": "test",
+                                 "data.val.root": "{shared}/crowdpose-mini"},
+     "data.val is crowdpose (14 joints), data.train coco (17)"),
+    ("missing-initial-weights", [], {"model.load_from": "/no/such/coco.pth"},
+     "'s model.load_from) not found: train that run first, pass --load-from"),
+    ("missing-load-from", ["--load-from", "/no/such/coco.pth"], {}, "(--load-from) not found"),
 ])
 def test_failed_checks_leave_the_work_dir_as_it_was(data_dir, tmp_path, case, extra, options, needle):
     # W6, W7: a run's files (here: those of an earlier, different run) stay byte for byte.
@@ -109,6 +162,7 @@ def test_failed_checks_leave_the_work_dir_as_it_was(data_dir, tmp_path, case, ex
     (work / "log.jsonl").write_text('{"kind": "event", "event": "start"}\n')
     before = snapshot(work)
     extra = [word.format(work=work) for word in extra]
+    options = {k: v.format(shared=data_dir) for k, v in options.items()}
     line = one_error_line(train_cli(work, tiny(data_dir / "coco-mini", **options), *extra))
     assert needle in line
     assert snapshot(work) == before and not (work / LOCK_NAME).exists()

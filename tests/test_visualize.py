@@ -70,3 +70,30 @@ def test_visualize_command(data_dir, tmp_path):
                                     "--out", str(tmp_path / "vis"), "--max-images", "2"])
     assert out.exit_code == 0, out.output
     assert len(list((tmp_path / "vis").glob("*.png"))) == 2
+
+
+def test_visualize_names_every_picture_and_owns_its_folder(data_dir, tmp_path):
+    # PoseTrack: every video's first frame is 000000.jpg; each picture keeps its own name.
+    root = tmp_path / "posetrack"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").symlink_to(data_dir / "posetrack18-mini" / "images")
+    runner = CliRunner()
+    assert runner.invoke(main, ["convert", "posetrack", str(data_dir / "posetrack18-mini" / "annotations" / "val"),
+                                "--out", str(root / "annotations" / "posetrack18_val.json")]).exit_code == 0
+    out = tmp_path / "vis"
+    drawn = runner.invoke(main, ["visualize", "--dataset", "posetrack", "--data-root", str(root), "--out", str(out)])
+    assert drawn.exit_code == 0, drawn.output
+    videos = sorted(p.name for p in (data_dir / "posetrack18-mini" / "images" / "val").iterdir())
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{v}_000000.png" for v in videos]
+    assert json.loads((out / "visualize.json").read_text())["files"] == [f"{v}_000000.png" for v in videos]
+
+    # Another run into that folder is refused (was: pictures of both runs mixed, exit 0) ...
+    (out / "notes.txt").write_text("mine")
+    crowd = ["visualize", "--dataset", "crowdpose", "--data-root", str(data_dir / "crowdpose-mini"), "--out", str(out)]
+    refused = runner.invoke(main, crowd)
+    assert refused.exit_code == 2 and "is not empty" in refused.stderr and "--overwrite" in refused.stderr
+    assert len(list(out.glob("*.png"))) == 3
+    # ... and with --overwrite replaces the previous run's pictures, nobody else's files.
+    replaced = runner.invoke(main, crowd + ["--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert sorted(p.name for p in out.iterdir()) == ["103319.png", "106848.png", "notes.txt", "visualize.json"]

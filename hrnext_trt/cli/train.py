@@ -10,6 +10,7 @@ import click
 from hrnext_trt.contract import DEVICES
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.training import load_config, train
+from hrnext_trt.training.work_dir import CONFIG_NAME
 
 
 @click.command("train")
@@ -17,7 +18,8 @@ from hrnext_trt.training import load_config, train
 # More KEY=VALUE words after --cfg-options land here (click options take one value each).
 @click.argument("more_options", nargs=-1, metavar="")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where checkpoints and logs go [default: work_dirs/<config name>].")
+              help="Where checkpoints and logs go [default: work_dirs/<config name>; for a work dir's config.yaml, "
+                   "that work dir].")
 @click.option("--resume", default=None, metavar="auto|CKPT",
               help="Continue a run: 'auto' takes the latest epoch_N.pth in the work dir.")
 @click.option("--force", is_flag=True,
@@ -37,6 +39,9 @@ def command(config, more_options, work_dir, resume, force, load_from, cfg_option
             max_epochs):
     """Train a model from a YAML config (see train/README.md); under torchrun every process runs this."""
     stray = [word for word in more_options if "=" not in word]
+    if stray and "=" in config.name:  # click took an override for CONFIG: --cfg-options came first
+        raise HrnextError(f"{config} is a KEY=VALUE override where the config file goes: put the config first, "
+                          f"hrnext-trt train {stray[0]} [OPTIONS] --cfg-options KEY=VALUE ...")
     if stray:
         raise HrnextError(f"unexpected argument {stray[0]!r}: overrides are KEY=VALUE words after --cfg-options")
     options = [*cfg_options, *more_options]
@@ -49,7 +54,9 @@ def command(config, more_options, work_dir, resume, force, load_from, cfg_option
     if max_epochs is not None:
         options.append(f"schedule.epochs={max_epochs}")
     cfg = load_config(config, options)
-    work_dir = work_dir if work_dir is not None else Path("work_dirs") / config.stem
+    if work_dir is None:
+        # A work dir's own config.yaml names its run: --resume auto continues it there.
+        work_dir = config.parent if config.name == CONFIG_NAME else Path("work_dirs") / config.stem
     path = train(cfg, work_dir, resume=resume, load_from=load_from, force=force)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns it; one line says it
         click.echo(f"checkpoint: {path}")

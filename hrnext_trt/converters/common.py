@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta
-from hrnext_trt.reports import write_atomic
+from hrnext_trt.reports import check_writable, write_atomic
 
 
 def find_root(src: Path, relative: str, what: str) -> Path:
@@ -48,8 +48,10 @@ def keypoint_box(keypoints: list[float]) -> list[float]:
 
 
 def check_out_path(out: Path, src: Path, *inputs: Path | None) -> None:
-    """Refuse an ``out`` that is one of the files read (it would be replaced by the conversion) or sits in
-    a source folder (whose every .json file the next conversion reads as one more video)."""
+    """Refuse an ``out`` that cannot be written, is one of the files read (it would be replaced by the
+    conversion) or sits in a source folder (whose every .json file the next conversion reads as one
+    more video)."""
+    check_writable(out, "--out", folder=False)  # before the conversion's work, not after it
     target = Path(out).resolve()
     for source in (src, *inputs):
         if source is not None and Path(source).is_file() and Path(source).resolve() == target:

@@ -31,6 +31,7 @@ import numpy as np
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta
 from hrnext_trt.predict.tracking import track_color
+from hrnext_trt.reports import claim_output_folder
 from hrnext_trt.visualize import draw_poses
 
 log = logging.getLogger(__name__)
@@ -79,21 +80,7 @@ def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> None:
         # Also with --overwrite: the annotated picture (or video) takes the input's own name.
         raise HrnextError(f"--out {out} is the folder of the source {source.name}: the annotated output would "
                           "replace or mix with it; choose another folder")
-    if out.is_dir() and any(out.iterdir()):
-        summary = out / SUMMARY_NAME
-        if not overwrite:
-            raise HrnextError(f"output folder {out} is not empty: choose another --out, or pass --overwrite to "
-                              "replace a previous predict run there")
-        if summary.is_file():
-            try:
-                previous = json.loads(summary.read_text(encoding="utf-8")).get("files", [])
-            except ValueError:
-                previous = []
-            for name in [*previous, SUMMARY_NAME]:
-                target = out / Path(name).name  # never outside the folder
-                if target.is_file():
-                    target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(out, SUMMARY_NAME, overwrite, "predict")
 
 
 def annotate(frame: np.ndarray, poses: FramePoses, meta: KeypointMeta, kpt_thr: float,

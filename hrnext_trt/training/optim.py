@@ -61,8 +61,8 @@ class LrSchedule:
         return {"base_lrs": list(self.base_lrs), "iters_per_epoch": self.iters_per_epoch}
 
     def load_state_dict(self, state: dict) -> None:
+        # The base lrs stay the config's: equal to the checkpoint's, unless --force resumes with a new lr.
         if state["iters_per_epoch"] != self.iters_per_epoch:
             raise HrnextError(
                 f"the checkpoint was trained with {state['iters_per_epoch']} iterations per epoch, this run has "
                 f"{self.iters_per_epoch}: resume with the same data and batch size (world size included)")
-        self.base_lrs = list(state["base_lrs"])

@@ -8,6 +8,7 @@ states of every rank, and the data order of an epoch depends only on (seed, epoc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -63,13 +64,17 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
     import torch
 
     device = _resolve_device(config.runtime.device)
-    load_from = load_from if load_from is not None else config.model.load_from
+    if load_from is not None:  # recorded where the run's config is (config.yaml, every checkpoint)
+        config = config.replace(model=dataclasses.replace(config.model, load_from=str(load_from)))
+        origin = "--load-from"
+    else:
+        origin = f"{config.source}'s model.load_from"
     dist = init_distributed(device.type)
     try:
         if device.type == "cuda" and dist.enabled:
             device = torch.device("cuda", dist.local_rank)
         trainer = _Trainer(config, Path(work_dir), device, dist, progress)
-        return trainer.run(resume, load_from, time_budget_s, stop_after_epochs, force)
+        return trainer.run(resume, origin, time_budget_s, stop_after_epochs, force)
     finally:
         cleanup_distributed(dist)
 
@@ -103,14 +108,14 @@ class _Trainer:
         self.reported_paths: set[str] = set()
 
     # --- set-up -------------------------------------------------------------------------------
-    def _setup(self, load_from) -> None:
+    def _setup(self, resuming: bool, weights_origin: str) -> None:
         import random
 
         import numpy as np
         import torch
 
         from hrnext_trt.data.torch_dataset import TopDownDataset  # torch modules: imported with torch
-        from hrnext_trt.models import build_pose_model, load_initial_weights
+        from hrnext_trt.models import build_pose_model
 
         cfg = self.cfg
         _set_determinism(cfg.runtime.deterministic)
@@ -130,12 +135,14 @@ class _Trainer:
                                         sigma=cfg.data.sigma, skip_unreadable=True, image_reader=reader)
         self.iters_per_epoch = iterations_per_epoch(len(self.train_set), cfg.data.batch_size, self.dist.world_size)
         self.val_set = load_split(cfg.data.val)  # now: a bad val root must not wait for the first evaluation
+        if self.val_set.meta.num_joints != self.meta.num_joints:
+            raise HrnextError(f"{cfg.source}: data.val is {cfg.data.val.name} ({self.val_set.meta.num_joints} joints), "
+                              f"data.train {cfg.data.train.name} ({self.meta.num_joints}): validate on a dataset of "
+                              "the training's joints (data.val.name and its root)")
 
         model = build_pose_model(cfg.model.arch, self.meta.num_joints)
-        if load_from is not None:
-            fresh_head = load_initial_weights(model, load_from)
-            if fresh_head and self.dist.is_main:
-                log.warning("%s", fresh_head)
+        if cfg.model.load_from is not None and not resuming:  # a resumed run takes the checkpoint's weights
+            self._load_initial_weights(model, weights_origin)
         model.set_grad_checkpointing(cfg.model.activation_checkpointing)
         self.model = model.to(self.device).train()  # the plain module: saved, evaluated
         self.net = self.model  # what the loop calls: the DDP wrapper when distributed
@@ -155,6 +162,22 @@ class _Trainer:
         self.schedule = LrSchedule(self.optimizer, cfg.schedule, self.iters_per_epoch)
         self.autocast_dtype, self.scaler = self._precision()
 
+    def _load_initial_weights(self, model, origin: str) -> None:
+        from hrnext_trt.models import load_initial_weights
+
+        path = self.cfg.model.load_from
+        way_out = "leave --load-from out" if origin == "--load-from" else "--cfg-options model.load_from=null"
+        if not Path(path).is_file():
+            raise HrnextError(f"initial weights {path} ({origin}) not found: train that run first, pass --load-from "
+                              f"with a {self.cfg.model.arch} checkpoint, or start from scratch ({way_out})")
+        try:
+            fresh_head = load_initial_weights(model, path)
+        except HrnextError as exc:
+            raise HrnextError(f"initial weights ({origin}): {exc}: pass a {self.cfg.model.arch} checkpoint, or start "
+                              f"from scratch ({way_out})") from None
+        if fresh_head and self.dist.is_main:
+            log.warning("%s", fresh_head)
+
     def _precision(self):
         """(autocast dtype or None, GradScaler or None) for runtime.amp on this device."""
         import torch
@@ -168,27 +191,39 @@ class _Trainer:
             return torch.bfloat16, None
         return torch.float16, torch.amp.GradScaler("cuda")  # fp16 gradients underflow without scaling
 
-    def _read_resume(self, resume, force: bool) -> tuple[Path | None, dict | None]:
-        """The checkpoint to resume (path, dict), checked against the config; (None, None) for a fresh start."""
+    def _resume_path(self, resume) -> Path | None:
+        """The checkpoint ``resume`` names; None for a fresh start."""
         if resume is None:
-            return None, None
+            return None
         if str(resume) == "auto":
             path = find_latest_checkpoint(self.work_dir)
             if path is None:
                 self._say(f"resume auto: no epoch_N.pth in {self.work_dir}, starting from scratch")
-                return None, None
-        else:
-            path = Path(resume)
-            if path.is_dir():
-                raise HrnextError(f"--resume {path} is a folder: pass a checkpoint file in it (epoch_N.pth), or "
-                                  f"'--resume auto' with --work-dir {path} to take its latest")
+            return path
+        path = Path(resume)
+        if path.is_dir():
+            raise HrnextError(f"--resume {path} is a folder: pass a checkpoint file in it (epoch_N.pth), or "
+                              f"'--resume auto' with --work-dir {path} to take its latest")
+        return path
+
+    def _read_resume(self, path: Path | None, force: bool) -> dict | None:
+        """The checkpoint to resume, checked against the config; None for a fresh start."""
+        if path is None:
+            return None
         ckpt = load_training_checkpoint(path)
         if ckpt["arch"] != self.cfg.model.arch or ckpt["num_joints"] != self.meta.num_joints:
             raise HrnextError(f"{path} holds {ckpt['arch']} with {ckpt['num_joints']} joints, the config trains "
                               f"{self.cfg.model.arch} with {self.meta.num_joints}: resume with the config it was "
                               "trained with")
         check_resume_config(path, ckpt.get("config"), self.cfg.to_dict(), force)
-        return path, ckpt
+        trained = ckpt.get("config")
+        if isinstance(trained, dict):  # the weights the run started from, as it recorded them
+            load_from = trained.get("model", {}).get("load_from")
+            self.cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, load_from=load_from))
+        if ckpt["epoch"] > self.cfg.schedule.epochs:
+            raise HrnextError(f"{path} has trained {ckpt['epoch']} epochs, more than the {self.cfg.schedule.epochs} "
+                              f"asked: pass --max-epochs {ckpt['epoch']} or more (the schedule's length) to resume it")
+        return ckpt
 
     def _resume(self, ckpt: dict | None) -> _Progress:
         """Model, optimizer, schedule and RNG state of ``ckpt`` (in memory only)."""
@@ -196,6 +231,10 @@ class _Trainer:
             return _Progress()
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        # The moments are the checkpoint's, the hyperparameters the config's (loading replaced them
+        # with the saved ones, which differ only where --force resumes with new values).
+        for group in self.optimizer.param_groups:
+            group.update(self.optimizer.defaults, initial_lr=self.optimizer.defaults["lr"])
         self.schedule.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -225,11 +264,18 @@ class _Trainer:
         return lock
 
     # --- the run ------------------------------------------------------------------------------
-    def run(self, resume, load_from, time_budget_s, stop_after_epochs, force=False) -> Path:
+    def run(self, resume, weights_origin, time_budget_s, stop_after_epochs, force=False) -> Path:
         start = time.perf_counter()
         # Every check first (config, data, weights, the checkpoint to resume, the work dir), then writes.
-        self._setup(load_from)
-        resume_path, ckpt = self._read_resume(resume, force)
+        resume_path = self._resume_path(resume)
+        self._setup(resume_path is not None, weights_origin)
+        ckpt = self._read_resume(resume_path, force)
+        if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and not ckpt.get("eval_pending", False):
+            # A finished run resumed again (a re-queued job): nothing to train, nothing rewritten.
+            self._say(f"{resume_path} completed all {ckpt['epoch']} epochs of the schedule: nothing to train "
+                      f"(--max-epochs above {ckpt['epoch']} trains on)")
+            best = self.work_dir / BEST_NAME
+            return best if best.is_file() else resume_path
         state = self._resume(ckpt)
         del ckpt  # the model and optimizer hold their own copies now
         lock = self._claim_work_dir(resume_path is not None, force)

@@ -39,8 +39,9 @@ CONFIG_NAME = "config.yaml"
 _RUN_LOGS = (LOG_NAME, CONFIG_NAME)  # with the checkpoints and tensorboard/: what a run writes
 # Keys that change how a run goes on, not what it trains: a resumed run may change them
 # (schedule.epochs: --max-epochs stretches a schedule on purpose).
-RESUME_FREE = ("schedule.epochs", "data.num_workers", "data.val_batch_size", "data.val", "runtime.device",
-               "runtime.deterministic", "runtime.checkpoint_interval", "runtime.eval_interval",
+# model.load_from: the initial weights, which a resumed run replaces with the checkpoint's.
+RESUME_FREE = ("schedule.epochs", "model.load_from", "data.num_workers", "data.val_batch_size", "data.val",
+               "runtime.device", "runtime.deterministic", "runtime.checkpoint_interval", "runtime.eval_interval",
                "runtime.log_interval", "runtime.flip_test")
 _WAY_OUT = "use another --work-dir, or --force to start over there (deletes its checkpoints and logs)"
 

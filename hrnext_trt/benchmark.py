@@ -89,8 +89,10 @@ def run_bench(config: BenchConfig) -> Report:
             if set(config.backends) & {"onnxruntime", "tensorrt"}:
                 artifacts = discover_artifacts(_temporary_export(config, checkpoint, input_size,
                                                                  Path(tmp) / "engines", device))
+        timed = _timed_spec(checkpoint)
         for artifact in artifacts:
             artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
+            artifact.check_model(timed.arch, timed.num_joints, f"the timed model ({config.model})")
         runners = _bench_runners(config, checkpoint, artifacts, device)
         people = person_batches(input_size, config.batches)
         rows = compare(runners, lambda runner: _bench_runner(runner, people, config), BenchRow, artifacts,
@@ -163,6 +165,13 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, 
     converted = tmp / path.name
     torch.save(make_checkpoint(model, input_size, dataset), converted)
     return converted, input_size
+
+
+def _timed_spec(checkpoint: Path):
+    """The model a project checkpoint (as ``_bench_checkpoint`` leaves it) records."""
+    from hrnext_trt.models import checkpoint_spec, read_checkpoint  # torch side
+
+    return checkpoint_spec(read_checkpoint(checkpoint))
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:

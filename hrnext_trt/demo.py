@@ -63,6 +63,9 @@ class DemoConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "out", Path(self.out))
+        if self.checkpoint is None and (self.arch is not None or self.num_joints is not None):
+            raise HrnextError("--arch and --joints describe a --checkpoint that does not record its model, and none "
+                              "is given (the demo trains its own preset): pass --checkpoint, or drop them")
         check_threads(self.threads)
         check_export_precisions(self.precisions, "precisions")
 

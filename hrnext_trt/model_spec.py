@@ -24,6 +24,9 @@ class ModelSpec:
     mean: tuple[float, ...] = IMAGENET_MEAN_RGB  # what hrnext_trt.data.preprocess normalises with, RGB
     std: tuple[float, ...] = IMAGENET_STD_RGB
     flip_pairs: tuple[tuple[int, int], ...] = ()
+    # Whether its recipe scores with flip test (exports record it: a copied ONNX file scores as its
+    # export does); None where nothing says.
+    flip_test: bool | None = None
 
     @classmethod
     def of(cls, arch: str, num_joints: int, input_size, dataset: str) -> "ModelSpec":
@@ -41,7 +44,8 @@ class ModelSpec:
                 "input_size": list(self.input_size) if self.input_size else None,
                 "heatmap_size": list(self.heatmap_size) if self.input_size else None,
                 "mean": list(self.mean), "std": list(self.std), "color": "rgb", "dataset": self.dataset,
-                "flip_pairs": [list(p) for p in self.flip_pairs], "input": INPUT_NAME, "output": OUTPUT_NAME}
+                "flip_pairs": [list(p) for p in self.flip_pairs], "input": INPUT_NAME, "output": OUTPUT_NAME,
+                **({"flip_test": self.flip_test} if self.flip_test is not None else {})}
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelSpec":
@@ -54,7 +58,8 @@ class ModelSpec:
                    input_size=_size(values.get("input_size")), dataset=dataset,
                    mean=tuple(values.get("mean") or IMAGENET_MEAN_RGB),
                    std=tuple(values.get("std") or IMAGENET_STD_RGB),
-                   flip_pairs=tuple(tuple(int(j) for j in p) for p in pairs or ()))
+                   flip_pairs=tuple(tuple(int(j) for j in p) for p in pairs or ()),
+                   flip_test=bool(values["flip_test"]) if values.get("flip_test") is not None else None)
 
 
 def _size(size) -> tuple[int, int] | None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, check_threads, resolve_device,
-                                 resolve_input_size)
+from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, TRT_EVAL_BATCH, check_threads,
+                                 resolve_device, resolve_input_size, unavailable_reason)
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
@@ -60,7 +60,7 @@ class TrtEvalConfig:
     boxes: str | None = None  # "gt" | "det"; None: the dataset's test protocol
     det_file: Path | None = None
     backends: tuple[str, ...] = BACKENDS
-    batch: int = 32
+    batch: int = TRT_EVAL_BATCH
     device: str = "auto"  # for PyTorch and ONNX Runtime; TensorRT is always CUDA
     threads: int | None = None
     flip_test: bool | None = None  # None: as the checkpoint's recipe validates (the manifest records it)
@@ -78,6 +78,11 @@ class TrtEvalConfig:
     def __post_init__(self):
         if self.checkpoint is None and self.engines is None:
             raise HrnextError("nothing to evaluate: give a checkpoint and/or an engines folder")
+        if self.other_checkpoint and self.checkpoint is None:
+            raise HrnextError("--other-checkpoint compares a --checkpoint other than the exported one, and none is "
+                              "given (the export's own source checkpoint is used): pass --checkpoint, or drop it")
+        if self.boxes == "gt" and self.det_file is not None:
+            raise HrnextError("--det-file gives detector boxes and --boxes gt scores ground-truth boxes: drop one")
         if self.batch < 1:
             raise HrnextError(f"batch must be at least 1, got {self.batch}")
         if self.iters < 1 or self.warmup < 0:
@@ -91,6 +96,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     # Every check that can fail runs here, before the evaluation passes (minutes on a real test set).
     check_writable(config.out, "--out", folder=True)
     check_writable(config.json, "--json", folder=False)
+    if config.out is not None and config.engines is not None and Path(config.out).resolve() == \
+            Path(config.engines).resolve():
+        raise HrnextError(f"--out {config.out} is the export folder: the reports would mix with the export's files "
+                          "(and a later export there is refused); choose another folder")
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
     manifest = artifacts[0].manifest if artifacts else None
@@ -98,10 +107,17 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     if source is not None:
         config = replace(config, checkpoint=source)
     check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
-    model, model_input_size, recipe_flip = _load_model(config, manifest)
-    config = replace(config, flip_test=recipe_flip if config.flip_test is None else config.flip_test)
-    input_size = resolve_input_size(config.input_size, model_input_size,
-                                    artifacts[0].input_size if artifacts else None)
+    model, model_input_size, recipe_flip = _load_model(config, manifest, artifacts)
+    flip_unknown = recipe_flip is None and config.flip_test is None
+    # Where nothing records the recipe's choice: flip test, the paper's protocol (and a footnote says so).
+    config = replace(config, flip_test=(recipe_flip is not False) if config.flip_test is None else config.flip_test)
+    exported_size = artifacts[0].input_size if artifacts else None
+    if config.input_size is not None and model_input_size is None and exported_size is not None \
+            and tuple(config.input_size) != tuple(exported_size):
+        raise HrnextError(f"--input-size {'x'.join(map(str, config.input_size))} differs from the "
+                          f"{'x'.join(map(str, exported_size))} the export {config.engines} was made for: leave "
+                          "--input-size out")
+    input_size = resolve_input_size(config.input_size, model_input_size, exported_size)
     if input_size is None:
         raise HrnextError("the input size is unknown: the checkpoint does not record it and there is no export "
                           f"manifest: pass --input-size ({INPUT_SIZE_HINT})")
@@ -113,7 +129,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         if "pytorch" in config.backends and model is not None else []
     runners += [a.runner(device, config.threads) for a in artifacts if a.backend in config.backends]
     for runner in runners:
-        runner.check_batch(config.batch)  # --batch inside every engine's profile, before any work
+        # --batch inside every engine's profile, before any work; a backend this machine cannot run
+        # becomes a row that says why, whatever its profile.
+        if not unavailable_reason(runner.backend, runner.device):
+            runner.check_batch(config.batch)
 
     dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
                            boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
@@ -133,6 +152,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     rows = compare(runners, measure, EvalRow, artifacts, config.backends)
     if no_reference:  # asked for, but not there: a row that says why, not a silently missing one
         rows.insert(0, EvalRow.unavailable("pytorch", "fp32", device, no_reference))
+    for row in rows:  # unavailable rows too: every row of the report names the same headline metric
+        row.metric = key
     if same_checkpoint is False:
         for row in rows:
             if row.backend == "pytorch":
@@ -142,6 +163,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                                          clock=clock_note(device),
                                          flip=" with flip test" if config.flip_test else ""),
                  *comparison_footnotes(rows), *config.notes]
+    if flip_unknown:
+        footnotes.append("flip test on (the paper's protocol): neither a checkpoint nor the files say whether their "
+                         "recipe validated with it (files exported before hrnext-trt recorded it); pass --no-flip "
+                         "if it did not")
     if source is not None:
         footnotes.append(f"the PyTorch row is {source}, the checkpoint manifest.json records the export "
                          "was made from (sha256 checked; no --checkpoint given)")
@@ -196,16 +221,22 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
     return written
 
 
-def _load_model(config: TrtEvalConfig, manifest: Manifest | None):
+def _load_model(config: TrtEvalConfig, manifest: Manifest | None, artifacts: list):
     """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None) and
-    whether its recipe scores with flip test (True when it does not say: the paper's protocol)."""
+    whether its recipe scores with flip test: the checkpoint's, else the export's (its manifest, or
+    the ONNX metadata of a folder copied without one), None where nothing says."""
     if config.checkpoint is None:
-        return None, None, manifest.flip_test if manifest is not None else True
+        if manifest is not None:
+            return None, None, manifest.flip_test
+        return None, None, next((a.spec.flip_test for a in artifacts
+                                 if a.spec is not None and a.spec.flip_test is not None), None)
     from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint, recipe_flip_test  # torch side
 
     ckpt = read_checkpoint(config.checkpoint)
     spec = checkpoint_spec(ckpt)
     flip = recipe_flip_test(ckpt)
+    for artifact in artifacts:  # the export's manifest checks the file itself (sha256); a copied folder its model
+        artifact.check_model(spec.arch, spec.num_joints, f"--checkpoint {config.checkpoint}")
     if "pytorch" not in config.backends:
         return None, spec.input_size, flip
     # The paper's mmpose files do not record their model: --arch/--joints, else the export manifest.

@@ -275,3 +275,83 @@ def test_bench_takes_the_papers_checkpoint(fixtures_dir, fixture_export, tmp_pat
 
     code, out = _run("bench", "hrnext_tiny", "--arch", "hrnext_s")
     assert code == 2 and "hrnext_tiny is an arch (its joints come from --dataset): drop them" in _one_error_line(out)
+
+
+def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_refused(tiny, tmp_path, data_dir):
+    from hrnext_trt.models import write_arch_checkpoint
+
+    checkpoint, engines = tiny  # hrnext_tiny, 14 joints, 64x64
+    other = write_arch_checkpoint("hrnext_s", 14, (64, 64), "crowdpose", tmp_path / "hrnext_s.pth")
+    # bench: a speed-up of one model over another's export (was: printed, exit 0).
+    for model, described in (("hrnext_s", ["--dataset", "crowdpose", "--input-size", "64x64"]), (other, [])):
+        code, out = _run("bench", model, *described, "--engines", engines, "--batch", "1", "--iters", "1",
+                         "--warmup", "0", "--threads", "1")
+        assert code == 2 and "holds hrnext_tiny with 14 joints, the timed model" in _one_error_line(out) \
+            and f"compare the checkpoint it was exported from ({checkpoint}" in out, out
+    # trt-eval: a folder copied without its manifest is checked by its ONNX metadata.
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    shutil.copy(engines / "model.onnx", copied)
+    code, out = _trt_eval(other, copied, data_dir / "crowdpose-mini")
+    assert code == 2 and f"{copied / 'model.onnx'} holds hrnext_tiny with 14 joints, --checkpoint {other} is " \
+                         "hrnext_s with 14" in _one_error_line(out)
+    crowd = ["--dataset", "crowdpose", "--data-root", data_dir / "crowdpose-mini"]
+    for args, needle in [
+        (["--engines", engines, "--out", engines], f"--out {engines} is the export folder"),
+        (["--engines", engines, "--other-checkpoint"], "--other-checkpoint compares a --checkpoint other than"),
+        (["--checkpoint", checkpoint, "--boxes", "gt", "--det-file", tmp_path / "dets.json"],
+         "--det-file gives detector boxes and --boxes gt scores ground-truth boxes: drop one"),
+        (["--engines", copied, "--input-size", "128x128"],
+         f"--input-size 128x128 differs from the 64x64 the export {copied} was made for: leave --input-size out"),
+    ]:
+        code, out = _run("trt-eval", *args, *crowd)
+        assert code == 2 and needle in _one_error_line(out), out
+    assert sorted(p.name for p in engines.iterdir() if p.name.startswith(("results", "trt_eval"))) == []
+
+
+def test_a_batch_outside_the_engines_profile_matters_only_where_they_run(fixture_export, data_dir, tmp_path):
+    import json
+
+    export, printed = fixture_export  # engines of profile 1..8, where a builder is installed
+    if not list(export.glob("*.engine")):
+        pytest.skip("no engine in the fixture export: no TensorRT builder installed here")
+    hint = next(line.strip() for line in printed.splitlines() if line.strip().startswith("hrnext-trt trt-eval"))
+    assert hint.endswith("--batch 8")  # the printed command runs as printed
+    code, out = _run("trt-eval", "--engines", export, "--dataset", "crowdpose", "--data-root",
+                     data_dir / "crowdpose-mini", "--backends", "onnxruntime,tensorrt", "--batch", "32", "--iters", "1",
+                     "--warmup", "0", "--threads", "1", "--json", tmp_path / "r.json")
+    reason = unavailable_reason("tensorrt", "cuda")
+    if reason:  # the engine rows say why they did not run; the ONNX rows are measured (was: the whole run refused)
+        assert code == 0, out
+        rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+        assert {r["status"] for r in rows if r["backend"] == "tensorrt"} == {"unavailable"}
+        assert {r["status"] for r in rows if r["backend"] == "onnxruntime"} == {"ok"}
+    else:
+        assert code == 2 and "outside the engine's batch profile 1..8" in out and "--batch 8" in out
+
+
+def test_options_that_would_change_nothing_are_refused_in_one_line(fixtures_dir, tiny, tmp_path):
+    from hrnext_trt.contract import installed_builders
+
+    checkpoint, engines = tiny
+    paper = [fixtures_dir / FIXTURE, "--arch", "hrnext_tiny", "--joints", "14", "--out", tmp_path / "exp"]
+    cases = [
+        (["export-engine", *paper, "--calib-method", "max"],
+         "--calib-method max chooses INT8's calibration: add --int8"),
+        (["export-engine", *paper, "--int8", "--sensitivity-level", "part"],
+         "--sensitivity-level part cuts the groups of a sensitivity table or a precision plan"),
+        (["bench", checkpoint, "--engines", engines, "--export-precisions", "fp32,int8"],
+         "--export-precisions sets what a temporary export makes, and --engines times the folder's files"),
+        (["bench", "hrnext_tiny", "--backends", "onnxruntime", "--compile"],
+         "--torch-precisions and --compile set the PyTorch rows, and --backends has no pytorch"),
+        (["bench", checkpoint, "--dataset", "mpii"], "--dataset picks the head's joints of an arch name"),
+        (["demo", "--arch", "hrnext_s", "--joints", "16", "--out", tmp_path / "demo"],
+         "--arch and --joints describe a --checkpoint that does not record its model, and none is given"),
+    ]
+    if "tensorrt" not in installed_builders():  # asked for by name, and not there: an error, not a note
+        cases.append((["export-engine", *paper, "--builder", "tensorrt"],
+                      "--builder tensorrt: TensorRT is not installed"))
+    for args, needle in cases:
+        code, out = _run(*args)
+        assert code == 2 and needle in out.strip().splitlines()[-1], out
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "demo").exists()

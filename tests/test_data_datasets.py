@@ -125,5 +125,6 @@ def test_annotations_of_another_dataset_are_refused(data_dir, tmp_path):
 def test_bad_names_and_protocol_gaps_are_one_line(data_dir):
     _one_line(_refused("mpii", data_dir / "coco-mini", "val"), "mpii")
     _one_line(_refused("coco", data_dir / "coco-mini", "test2017"), "test2017", "train, val")
-    _one_line(_refused("ochuman", data_dir / "ochuman-mini", "test", boxes="det"), "ground-truth boxes")
+    _one_line(_refused("ochuman", data_dir / "ochuman-mini", "test", boxes="det"), "ground-truth boxes (--boxes gt)",
+              "(--det-file)")
     _one_line(_refused("coco", data_dir / "no-such-root", "val"), "no-such-root")

@@ -87,3 +87,15 @@ def test_a_calibration_set_too_small_for_its_held_out_crops_names_both_ways_out(
         make_crop_sets("crowdpose", data_dir / "crowdpose-mini", (64, 48), 8, 16, split="test")
     crops = make_crop_sets("crowdpose", data_dir / "crowdpose-mini", (64, 48), 8, 1, split="test")
     assert len(crops.heldout) == 1 and len(crops.calibration) > 0
+
+
+def test_int8_calibrated_on_the_scored_split_is_said(project_checkpoint, data_dir, tmp_path, caplog):
+    # The bundled crowdpose sample holds only its test split: calibrating there is allowed (was: the
+    # split could not be chosen) and the export says that trt-eval's default split then scores INT8
+    # on its own calibration images.
+    config = ExportConfig(checkpoint=project_checkpoint, out_dir=tmp_path / "out", precisions=("fp32", "int8"),
+                          calib_data=data_dir / "crowdpose-mini", calib_dataset="crowdpose", calib_split="test",
+                          calib_images=4, verify_images=1, build_engines=False)
+    with caplog.at_level("WARNING"):
+        export_artifacts(config)
+    assert "INT8 is calibrated on the crowdpose test split, the one trt-eval scores by default" in caplog.text

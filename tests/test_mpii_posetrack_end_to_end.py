@@ -63,6 +63,7 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
     torch_row, onnx_row = rows[("pytorch", "fp32")], rows[("onnxruntime", "fp32")]
     assert torch_row["status"] == onnx_row["status"] == "ok" and report.meta["metric"] == "Mean"
     assert report.meta["persons"] == 5 and report.meta["boxes"] == "gt"
+    assert {r["metric"] for r in report.rows} == {"Mean"}  # the unavailable TensorRT row too (was "AP")
     for row in (r for r in report.rows if r["status"] == "ok"):
         assert all(0 <= row[FIELDS.get(k, k)] <= 100 for k in PCKH_KEYS) and row["p50_ms"] > 0
         assert row["delta_AP"] == pytest.approx(row["Mean"] - torch_row["Mean"])

@@ -226,6 +226,24 @@ def test_an_export_alone_is_scored_as_with_its_checkpoint(tmp_path, data_dir):
                                      "not on this machine: pass --checkpoint")
     assert gone.meta["flip_test"] is False and onnx_results(gone) == onnx_results(given)
     assert gone.rows[1]["delta_AP"] is None  # nothing to compare with
+    # The ONNX file copied alone (no manifest): its metadata records the recipe's choice (was: flip
+    # test on, and the demo's model scored AP 0.350 instead of 0.520).
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    (copied / "model.onnx").write_bytes((engines / "model.onnx").read_bytes())
+    alone_file = run_trt_eval(_config(None, copied, data_dir, backends=("onnxruntime",), out=tmp_path / "copy"))
+    assert alone_file.meta["flip_test"] is False and onnx_results(alone_file) == onnx_results(given)
+    assert not any("flip test on (the paper's protocol)" in note for note in alone_file.footnotes)
+    # A file of an export that did not record it: flip test, the paper's protocol, and a footnote says so.
+    import onnx
+
+    older = onnx.load(str(copied / "model.onnx"))
+    entry = next(p for p in older.metadata_props if p.key == "hrnext_trt")
+    entry.value = json.dumps({k: v for k, v in json.loads(entry.value).items() if k != "flip_test"})
+    onnx.save(older, str(copied / "model.onnx"))
+    unknown = run_trt_eval(_config(None, copied, data_dir, backends=("onnxruntime",)))
+    assert unknown.meta["flip_test"] is True
+    assert any("flip test on (the paper's protocol)" in note and "--no-flip" in note for note in unknown.footnotes)
 
     torch.save(make_checkpoint(build_pose_model("hrnext_tiny", 14), INPUT_SIZE, "crowdpose"), source)  # retrained
     changed = run_trt_eval(_config(None, engines, data_dir, backends=("pytorch", "onnxruntime")))

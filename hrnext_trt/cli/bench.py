@@ -10,6 +10,7 @@ from hrnext_trt.benchmark import BenchConfig, run_bench
 from hrnext_trt.cli.params import (BACKEND_LIST, BATCH_SIZES, COUNT, DATASET, DEVICE, EXPORT_PRECISION_LIST,
                                    INPUT_SIZE, POSITIVE_INT, TORCH_PRECISION_LIST, model_record_options)
 from hrnext_trt.contract import BACKENDS
+from hrnext_trt.errors import HrnextError
 
 
 @click.command("bench")
@@ -23,10 +24,10 @@ from hrnext_trt.contract import BACKENDS
               help="Comma-separated batch sizes.")
 @click.option("--input-size", type=INPUT_SIZE, default=None,
               help="Crop size (default: the checkpoint's, else 256x192).")
-@click.option("--dataset", type=DATASET, default="crowdpose",
-              show_default=True, help="Joints of the head when MODEL is an arch name.")
-@click.option("--export-precisions", type=EXPORT_PRECISION_LIST, default="fp32", show_default=True,
-              help="Precisions of the temporary export (without --engines): fp32[,fp16][,int8].")
+@click.option("--dataset", type=DATASET, default=None,
+              help="Joints of the head when MODEL is an arch name [default: crowdpose].")
+@click.option("--export-precisions", type=EXPORT_PRECISION_LIST, default=None,
+              help="Precisions of the temporary export (without --engines): fp32[,fp16][,int8] [default: fp32].")
 @click.option("--torch-precisions", type=TORCH_PRECISION_LIST, default=None,
               help="PyTorch rows, each a precision (fp32, fp16, bf16) with optional +flags: tf32, channels_last, "
                    "compile, compile-ro (reduce-overhead: CUDA graphs), grouped or static (DKA form); e.g. "
@@ -41,9 +42,22 @@ from hrnext_trt.contract import BACKENDS
 def command(model, arch, num_joints, engines, backends, batches, input_size, dataset, export_precisions,
             torch_precisions, torch_compile, iters, warmup, device, threads, json_path) -> None:
     """Latency of MODEL (a checkpoint, or an arch name with random weights) on every backend and batch size."""
+    from hrnext_trt.models import ARCHS  # torch side: imported when the command runs
+
+    # Options that would change nothing are refused, not silently ignored.
+    if export_precisions is not None and engines is not None:
+        raise HrnextError("--export-precisions sets what a temporary export makes, and --engines times the folder's "
+                          "files: drop one")
+    if (torch_precisions is not None or torch_compile) and backends is not None and "pytorch" not in backends:
+        raise HrnextError("--torch-precisions and --compile set the PyTorch rows, and --backends has no pytorch: "
+                          "add it, or drop them")
+    if dataset is not None and model not in ARCHS:
+        raise HrnextError(f"--dataset picks the head's joints of an arch name, and {model} is a checkpoint, which "
+                          "records its own (or --joints, for the paper's files): drop --dataset")
     config = BenchConfig(
         model=model, arch=arch, num_joints=num_joints, engines=engines, backends=backends or BACKENDS,
-        batches=batches, input_size=input_size, dataset=dataset, export_precisions=export_precisions,
+        batches=batches, input_size=input_size, dataset=dataset or "crowdpose",
+        export_precisions=export_precisions or ("fp32",),
         torch_precisions=torch_precisions, torch_compile=torch_compile, iters=iters, warmup=warmup, device=device,
         threads=threads, json=json_path)
     report = run_bench(config)

@@ -9,6 +9,7 @@ import click
 from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, DATASET, INPUT_SIZE, POSITIVE_FLOAT,
                                    POSITIVE_INT, model_record_options)
 from hrnext_trt.engines.builders import BUILDERS, RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS
+from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.export.config import CALIB_METHODS, CALIB_SPLITS
 from hrnext_trt.export.groups import LEVELS
@@ -27,8 +28,8 @@ from hrnext_trt.export.groups import LEVELS
 @click.option("--calib-dataset", type=DATASET, default="coco", show_default=True,
               help="Which dataset layout --calib-data has.")
 @click.option("--calib-images", type=POSITIVE_INT, default=512, show_default=True, help="INT8 calibration crops.")
-@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="entropy", show_default=True,
-              help="INT8 activation calibration: entropy (KL clipping) or max (no clipping).")
+@click.option("--calib-method", type=click.Choice(CALIB_METHODS), default=None,
+              help="INT8 activation calibration: entropy (KL clipping) or max (no clipping) [default: entropy].")
 @click.option("--calib-split", type=click.Choice(CALIB_SPLITS), default=None,
               help="Split the calibration and held-out crops come from (default: train; OCHuman: val).")
 @click.option("--calib-study", is_flag=True,
@@ -41,8 +42,9 @@ from hrnext_trt.export.groups import LEVELS
                    "keypoints are within PX pixels of FP32 (instead of AutoCast).")
 @click.option("--sensitivity", is_flag=True,
               help="Write sensitivity.json/.png (per-group INT8 harm) even without --int8-budget.")
-@click.option("--sensitivity-level", type=click.Choice(LEVELS), default="block", show_default=True,
-              help="Groups of the sensitivity table and the plan: stage, branch, block or part (attention/kernels/convs).")
+@click.option("--sensitivity-level", type=click.Choice(LEVELS), default=None,
+              help="Groups of the sensitivity table and the plan: stage, branch, block or part "
+                   "(attention/kernels/convs) [default: block].")
 @click.option("--verify-images", type=POSITIVE_INT, default=16, show_default=True,
               help="Held-out crops (other images than calibration) every artifact is checked on.")
 @click.option("--batch", type=BATCH_PROFILE, default="1,16,32", show_default=True,
@@ -68,6 +70,12 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
             no_engines) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build an engine of each with TensorRT (on a GPU)
     or TensorRT for RTX (GPU or not), check every artifact against PyTorch and write manifest.json."""
+    # Options of a step that will not run are refused, not silently ignored.
+    if calib_method is not None and not int8:
+        raise HrnextError(f"--calib-method {calib_method} chooses INT8's calibration: add --int8, or drop it")
+    if sensitivity_level is not None and int8_budget is None and fp16_budget is None and not sensitivity:
+        raise HrnextError(f"--sensitivity-level {sensitivity_level} cuts the groups of a sensitivity table or a "
+                          "precision plan: add --sensitivity, --int8-budget or --fp16-budget, or drop it")
     config = ExportConfig(
         checkpoint=checkpoint,
         out_dir=out_dir or Path("engines") / checkpoint.stem,
@@ -78,13 +86,13 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         calib_data=calib_data,
         calib_dataset=calib_dataset,
         calib_images=calib_images,
-        calib_method=calib_method,
+        calib_method=calib_method or "entropy",
         calib_split=calib_split,
         calib_study=calib_study,
         int8_budget=int8_budget,
         fp16_budget=fp16_budget,
         sensitivity=sensitivity,
-        sensitivity_level=sensitivity_level,
+        sensitivity_level=sensitivity_level or "block",
         verify_images=verify_images,
         batch=batch,
         workspace_gb=workspace_gb,

@@ -8,7 +8,7 @@ import click
 
 from hrnext_trt.cli.params import (BACKEND_LIST, COUNT, DATASET, DEVICE, INPUT_SIZE, POSITIVE_INT,
                                    model_record_options)
-from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT
+from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT, TRT_EVAL_BATCH
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 
 
@@ -33,7 +33,7 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
               help="Detector boxes (default: the dataset layout's file).")
 @click.option("--backends", type=BACKEND_LIST, default=None,
               help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
-@click.option("--batch", type=POSITIVE_INT, default=32, show_default=True, help="Crops per network call.")
+@click.option("--batch", type=POSITIVE_INT, default=TRT_EVAL_BATCH, show_default=True, help="Crops per network call.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True,
               help="Device of PyTorch and ONNX Runtime (TensorRT is always the GPU).")
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")

@@ -154,7 +154,8 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
         if det_file is None:
             if layout.det is None:
                 raise HrnextError(f"{name} has no detector file in its protocol (it is tested on ground-truth "
-                                  "boxes): use boxes='gt' or pass det_file")
+                                  "boxes): use ground-truth boxes (--boxes gt) or pass a detections file "
+                                  "(--det-file)")
             det_file = root / layout.det
         thr = DET_SCORE_THR.get(name, 0.0) if det_score_thr is None else det_score_thr
         instances = _det_instances(images, Path(det_file), thr)
@@ -170,7 +171,8 @@ def _missing_annotation_hint(name: str, root: Path, split: str) -> str:
         return (f"make it from the release file: hrnext-trt convert {name} {root / source} "
                 f"--out {root / layout.ann.format(split=split)}")
     others = [s for s in layout.splits if s != split and (root / layout.ann.format(split=s)).is_file()]
-    hints = [f"this root has the {' and '.join(others)} split: choose it"] if others else []
+    hints = [f"this root has the {' and '.join(others)} split: pass it as the split (--split, --calib-split, "
+             "data.train.split or data.val.split)"] if others else []
     if source is not None:
         hints.append(f"make it from the release files with `hrnext-trt convert {name}`")
     return "; ".join(hints) or f"expected the dataset's own layout, with a {split} split"

@@ -117,4 +117,5 @@ def check_engine_input_shape(manifest: Manifest, shape: Sequence[int]) -> None:
                           "crops; crop with the exported input size")
     if not profile["min"] <= shape[0] <= profile["max"]:
         raise HrnextError(f"batch {shape[0]} is outside the engine's batch profile {profile['min']}..{profile['max']}: "
-                          "split the batch, or rebuild with `--batch MIN,OPT,MAX` covering it")
+                          f"run {profile['min']} to {profile['max']} crops per call (trt-eval, bench: --batch "
+                          f"{profile['max']}), or rebuild with `--batch MIN,OPT,MAX` covering {shape[0]}")

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from hrnext_trt.bundled import bundled_dataset_root
-from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, nvidia_gpu_present, resolve_input_size,
-                                 unavailable_reason)
-from hrnext_trt.data import HeatmapCodec
+from hrnext_trt.bundled import BUNDLED_ROOT
+from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, TRT_EVAL_BATCH, nvidia_gpu_present,
+                                 resolve_input_size, unavailable_reason)
+from hrnext_trt.data import TEST_SPLIT, HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
@@ -93,8 +93,9 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
         recorded = checkpoint_spec(ckpt)
         model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=config.checkpoint)
     input_size = resolve_input_size(config.input_size, recorded.input_size, DEFAULT_INPUT_SIZE)
-    spec = ModelSpec.of(model.arch, model.num_joints, input_size,
-                        recorded.dataset or meta_for_joints(model.num_joints).name)
+    spec = replace(ModelSpec.of(model.arch, model.num_joints, input_size,
+                                recorded.dataset or meta_for_joints(model.num_joints).name),
+                   flip_test=recipe_flip_test(ckpt))
     # Said once: the paper's files record no crop size, and a wrong one exports without complaint.
     default = recorded.input_size is None and config.input_size is None
     log.info("model: %s, %d joints (%s), input %dx%d%s", spec.arch, spec.num_joints, spec.dataset, *input_size,
@@ -103,6 +104,11 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
 
     builder, engines_reason = (None, "not asked for") if not config.build_engines else \
         choose_builder(config.builder, nvidia_gpu_present())
+    if config.builder is not None and builder is None:  # asked for by name: no engine is an error, not a note
+        gpu_too = ", and it builds only with an NVIDIA GPU" if config.builder == TENSORRT and \
+            "not installed" in engines_reason else ""
+        raise HrnextError(f"--builder {config.builder}: {engines_reason}{gpu_too}: install it, choose the other "
+                          "builder, or leave --builder out")
     gpu = gpu_info() if nvidia_gpu_present() else None
     targets = _engine_targets(config, builder, gpu) if builder else ()
     manifest = Manifest.create(spec, config.checkpoint, recipe_flip_test(ckpt), config.batch, gpu, package_versions())
@@ -120,6 +126,10 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
         log.info(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the "
                  f"{config.calib_images} asked: the {crops.source['dataset']} {crops.source['split']} split at "
                  f"{crops.source['root']} has no more")
+    if "int8" in config.precisions and crops.source["split"] == TEST_SPLIT[crops.source["dataset"]]:
+        log.warning("INT8 is calibrated on the %s %s split, the one trt-eval scores by default: there its INT8 row "
+                    "is measured on its own calibration images (optimistic); calibrate on a training split for an "
+                    "honest figure", crops.source["dataset"], crops.source["split"])
 
     paths = {p: out / ONNX_FILES[p] for p in config.precisions}
     graphs = {}  # precision -> {"opset", "nodes", ...} of its ONNX file
@@ -281,6 +291,13 @@ def eval_command(manifest: Manifest, folder: Path) -> str:
     else the bundled sample of it."""
     dataset = manifest.model.dataset
     crops = manifest["crops"]
-    root = crops["root"] if crops["dataset"] == dataset else str(bundled_dataset_root(f"{dataset}-mini"))
+    if crops["dataset"] == dataset:
+        root = crops["root"]
+    else:  # a bundled sample where there is one (coco, crowdpose, ochuman), else the layout's usual root
+        root = BUNDLED_ROOT / f"{dataset}-mini"
+        root = str(root) if root.is_dir() else f"data/{dataset}"
+    # trt-eval's default batch (32) must fit the engines' profile.
+    largest = manifest.batch_profile["max"] if manifest["engines"].get("built") else TRT_EVAL_BATCH
+    batch = f" --batch {largest}" if largest < TRT_EVAL_BATCH else ""
     return (f"hrnext-trt trt-eval --checkpoint {manifest['source_checkpoint']['path']} --engines {folder} "
-            f"--dataset {dataset} --data-root {root}")
+            f"--dataset {dataset} --data-root {root}{batch}")

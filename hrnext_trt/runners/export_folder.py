@@ -33,6 +33,19 @@ class Artifact:
     precision: str  # "fp32", "fp16" or "int8"
     input_size: tuple[int, int] | None  # (H, W) the file was exported for; None if unknown
     manifest: Manifest | None = None
+    spec: ModelSpec | None = None  # the model it holds: the manifest's, else the ONNX metadata's
+
+    def check_model(self, arch: str | None, num_joints: int | None, what: str) -> None:
+        """One line when the file holds another model than ``what`` (a comparison of two models' speed
+        or accuracy would be meaningless)."""
+        spec = self.spec
+        if spec is None or arch is None or spec.arch is None:
+            return
+        if (spec.arch, spec.num_joints) != (arch, num_joints):
+            source = f" ({self.manifest['source_checkpoint']['path']})" if self.manifest is not None else ""
+            raise HrnextError(f"{self.path} holds {spec.arch} with {spec.num_joints} joints, {what} is {arch} with "
+                              f"{num_joints}: compare the checkpoint it was exported from{source}, or export this "
+                              "one")
 
     def runner(self, device: str = "cpu", threads: int | None = None) -> Runner:
         """A (not yet active) runner for this file; ``device`` applies to ONNX files."""
@@ -85,13 +98,14 @@ def load_artifact(path: str | Path) -> Artifact:
     if entry is not None:
         manifest = load_manifest(path.parent)
         return Artifact(path, backend, entry.get("precision") or _precision_from_name(path.name),
-                        manifest.model.input_size, manifest)
+                        manifest.model.input_size, manifest, manifest.model)
     if backend == "tensorrt":
         raise HrnextError(f"{path} has no {MANIFEST_NAME} beside it: engines are loaded with the manifest of their "
                           "export folder (copy the whole folder)")
     meta = read_onnx_metadata(path)
-    return Artifact(path, backend, meta.get("precision") or _precision_from_name(path.name),
-                    ModelSpec.from_dict(meta).input_size)
+    spec = ModelSpec.from_dict(meta)
+    return Artifact(path, backend, meta.get("precision") or _precision_from_name(path.name), spec.input_size,
+                    spec=spec)
 
 
 def _from_manifest(folder: Path, manifest: Manifest) -> list[Artifact]:
@@ -103,7 +117,7 @@ def _from_manifest(folder: Path, manifest: Manifest) -> list[Artifact]:
         if backend is None:
             continue  # build logs, ...
         precision = entry.get("precision") or _precision_from_name(name)
-        artifacts.append(Artifact(folder / name, backend, precision, input_size, manifest))
+        artifacts.append(Artifact(folder / name, backend, precision, input_size, manifest, manifest.model))
     return artifacts
 
 
@@ -112,8 +126,8 @@ def _from_file_names(folder: Path) -> list[Artifact]:
     for name, precision in _FALLBACK_ONNX.items():
         path = folder / name
         if path.is_file():
-            size = ModelSpec.from_dict(read_onnx_metadata(path)).input_size
-            artifacts.append(Artifact(path, "onnxruntime", precision, size))
+            spec = ModelSpec.from_dict(read_onnx_metadata(path))
+            artifacts.append(Artifact(path, "onnxruntime", precision, spec.input_size, spec=spec))
     for path in sorted(folder.glob("*.engine")):
         artifacts.append(Artifact(path, "tensorrt", _precision_from_name(path.stem), None))
     return artifacts

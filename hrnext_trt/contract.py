@@ -17,9 +17,10 @@ from hrnext_trt.errors import HrnextError
 # The I/O tensor names of every export (ONNX files and TensorRT engines).
 INPUT_NAME = "images"
 OUTPUT_NAME = "heatmaps"
-# Heatmaps are 1/4 of the input; the lowest of the four branches runs at 1/32 of it.
+# Heatmaps are 1/4 of the input. The lowest of the four branches runs at about 1/32 of it, and the
+# fusions resize to the branch sizes, so any multiple of 4 runs (the paper's sizes are of 32).
 HEATMAP_STRIDE = 4
-INPUT_MULTIPLE = 32
+INPUT_MULTIPLE = HEATMAP_STRIDE
 DEFAULT_INPUT_SIZE = (256, 192)  # the paper's hrnext_s and HRNet-W32 crop, where nothing says otherwise
 # trt-eval's crops per network call, which the engines' batch profile (export's --batch) must hold.
 TRT_EVAL_BATCH = 32
@@ -48,11 +49,11 @@ def heatmap_size(input_size) -> tuple[int, int]:
 
 
 def validate_input_size(size) -> tuple[int, int]:
-    """The input size of an exported (or timed) model: positive multiples of 32."""
+    """The input size of a model (trained, exported or timed): positive multiples of ``INPUT_MULTIPLE``."""
     height, width = (int(v) for v in size)
     if height <= 0 or width <= 0 or height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
         raise HrnextError(f"input size {height}x{width} is not made of positive multiples of {INPUT_MULTIPLE}: "
-                          "the network's lowest branch is 1/32 of the input; use e.g. 256x192 or 384x288")
+                          "heatmaps are 1/4 of the input; use e.g. 256x192 or 384x288")
     return height, width
 
 

@@ -187,3 +187,20 @@ def test_an_out_that_would_replace_or_join_the_source_is_refused_before_reading(
     result = CliRunner().invoke(main, ["convert", "posetrack", str(videos), "--out", str(videos / "all.json")])
     assert result.exit_code == 2 and "is inside the source folder" in result.output
     assert sorted(videos.iterdir()) == listed
+
+
+def test_evaluate_on_a_release_file_names_its_conversion(data_dir, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text("[]")
+    mpii, posetrack = data_dir / "mpii-mini", data_dir / "posetrack18-mini"
+    for dataset, ann, command in [
+        ("mpii", mpii / "annot" / "valid.json",
+         f"hrnext-trt convert mpii {mpii / 'annot' / 'valid.json'} --out {mpii / 'annotations' / 'mpii_val.json'}"),
+        ("posetrack", posetrack / "annotations" / "val" / "003418_mpii_test.json",
+         f"hrnext-trt convert posetrack {posetrack / 'annotations' / 'val'} --out "
+         f"{posetrack / 'annotations' / 'posetrack18_val.json'}"),
+    ]:
+        result = CliRunner().invoke(main, ["evaluate", "--dataset", dataset, "--ann", str(ann), "--results",
+                                           str(results)])
+        assert result.exit_code == 2 and "release format, not a converted file" in result.output \
+            and command in result.output, result.output

@@ -27,10 +27,10 @@ def project_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("250x190", "not made of positive multiples of 32"),
+    ("250x190", "not made of positive multiples of 4"),
     ("256", "not HEIGHTxWIDTH"),
     ("256x192x3", "not HEIGHTxWIDTH"),
-    ("0x192", "multiples of 32"),
+    ("0x192", "multiples of 4"),
 ])
 def test_bad_input_size(text, message):
     with pytest.raises(HrnextError, match=message):
@@ -70,7 +70,7 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
     result = CliRunner().invoke(main, ["export-engine", str(tmp_path / "missing.pth")])
     assert result.exit_code == 2 and "not found" in result.output
     result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--input-size", "255x192"])
-    assert result.exit_code == 2 and "multiples of 32" in result.output
+    assert result.exit_code == 2 and "multiples of 4" in result.output
     result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--arch", "hrnext_tiny",
                                        "--joints", "14", "--no-engines", "--builder", "tensorrt-rtx",
                                        "--out", str(tmp_path / "none")])

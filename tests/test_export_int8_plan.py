@@ -178,7 +178,28 @@ def test_calibration_study_measures_the_exported_choice(export, study):
     assert rows[0]["method"] == "max" and rows[0]["crops"] == CALIB
     assert np.isclose(rows[0]["mean_px"], first["mean_px"]) and np.isclose(rows[0]["rel_err"], first["rel_err"])
     assert study_choices(40) == [("entropy", 10), ("entropy", 40), ("max", 10), ("max", 40)]
-    assert "max" in format_study(rows, HELDOUT, "train")
+    assert rows[0]["batches"] == 1 and "max" in format_study(rows, HELDOUT, "train")
+    assert "entropy over one calibration batch equals max" in format_study([{**rows[0], "method": "entropy"}],
+                                                                           HELDOUT, "train")
+
+
+def test_entropy_calibration_over_one_batch_is_max_as_the_export_says(export, crops, study, caplog):
+    # What the warning and the study's footnote claim of ModelOpt's entropy (ONNX Runtime's 128-bin
+    # histogram): over one batch its activation scales are max calibration's. A ModelOpt that
+    # changes this fails here, and the claim goes.
+    from onnx import numpy_helper
+
+    from hrnext_trt.export.precision import quantize_int8
+
+    def scales(model):
+        return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if "scale" in i.name}
+
+    with caplog.at_level("WARNING"):
+        entropy = quantize_int8(export[0] / "model.onnx", crops.calibration[:CALIB], "entropy")
+    assert "entropy calibration over one batch of 8 crops equals max calibration" in caplog.text
+    got, want = scales(entropy), scales(study[1])
+    assert got.keys() == want.keys() and len(got) > 20
+    assert all(np.array_equal(got[k], want[k]) for k in got)
 
 
 def test_fp16_plan_is_what_the_graph_holds_and_meets_its_budget(export, crops, reference):

@@ -213,3 +213,20 @@ def test_both_dka_forms_infer_in_autocast(tiny_model, fixtures_dir, mode, dtype,
             half = model(x)
     assert half.dtype == dtype
     assert (half.float() - reference).norm() / reference.norm() < max_rel
+
+
+def test_hrnet_starts_from_mmposes_initialisation():
+    # mmpose 0.x initialises a top-down HRNet trained from scratch with normal(0, 0.001) convolutions
+    # (backbone and head): the untrained heatmaps are near 0, as its targets mostly are. PyTorch's
+    # default left them around 4 (a first loss of ~5 where mmpose's is ~0.002).
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = build_pose_model("hrnet_w32", 17)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    weights = torch.cat([c.weight.detach().flatten() for c in convs])
+    assert abs(float(weights.std()) - 0.001) < 1e-4 and all(c.bias is None or not c.bias.any() for c in convs)
+    with torch.no_grad():
+        heatmaps = model.train()(torch.randn(2, 3, 64, 48))
+    assert float(heatmaps.abs().mean()) < 0.1
+    assert float(build_pose_model("hrnext_tiny", 17).head.weight.detach().std()) > 0.01  # HRNeXt keeps its own

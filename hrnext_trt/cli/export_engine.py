@@ -29,7 +29,8 @@ from hrnext_trt.export.groups import LEVELS
               help="Which dataset layout --calib-data has.")
 @click.option("--calib-images", type=POSITIVE_INT, default=512, show_default=True, help="INT8 calibration crops.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default=None,
-              help="INT8 activation calibration: entropy (KL clipping) or max (no clipping) [default: entropy].")
+              help="INT8 activation calibration: entropy (KL clipping of the ranges later calibration batches "
+                   "add; over one batch it equals max) or max (no clipping) [default: entropy].")
 @click.option("--calib-split", type=click.Choice(CALIB_SPLITS), default=None,
               help="Split the calibration and held-out crops come from (default: train; OCHuman: val).")
 @click.option("--calib-study", is_flag=True,

@@ -19,7 +19,7 @@ from hrnext_trt.runners.pytorch import TorchMode
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
-    """``"256x192"`` -> (256, 192): height x width, both multiples of 32."""
+    """``"256x192"`` -> (256, 192): height x width, both multiples of 4 (``contract.INPUT_MULTIPLE``)."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:

@@ -47,6 +47,9 @@ def convert_mpii(src: str | Path, image_root: str | Path | None = None, head_box
         raise HrnextError(f"MPII source not found: {src} (give the release .mat or HRNet's annot/*.json)")
     if src.suffix == ".mat":
         people = _people_from_release(src)
+        logger.warning("%s: every annotated person of the release's training images, the standard train and "
+                       "validation people together; to score on the standard validation split convert HRNet's "
+                       "annot/valid.json", src.name)
     elif src.suffix == ".json":
         people = _people_from_hrnet_json(src, head_boxes)
     else:

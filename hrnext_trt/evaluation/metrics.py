@@ -38,6 +38,22 @@ def primary_metric(dataset_name: str) -> str:
     return PRIMARY_METRIC[get_meta(dataset_name).eval_mode]
 
 
+def _refuse_release_file(name: str, data, ann_file: Path) -> None:
+    """MPII and PoseTrack are scored on converted files: a release file names the conversion."""
+    if name == "mpii" and isinstance(data, list) and data and isinstance(data[0], dict) and "joints_vis" in data[0]:
+        split = {"valid": "val"}.get(ann_file.stem, ann_file.stem)
+        source, out = ann_file, ann_file.parent.parent / "annotations" / f"mpii_{split}.json"
+    elif name == "posetrack" and isinstance(data, dict) and ("annolist" in data or (
+            isinstance(data.get("annotations"), list) and data["annotations"]
+            and not any(isinstance(a, dict) and "area" in a for a in data["annotations"]))):
+        source, out = ann_file.parent, ann_file.parent.parent / f"posetrack18_{ann_file.parent.name}.json"
+    else:
+        return
+    raise HrnextError(f"{ann_file} is {name.upper() if name == 'mpii' else 'PoseTrack'}'s release format, not a "
+                      f"converted file: convert it first, hrnext-trt convert {name} {source} --out {out}, and pass "
+                      "that as --ann")
+
+
 def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict] | str | Path) -> dict[str, float]:
     """Metrics of keypoint ``results`` (a list of result dicts or a JSON file) against ``ann_file``.
 
@@ -47,6 +63,7 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
     meta = get_meta(dataset_name)
     ann_file = Path(ann_file)
     gt_data = read_json(ann_file, f"{meta.name} annotation file")
+    _refuse_release_file(meta.name, gt_data, ann_file)
     # pycocotools reads each person's area; CrowdPose's scorer takes it from the box.
     fields = ("bbox", "keypoints") + (("area",) if meta.eval_mode != "crowdpose" else ())
     check_annotation_file(gt_data, ann_file, meta.num_joints, meta.name, annotation_fields=fields)

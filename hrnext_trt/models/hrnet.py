@@ -109,6 +109,21 @@ class HRNet(nn.Module):
         return run_stages(self, [self.layer1(x)])
 
 
+def init_like_mmpose(model: nn.Module) -> None:
+    """mmpose 0.x's initialisation of a top-down HRNet from scratch (the backbone's ``init_weights``
+    without pretrained weights, and the heatmap head's): every convolution normal(0, 0.001) with a
+    zero bias, BatchNorm weight 1 and bias 0. PyTorch's default leaves the untrained network's
+    heatmaps around 4 (loss ~5 where mmpose starts near 0.002)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 # mmpose HRNet keys are this module's keys; only the head is renamed (by the shared head rule).
 MMPOSE_KEY_RULES: tuple[tuple[str, str], ...] = ()
 

@@ -70,4 +70,6 @@ def build_pose_model(arch: str, num_joints: int) -> PoseModel:
     if int(num_joints) < 1:
         raise HrnextError(f"num_joints must be a positive number, got {num_joints}")
     model = PoseModel(arch, entry.backbone(entry.config), int(num_joints))
+    if entry.backbone is hrnet.HRNet:
+        hrnet.init_like_mmpose(model)  # the baseline's recipe starts from mmpose's initialisation
     return model.set_dka_mode(DEFAULT_DKA_MODE)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from hrnext_trt.contract import INPUT_MULTIPLE
 from hrnext_trt.data.transforms import AugmentConfig
 from hrnext_trt.errors import HrnextError
 
@@ -273,8 +274,8 @@ def _check_values(cfg: TrainConfig, src: str) -> None:
     """Range checks the types cannot express."""
     h, w = cfg.data.input_size
     checks = [
-        (h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0,
-         f"data.input_size {[h, w]} must be positive multiples of 4 (heatmaps are 1/4 of the input)"),
+        (h > 0 and w > 0 and h % INPUT_MULTIPLE == 0 and w % INPUT_MULTIPLE == 0,
+         f"data.input_size {[h, w]} must be positive multiples of {INPUT_MULTIPLE} (heatmaps are 1/4 of the input)"),
         (cfg.data.batch_size >= 2, "data.batch_size must be >= 2 (BatchNorm needs two samples per batch)"),
         (cfg.data.val_batch_size > 0, "data.val_batch_size must be > 0"),
         (cfg.data.num_workers >= 0, "data.num_workers must be >= 0"),

@@ -113,7 +113,7 @@ def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
     assert "lr: 0.001" in (work / "config.yaml").read_text() and start_events(work) == 1
 
 
-def test_initial_weights_are_recorded_and_not_needed_to_resume(data_dir, tmp_path):
+def test_initial_weights_are_recorded_and_not_needed_to_resume(data_dir, tmp_path, monkeypatch):
     # A PoseTrack-style run: the recipe's model.load_from names a COCO run that is not there,
     # --load-from gives the weights. config.yaml and the checkpoints record the weights used, and
     # resuming needs none (the checkpoint holds the weights), so the recipe's path may stay absent.
@@ -134,6 +134,15 @@ def test_initial_weights_are_recorded_and_not_needed_to_resume(data_dir, tmp_pat
     more = CliRunner().invoke(cli, ["train", str(work / "config.yaml"), "--resume", "auto", "--max-epochs", "3"])
     assert more.exit_code == 0, more.output
     assert read_checkpoint(work / "epoch_3.pth")["epoch"] == 3
+    # Any other config.yaml is a config like the rest: its folder is no work dir (was about to become one).
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(work / "config.yaml", project / "config.yaml")
+    monkeypatch.chdir(tmp_path)  # the default work_dirs/ lands here
+    other = CliRunner().invoke(cli, ["train", str(project / "config.yaml"), "--max-epochs", "1"])
+    assert other.exit_code == 0, other.output
+    assert (tmp_path / "work_dirs" / "config" / "epoch_1.pth").is_file()
+    assert sorted(p.name for p in project.iterdir()) == ["config.yaml"]
 
 
 def test_overrides_before_the_config_are_named_as_such():

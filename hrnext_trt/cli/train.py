@@ -10,6 +10,7 @@ import click
 from hrnext_trt.contract import DEVICES
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.training import load_config, train
+from hrnext_trt.training.logging import LOG_NAME
 from hrnext_trt.training.work_dir import CONFIG_NAME
 
 
@@ -18,8 +19,8 @@ from hrnext_trt.training.work_dir import CONFIG_NAME
 # More KEY=VALUE words after --cfg-options land here (click options take one value each).
 @click.argument("more_options", nargs=-1, metavar="")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where checkpoints and logs go [default: work_dirs/<config name>; for a work dir's config.yaml, "
-                   "that work dir].")
+              help="Where checkpoints and logs go [default: work_dirs/<config name>; for a work dir's own "
+                   "config.yaml, that work dir].")
 @click.option("--resume", default=None, metavar="auto|CKPT",
               help="Continue a run: 'auto' takes the latest epoch_N.pth in the work dir.")
 @click.option("--force", is_flag=True,
@@ -55,8 +56,10 @@ def command(config, more_options, work_dir, resume, force, load_from, cfg_option
         options.append(f"schedule.epochs={max_epochs}")
     cfg = load_config(config, options)
     if work_dir is None:
-        # A work dir's own config.yaml names its run: --resume auto continues it there.
-        work_dir = config.parent if config.name == CONFIG_NAME else Path("work_dirs") / config.stem
+        # A work dir's own config.yaml (beside its run's log) names that run: --resume auto continues it
+        # there. Any other config.yaml is a config like the rest: its folder is no work dir.
+        own = config.name == CONFIG_NAME and (config.parent / LOG_NAME).is_file()
+        work_dir = config.parent if own else Path("work_dirs") / config.stem
     path = train(cfg, work_dir, resume=resume, load_from=load_from, force=force)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns it; one line says it
         click.echo(f"checkpoint: {path}")

@@ -81,3 +81,18 @@ def test_latest_checkpoint_is_the_highest_epoch(tmp_path):
     for name in ("epoch_5.pth", "epoch_10.pth", "epoch_9.pth", "best.pth", ".epoch_15.pth.x.tmp"):
         (tmp_path / name).write_bytes(b"")
     assert find_latest_checkpoint(tmp_path).name == "epoch_10.pth"
+
+
+def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
+    # mkstemp creates 0600 files: checkpoints were unreadable to the group sharing a work dir while
+    # config.yaml beside them was not. Now both follow the umask.
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        checkpoint = atomic_torch_save({"x": 1}, tmp_path / "epoch_1.pth")
+        (tmp_path / "config.yaml").write_text("x: 1\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == stat.S_IMODE((tmp_path / "config.yaml").stat().st_mode) == 0o644

@@ -33,6 +33,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _new_file_mode())  # mkstemp's 0600 would hide the weights from the group
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -42,6 +43,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -229,4 +229,7 @@ def test_hrnet_starts_from_mmposes_initialisation():
     with torch.no_grad():
         heatmaps = model.train()(torch.randn(2, 3, 64, 48))
     assert float(heatmaps.abs().mean()) < 0.1
-    assert float(build_pose_model("hrnext_tiny", 17).head.weight.detach().std()) > 0.01  # HRNeXt keeps its own
+    # Every arch's head starts as mmpose's heatmap head; HRNeXt's backbone keeps its own init.
+    hrnext = build_pose_model("hrnext_tiny", 17)
+    assert abs(float(hrnext.head.weight.detach().std()) - 0.001) < 2e-4 and not hrnext.head.bias.detach().any()
+    assert float(next(m for m in hrnext.backbone.modules() if isinstance(m, nn.Conv2d)).weight.detach().std()) > 0.01

@@ -110,10 +110,10 @@ class HRNet(nn.Module):
 
 
 def init_like_mmpose(model: nn.Module) -> None:
-    """mmpose 0.x's initialisation of a top-down HRNet from scratch (the backbone's ``init_weights``
-    without pretrained weights, and the heatmap head's): every convolution normal(0, 0.001) with a
-    zero bias, BatchNorm weight 1 and bias 0. PyTorch's default leaves the untrained network's
-    heatmaps around 4 (loss ~5 where mmpose starts near 0.002)."""
+    """mmpose 0.x's initialisation of a top-down HRNet backbone from scratch (its ``init_weights``
+    without pretrained weights; the head is ``PoseModel``'s, initialised the same way): every
+    convolution normal(0, 0.001) with a zero bias, BatchNorm weight 1 and bias 0. PyTorch's default
+    left the untrained network's heatmaps around 4 (loss ~5 where mmpose starts near 0.002)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, std=0.001)

@@ -83,16 +83,15 @@ def run_bench(config: BenchConfig) -> Report:
     artifacts = discover_artifacts(config.engines) if config.engines is not None else None
     check_backends_can_run(config.backends, device, model=True, artifacts=artifacts)
     with tempfile.TemporaryDirectory(prefix="hrnext_bench_") as tmp:
-        checkpoint, input_size = _bench_checkpoint(config, Path(tmp), artifacts)
+        checkpoint, input_size, timed = _bench_checkpoint(config, Path(tmp), artifacts)
         if artifacts is None:
             artifacts = []
             if set(config.backends) & {"onnxruntime", "tensorrt"}:
                 artifacts = discover_artifacts(_temporary_export(config, checkpoint, input_size,
                                                                  Path(tmp) / "engines", device))
-        timed = _timed_spec(checkpoint)
         for artifact in artifacts:
             artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
-            artifact.check_model(timed.arch, timed.num_joints, f"the timed model ({config.model})")
+            artifact.check_model(*timed, f"the timed model ({config.model})")
         runners = _bench_runners(config, checkpoint, artifacts, device)
         people = person_batches(input_size, config.batches)
         rows = compare(runners, lambda runner: _bench_runner(runner, people, config), BenchRow, artifacts,
@@ -129,10 +128,10 @@ def machine_info() -> dict:
             "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
 
 
-def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, tuple[int, int]]:
-    """The checkpoint to time and the input size. An arch name is timed with random weights; a file that
-    records no model (the paper's) as the project checkpoint of the model ``--arch/--joints`` or the
-    export's manifest name. Both are written to ``tmp``."""
+def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, tuple[int, int], tuple[str, int]]:
+    """The checkpoint to time, the input size and the timed model's (arch, joints). An arch name is timed
+    with random weights; a file that records no model (the paper's) as the project checkpoint of the
+    model ``--arch/--joints`` or the export's manifest name. Both are written to ``tmp``."""
     import torch
 
     from hrnext_trt.models import (ARCHS, checkpoint_spec, load_pose_model, make_checkpoint, read_checkpoint,
@@ -143,9 +142,9 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, 
             raise HrnextError(f"--arch and --joints are for checkpoints that do not record their model; "
                               f"{config.model} is an arch (its joints come from --dataset): drop them")
         input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
-        path = write_arch_checkpoint(config.model, get_meta(config.dataset).num_joints, input_size, config.dataset,
-                                     tmp / f"{config.model}.pth")
-        return path, input_size
+        joints = get_meta(config.dataset).num_joints
+        path = write_arch_checkpoint(config.model, joints, input_size, config.dataset, tmp / f"{config.model}.pth")
+        return path, input_size, (config.model, joints)
     path = Path(config.model)
     if not path.is_file():
         raise HrnextError(f"{config.model} is neither a checkpoint file nor an arch: pass a .pth file or one of "
@@ -159,19 +158,12 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, 
     # Loaded now also when it records its model: a file that does not fit fails before the export.
     model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=path, exported=exported)
     if recorded.arch is not None:
-        return path, input_size
+        return path, input_size, (model.arch, model.num_joints)
     dataset = exported.dataset if exported is not None and exported.dataset else \
         meta_for_joints(model.num_joints).name
     converted = tmp / path.name
     torch.save(make_checkpoint(model, input_size, dataset), converted)
-    return converted, input_size
-
-
-def _timed_spec(checkpoint: Path):
-    """The model a project checkpoint (as ``_bench_checkpoint`` leaves it) records."""
-    from hrnext_trt.models import checkpoint_spec, read_checkpoint  # torch side
-
-    return checkpoint_spec(read_checkpoint(checkpoint))
+    return converted, input_size, (model.arch, model.num_joints)
 
 
 def _temporary_export(config: BenchConfig, checkpoint: Path, input_size, out: Path, device: str) -> Path:

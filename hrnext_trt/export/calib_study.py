@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.export.config import CALIB_METHODS
-from hrnext_trt.export.precision import calibration_batches, quantize_int8
+from hrnext_trt.export.precision import activation_bytes_per_crop, calibration_batch, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,15 @@ def study_choices(available: int, methods=CALIB_METHODS) -> list[tuple[str, int]
 def calibration_study(src: Path, crops: np.ndarray, evaluate: Callable[[object], dict],
                       choices: list[tuple[str, int]]) -> list[dict]:
     """One row per (method, crops): the held-out agreement of the full INT8 graph calibrated that way."""
+    import onnx
+
+    per_crop = activation_bytes_per_crop(onnx.load(str(src), load_external_data=False))  # once for every row
     rows = []
     for i, (method, count) in enumerate(choices, 1):
         log.info("calibration study %d/%d: %s, %d crops", i, len(choices), method, count)
-        check = evaluate(quantize_int8(src, crops[:count], method))
-        rows.append({"method": method, "crops": count, "batches": calibration_batches(src, count), **check})
+        batch = calibration_batch(src, count, per_crop)
+        check = evaluate(quantize_int8(src, crops[:count], method, batch))
+        rows.append({"method": method, "crops": count, "batches": count // batch, **check})
     return rows
 
 

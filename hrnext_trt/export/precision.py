@@ -13,8 +13,8 @@ calibrators; strongly typed networks on TensorRT 10 read it the same way):
   it clamps Q/DQ scales below float16's smallest value (6e-8), which breaks tensors of small range.
   Its ``entropy`` calibration is ONNX Runtime's histogram calibrator with 128 bins for 128
   quantized levels: the KL search has one candidate per range that a later calibration batch adds
-  beyond the first batch's, so over one batch it equals ``max`` (``calibration_batches`` says how
-  many there are). A 2048-bin search, as TensorRT's entropy calibrator, was measured and not
+  beyond the first batch's, so over one batch it equals ``max`` (``calibration_batch`` gives the
+  batch, so the count of batches). A 2048-bin search, as TensorRT's entropy calibrator, was measured and not
   taken: 20x the time for no better held-out error (export/README.md).
 
 Both passes scale with the node count; they run on the onnxslim-simplified graph (see simplify.py).
@@ -56,17 +56,16 @@ def activation_bytes_per_crop(model) -> int:
     return max(total, 1)
 
 
-def calibration_batch(src: Path, crops: int) -> int:
+def calibration_batch(src: Path, crops: int, per_crop: int | None = None) -> int:
     """Crops per calibration step: ModelOpt runs ``crops // batch`` steps (the ONNX batch axis is
-    dynamic), each holding every calibrated activation of its crops in memory."""
+    dynamic), each holding every calibrated activation of its crops in memory. ``per_crop``: the
+    file's ``activation_bytes_per_crop``, where the caller has it (shape inference of a large graph
+    takes seconds)."""
     import onnx
 
-    per_crop = activation_bytes_per_crop(onnx.load(str(src), load_external_data=False))
+    if per_crop is None:
+        per_crop = activation_bytes_per_crop(onnx.load(str(src), load_external_data=False))
     return int(np.clip(CALIB_MEMORY_BUDGET // per_crop, 1, min(CALIB_BATCH_MAX, crops)))
-
-
-def calibration_batches(src: Path, crops: int) -> int:
-    return crops // calibration_batch(src, crops)
 
 
 def calibration_providers() -> list[str]:
@@ -116,15 +115,16 @@ def convert_fp16(src: Path):
         )
 
 
-def quantize_int8(src: Path, crops: np.ndarray, method: str = "entropy"):
-    """``src`` (FP32 ONNX) -> ``onnx.ModelProto`` with INT8 Q/DQ calibrated on ``crops``.
+def quantize_int8(src: Path, crops: np.ndarray, method: str = "entropy", batch: int | None = None):
+    """``src`` (FP32 ONNX) -> ``onnx.ModelProto`` with INT8 Q/DQ calibrated on ``crops``, ``batch`` crops a
+    step (default: ``calibration_batch``).
 
     ``method``: ``entropy`` (ModelOpt's default: KL clipping of what later batches add, see above) or ``max``
     (the largest value seen: no clipping)."""
     import onnx
     from modelopt.onnx.quantization import quantize
 
-    batch = calibration_batch(src, len(crops))
+    batch = batch or calibration_batch(src, len(crops))
     if method == "entropy" and len(crops) < 2 * batch:
         log.warning("entropy calibration over one batch of %d crops equals max calibration (ModelOpt's entropy "
                     "clips only the ranges later batches add): give at least %d crops (--calib-images) for it to "

@@ -1,5 +1,8 @@
-"""``hrnext-trt predict``: poses on any image, folder, video or camera (see ``run.py``)."""
+"""``hrnext-trt predict`` (``run.py``: files in, files out) and its Python API, ``PoseEstimator``
+(``estimator.py``: images in memory in, ``FramePoses`` out)."""
 
+from hrnext_trt.predict.estimator import PoseEstimator
+from hrnext_trt.predict.poses import FramePoses
 from hrnext_trt.predict.run import PredictConfig, PredictResult, run_predict
 
-__all__ = ["PredictConfig", "PredictResult", "run_predict"]
+__all__ = ["FramePoses", "PoseEstimator", "PredictConfig", "PredictResult", "run_predict"]

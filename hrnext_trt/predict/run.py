@@ -22,17 +22,12 @@ import numpy as np
 
 from hrnext_trt import interrupts
 from hrnext_trt.contract import check_threads, resolve_device
-from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.evaluation.nms import oks_nms
-from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps, instance_scores
 from hrnext_trt.predict.boxes import Boxes
 from hrnext_trt.predict.boxes_file import BoxesFile
-from hrnext_trt.predict.detector import OnnxPersonDetector
-from hrnext_trt.predict.hog import HogPersonDetector
-from hrnext_trt.predict.model import PoseNetwork, load_pose_network
-from hrnext_trt.predict.outputs import FramePoses, ImagesOutput, VideoOutput, annotate, prepare_out_dir, \
-    write_summary
+from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator, check_fraction
+from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
+from hrnext_trt.predict.poses import annotate
 from hrnext_trt.predict.sources import Frame, ImageSource, open_source
 from hrnext_trt.predict.timing import StageTimer, timing_report
 from hrnext_trt.predict.tracking import IouTracker
@@ -85,9 +80,7 @@ class PredictConfig:
             raise HrnextError(f"--max-frames must be at least 1, got {self.max_frames}")
         for flag, value in (("--det-score-thr", self.det_score_thr), ("--det-iou-thr", self.det_iou_thr),
                             ("--kpt-thr", self.kpt_thr), ("track_iou_thr", self.track_iou_thr)):
-            # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
-            if not 0 <= value <= 1:
-                raise HrnextError(f"{flag} must be a number from 0 to 1, got {value}")
+            check_fraction(flag, value)
         check_threads(self.threads)
         resolve_device(self.device)
 
@@ -101,16 +94,6 @@ class PredictResult:
     interrupted: bool
     timing: Report
     summary: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Pending:
-    frame: Frame
-    boxes: Boxes
-    track_ids: np.ndarray | None
-    centers: np.ndarray
-    scales: np.ndarray
-    crops: np.ndarray
 
 
 def run_predict(config: PredictConfig) -> PredictResult:
@@ -127,21 +110,26 @@ def run_predict(config: PredictConfig) -> PredictResult:
                               f"{config.source} is {what}, "
                               "detected image by image: leave it out, or pass --sequence if the folder holds a "
                               "video's frames")
-        network = load_pose_network(config.model, device, config.threads, config.batch, arch=config.arch,
-                                    num_joints=config.num_joints, input_size=config.input_size)
-        detector = _make_detector(config, device, source)
-        source_path = None if str(config.source).isdigit() else Path(config.source)
-        with network.runner:
+        estimator = PoseEstimator(config.model, config.detector, device=device, batch=config.batch,
+                                  flip_test=config.flip_test, det_score_thr=config.det_score_thr,
+                                  det_iou_thr=config.det_iou_thr, det_family=config.det_family,
+                                  threads=config.threads, arch=config.arch, num_joints=config.num_joints,
+                                  input_size=config.input_size)
+        with estimator:
+            boxes_file = _boxes_file(config, source)
+            detector_name = boxes_file.name if boxes_file is not None else estimator.detector.name
+            source_path = None if str(config.source).isdigit() else Path(config.source)
             prepare_out_dir(config.out, source_path, config.overwrite)
             if source.kind == "images":
                 output = ImagesOutput(config.out)
             else:
                 output = VideoOutput(config.out, source.label, source.fps or config.fps or SEQUENCE_FPS,
                                      (source.width, source.height), named_frames=source.kind == "sequence")
+            description = estimator.network.description
             log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
-                     f", {len(source)} frames" if len(source) else "", network.description, detector.name)
+                     f", {len(source)} frames" if len(source) else "", description, detector_name)
             setup_s = time.perf_counter() - started
-            loop = _Loop(config, network, detector, output, video=source.kind != "images")
+            loop = _Loop(config, estimator, boxes_file, output, video=source.kind != "images")
             try:
                 loop.run(source)
             except Exception as exc:  # the files of the frames done are closed: the summary says the run failed
@@ -156,10 +144,10 @@ def run_predict(config: PredictConfig) -> PredictResult:
     # After the loop: the decoding thread joined, the network freed, the summary written.
     teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
     timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s, teardown_s,
-                           f"predict {config.source}: {network.description}, boxes: {detector.name}")
+                           f"predict {config.source}: {description}, boxes: {detector_name}")
     files = loop.files
-    summary = {"source": str(config.source), "kind": source.kind, "model": network.description,
-               "detector": detector.name, "device": device, "frames": loop.frames, "people": loop.people,
+    summary = {"source": str(config.source), "kind": source.kind, "model": description,
+               "detector": detector_name, "device": device, "frames": loop.frames, "people": loop.people,
                "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
@@ -174,35 +162,32 @@ def run_predict(config: PredictConfig) -> PredictResult:
                          loop.people, loop.interrupted, timing, summary)
 
 
-def _make_detector(config: PredictConfig, device: str, source):
-    if config.boxes is not None:
-        boxes = BoxesFile(config.boxes, config.det_score_thr)
-        keys = ([f for p in source.paths for f in (p.name,)] + list(source.image_ids)
-                if isinstance(source, ImageSource) else range(max(len(source), 1)))
-        if not boxes.matches_any(keys):
-            raise HrnextError(f"detections file {config.boxes} has no person boxes for this source: entries match "
-                              "an image by its numeric file stem or file_name, a video frame by its 0-based index")
-        return boxes
-    if config.detector is not None:
-        return OnnxPersonDetector(config.detector, device, config.det_score_thr, config.det_iou_thr,
-                                  config.det_family, threads=config.threads)
-    return HogPersonDetector(config.det_score_thr, config.det_iou_thr)
+def _boxes_file(config: PredictConfig, source) -> BoxesFile | None:
+    if config.boxes is None:
+        return None
+    boxes = BoxesFile(config.boxes, config.det_score_thr)
+    keys = ([f for p in source.paths for f in (p.name,)] + list(source.image_ids)
+            if isinstance(source, ImageSource) else range(max(len(source), 1)))
+    if not boxes.matches_any(keys):
+        raise HrnextError(f"detections file {config.boxes} has no person boxes for this source: entries match "
+                          "an image by its numeric file stem or file_name, a video frame by its 0-based index")
+    return boxes
 
 
 class _Loop:
     """The frame loop; every step runs inside one stage of ``timer``."""
 
-    def __init__(self, config: PredictConfig, network: PoseNetwork, detector, output, video: bool):
-        self.config, self.network, self.detector, self.output, self.video = config, network, detector, output, video
+    def __init__(self, config: PredictConfig, estimator: PoseEstimator, boxes_file: BoxesFile | None, output,
+                 video: bool):
+        self.config, self.estimator, self.boxes_file = config, estimator, boxes_file
+        self.output, self.video = output, video
         self.timer = StageTimer()
         self.tracker = IouTracker(config.track_iou_thr) if video else None
-        self.infer = network.runner.heatmap_fn()
-        self.flip_index = network.meta.flip_index if config.flip_test else None
         self.frames = self.people = 0
         self.interrupted = False
         self.files: list[str] = []
         self.wall_s = 0.0
-        self._pending: list[_Pending] = []
+        self._pending: list[tuple[Frame, PersonCrops]] = []
         self._carried: tuple[Boxes, np.ndarray | None] = (Boxes.empty(), None)
 
     def run(self, source) -> None:
@@ -219,7 +204,7 @@ class _Loop:
                     if frame is None:
                         break
                     self._add(frame)
-                    if sum(len(p.boxes) for p in self._pending) >= self.config.batch \
+                    if sum(len(p.boxes) for _, p in self._pending) >= self.config.batch \
                             or len(self._pending) >= self.config.batch:
                         self._flush()
                 if stop.is_set():
@@ -237,11 +222,11 @@ class _Loop:
     def _boxes(self, frame: Frame) -> tuple[Boxes, np.ndarray | None]:
         if self.video and frame.index % self.config.detect_every:
             return self._carried
-        if isinstance(self.detector, BoxesFile):
-            boxes = self.detector.boxes_for(frame.image_id, frame.name)
+        if self.boxes_file is not None:
+            boxes = self.boxes_file.boxes_for(frame.image_id, frame.name).clipped(frame.image.shape[1],
+                                                                                 frame.image.shape[0])
         else:
-            boxes = self.detector.detect(frame.image)
-        boxes = boxes.clipped(frame.image.shape[1], frame.image.shape[0])
+            boxes = self.estimator.detect(frame.image)
         ids = self.tracker.update(boxes) if self.tracker is not None else None
         self._carried = (boxes, ids)
         return boxes, ids
@@ -250,51 +235,23 @@ class _Loop:
         with self.timer.stage("detect"):
             boxes, ids = self._boxes(frame)
         with self.timer.stage("crop"):
-            centers, scales = box_to_center_scale(boxes.xywh(), self.network.input_size)
-            crops = crop_images(frame.image, centers, scales, self.network.input_size)
-        self._pending.append(_Pending(frame, boxes, ids, centers, scales, crops))
+            self._pending.append((frame, self.estimator.prepare(frame.image, boxes, ids)))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        size = self.network.input_size
-        crops = np.concatenate([p.crops for p in pending])
-        with self.timer.stage("pose"):
-            chunks = [infer_heatmaps(self.infer, crops[i:i + self.config.batch], self.network.meta.num_joints,
-                                     self.flip_index) for i in range(0, len(crops), self.config.batch)]
-        with self.timer.stage("decode"):
-            keypoints = decode_heatmaps(np.concatenate(chunks), np.concatenate([p.centers for p in pending]),
-                                        np.concatenate([p.scales for p in pending]), size) if chunks else None
-            poses, start = [], 0
-            for p in pending:
-                poses.append(self._frame_poses(p, keypoints[start:start + len(p.boxes)] if len(p.boxes) else None))
-                start += len(p.boxes)
-        for p, frame_poses in zip(pending, poses):
+        poses = self.estimator.estimate([people for _, people in pending], self.timer)
+        for (frame, _), frame_poses in zip(pending, poses):
             with self.timer.stage("draw"):
                 fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None
-                canvas = annotate(p.frame.image, frame_poses, self.network.meta, self.config.kpt_thr,
+                canvas = annotate(frame.image, frame_poses, self.estimator.meta, self.config.kpt_thr,
                                   f"{fps:.1f} fps" if fps is not None else None)
             with self.timer.stage("write"):
-                self.output.write(p.frame, frame_poses, canvas)
+                self.output.write(frame, frame_poses, canvas)
                 self.frames += 1
                 self.people += len(frame_poses)
                 self._bar.update(1)
-
-    def _frame_poses(self, p: _Pending, keypoints: np.ndarray | None) -> FramePoses:
-        joints = self.network.meta.num_joints
-        if keypoints is None:
-            return FramePoses(np.zeros((0, 4)), np.zeros(0), None if p.track_ids is None else np.zeros(0, np.int64),
-                              np.zeros((0, joints, 3)), np.zeros(0))
-        # A joint in the crop's padding beyond the image border is reported at the border.
-        height, width = p.frame.image.shape[:2]
-        keypoints[..., 0] = keypoints[..., 0].clip(0, width - 1)
-        keypoints[..., 1] = keypoints[..., 1].clip(0, height - 1)
-        scores = instance_scores(keypoints, p.boxes.scores)
-        keep = np.sort(oks_nms(keypoints, scores, np.prod(p.scales.astype(np.float64), axis=1),
-                               self.network.meta.sigmas, OKS_NMS_THR))
-        return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
-                          keypoints[keep], scores[keep])
 
 
 @contextmanager

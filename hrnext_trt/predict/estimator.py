@@ -1,0 +1,235 @@
+"""``PoseEstimator``: poses of the people in images held in memory, through any backend.
+
+    from hrnext_trt.predict import PoseEstimator
+
+    with PoseEstimator("engines/hrnext_s_crowdpose/model.onnx", detector="yolox_m.onnx") as estimator:
+        poses = estimator(cv2.imread("crowd.jpg"))            # the detector's people
+        poses = estimator(frame, boxes=[[x1, y1, x2, y2]])   # your boxes: one pose per box, in order
+        cv2.imwrite("drawn.jpg", estimator.draw(frame, poses))
+
+It is ``predict``'s own path (``run.py`` drives it frame by frame): detect -> crop -> network on
+the crops of several images at once -> decode -> rescore -> OKS-NMS, so a pose here equals the one
+``predict`` writes and ``trt-eval`` scores for the same box.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hrnext_trt.contract import check_threads, resolve_device
+from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation.nms import oks_nms
+from hrnext_trt.keypoints import KeypointMeta
+from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps, instance_scores
+from hrnext_trt.predict.boxes import Boxes
+from hrnext_trt.predict.detector import OnnxPersonDetector
+from hrnext_trt.predict.hog import HogPersonDetector
+from hrnext_trt.predict.model import load_pose_network
+from hrnext_trt.predict.poses import FramePoses, annotate
+
+
+def check_fraction(name: str, value: float) -> None:
+    # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
+    try:
+        inside = 0 <= float(value) <= 1
+    except (TypeError, ValueError):
+        inside = False
+    if not inside:
+        raise HrnextError(f"{name} must be a number from 0 to 1, got {value}")
+
+
+@dataclass
+class PersonCrops:
+    """One image's people, cropped for the network. ``keep_all``: one pose per box, in the boxes'
+    order (boxes the caller chose); otherwise OKS-NMS drops duplicates (detector boxes)."""
+
+    image_hw: tuple[int, int]
+    boxes: Boxes
+    track_ids: np.ndarray | None
+    centers: np.ndarray
+    scales: np.ndarray
+    crops: np.ndarray
+    keep_all: bool = False
+
+
+class PoseEstimator:
+    """A pose model (checkpoint, ONNX file or TensorRT engine) and a person detector (a detector
+    ONNX, any object with ``detect(image_bgr) -> Boxes``, or None: OpenCV's HOG, made on first use).
+
+    Images are ``(H, W, 3)`` uint8 arrays in OpenCV's BGR order (``rgb=True``: RGB, as PIL and
+    imageio give); grey ``(H, W)`` and BGRA ``(H, W, 4)`` are converted. Keypoints come back in the
+    image's pixels. The model is loaded and its runner allocated here; ``close()`` (or leaving a
+    ``with`` block) frees it.
+    """
+
+    def __init__(self, model: str | Path, detector=None, *, device: str = "auto", batch: int = 16,
+                 flip_test: bool = False, rgb: bool = False, det_score_thr: float = 0.3,
+                 det_iou_thr: float = 0.45, det_family: str | None = None, threads: int | None = None,
+                 arch: str | None = None, num_joints: int | None = None,
+                 input_size: tuple[int, int] | None = None):
+        if not isinstance(batch, int) or batch < 1:
+            raise HrnextError(f"batch must be at least 1, got {batch}")
+        check_fraction("det_score_thr", det_score_thr)
+        check_fraction("det_iou_thr", det_iou_thr)
+        check_threads(threads)
+        self.device = resolve_device(device)
+        self.batch, self.rgb = batch, bool(rgb)
+        self._det_args = (det_score_thr, det_iou_thr)
+        self.network = load_pose_network(model, self.device, threads, batch, arch=arch, num_joints=num_joints,
+                                         input_size=input_size)
+        if isinstance(detector, (str, Path)):
+            detector = OnnxPersonDetector(detector, self.device, det_score_thr, det_iou_thr, det_family,
+                                          threads=threads)
+        elif detector is not None and not callable(getattr(detector, "detect", None)):
+            raise HrnextError(f"detector must be a detector ONNX path or an object with detect(image) -> Boxes, "
+                              f"got {type(detector).__name__}")
+        self._detector = detector
+        self._flip_index = self.network.meta.flip_index if flip_test else None
+        self.network.runner.activate()
+        self._infer = self.network.runner.heatmap_fn()
+
+    # -- what the model is ------------------------------------------------------------------
+    @property
+    def meta(self) -> KeypointMeta:
+        """The keypoints' names, skeleton, flip pairs and OKS sigmas."""
+        return self.network.meta
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.network.input_size
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = HogPersonDetector(*self._det_args)
+        return self._detector
+
+    # -- one call ---------------------------------------------------------------------------
+    def __call__(self, image: np.ndarray, boxes=None) -> FramePoses:
+        """The poses of one image: of the detector's people, or one per box of ``boxes``
+        ((N, 4) x1, y1, x2, y2 in image pixels, or (N, 5) with a score), in their order."""
+        return self.predict_many([image], None if boxes is None else [boxes])[0]
+
+    def predict_many(self, images, boxes=None) -> list[FramePoses]:
+        """``__call__`` for several images, their crops through the network together."""
+        images = [self._bgr(image) for image in images]
+        if boxes is not None and len(boxes) != len(images):
+            raise HrnextError(f"boxes: one array per image, got {len(boxes)} for {len(images)} images")
+        people = [self.prepare(image, self.detect(image)) if boxes is None else
+                  self.prepare(image, _given_boxes(boxes[i], image.shape), keep_all=True)
+                  for i, image in enumerate(images)]
+        return self.estimate(people)
+
+    def draw(self, image: np.ndarray, poses: FramePoses, kpt_thr: float = 0.3) -> np.ndarray:
+        """A copy of ``image`` with the skeletons (joints above ``kpt_thr``), boxes and scores."""
+        check_fraction("kpt_thr", kpt_thr)
+        canvas = annotate(self._bgr(image), poses, self.meta, kpt_thr)
+        return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if self.rgb else canvas
+
+    # -- the steps, for loops that time or batch them (``predict``) ---------------------------
+    def detect(self, image_bgr: np.ndarray) -> Boxes:
+        return self.detector.detect(image_bgr).clipped(image_bgr.shape[1], image_bgr.shape[0])
+
+    def prepare(self, image_bgr: np.ndarray, boxes: Boxes, track_ids: np.ndarray | None = None,
+                keep_all: bool = False) -> PersonCrops:
+        centers, scales = box_to_center_scale(boxes.xywh(), self.input_size)
+        crops = crop_images(image_bgr, centers, scales, self.input_size)
+        return PersonCrops(image_bgr.shape[:2], boxes, track_ids, centers, scales, crops, keep_all)
+
+    def estimate(self, people: list[PersonCrops], timer=None) -> list[FramePoses]:
+        """Network, decoding and OKS-NMS for the people of several images; ``timer`` (a
+        ``StageTimer``) times the ``pose`` and ``decode`` stages."""
+        stage = timer.stage if timer is not None else lambda name: nullcontext()
+        if not people:
+            return []
+        crops = np.concatenate([p.crops for p in people])
+        with stage("pose"):
+            chunks = [infer_heatmaps(self._infer, crops[i:i + self.batch], self.meta.num_joints, self._flip_index)
+                      for i in range(0, len(crops), self.batch)]
+        with stage("decode"):
+            keypoints = decode_heatmaps(np.concatenate(chunks), np.concatenate([p.centers for p in people]),
+                                        np.concatenate([p.scales for p in people]), self.input_size) \
+                if chunks else None
+            poses, start = [], 0
+            for p in people:
+                n = len(p.boxes)
+                poses.append(self._poses(p, keypoints[start:start + n] if n else None))
+                start += n
+        return poses
+
+    def _poses(self, p: PersonCrops, keypoints: np.ndarray | None) -> FramePoses:
+        joints = self.meta.num_joints
+        if keypoints is None:
+            return FramePoses(np.zeros((0, 4)), np.zeros(0), None if p.track_ids is None else np.zeros(0, np.int64),
+                              np.zeros((0, joints, 3)), np.zeros(0))
+        # A joint in the crop's padding beyond the image border is reported at the border.
+        height, width = p.image_hw
+        keypoints[..., 0] = keypoints[..., 0].clip(0, width - 1)
+        keypoints[..., 1] = keypoints[..., 1].clip(0, height - 1)
+        scores = instance_scores(keypoints, p.boxes.scores)
+        keep = np.arange(len(p.boxes)) if p.keep_all else np.sort(
+            oks_nms(keypoints, scores, np.prod(p.scales.astype(np.float64), axis=1), self.meta.sigmas, OKS_NMS_THR))
+        return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
+                          keypoints[keep], scores[keep])
+
+    def _bgr(self, image) -> np.ndarray:
+        if image is None:
+            raise HrnextError("image is None: cv2.imread gives None for a file it cannot find or read; check the path")
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \
+                or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or min(image.shape[:2]) < 1:
+            what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else \
+                type(image).__name__
+            raise HrnextError(f"image must be an (H, W, 3) uint8 array (cv2.imread's BGR; rgb=True for RGB), got a "
+                              f"{what}: a float image in 0..1 becomes one with (image * 255).round().astype(np.uint8)")
+        if image.ndim == 2 or image.shape[2] == 1:
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if self.rgb else cv2.COLOR_BGRA2BGR)
+        # A view such as frame[..., ::-1] has negative strides, which OpenCV's warps refuse.
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if self.rgb else np.ascontiguousarray(image)
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self.network.runner.deactivate()
+
+    def __enter__(self) -> "PoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        detector = "HOG (default)" if self._detector is None else getattr(self._detector, "name",
+                                                                          type(self._detector).__name__)
+        return f"PoseEstimator({self.network.description}, detector: {detector}, device: {self.device})"
+
+
+def _given_boxes(boxes, image_shape) -> Boxes:
+    """A caller's boxes, checked: (N, 4) x1, y1, x2, y2 or (N, 5) with scores (default 1)."""
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.size == 0:
+        return Boxes.empty()
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] not in (4, 5):
+        raise HrnextError(f"boxes must be (N, 4) x1, y1, x2, y2 or (N, 5) with a score, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise HrnextError("boxes hold NaN or infinite values")
+    xyxy = array[:, :4]
+    bad = np.flatnonzero((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))
+    if len(bad):
+        raise HrnextError(f"box {bad[0]} {xyxy[bad[0]].tolist()} has no area: boxes are x1, y1, x2, y2 with x2 > x1 "
+                          "and y2 > y1 (convert x, y, w, h boxes with x2 = x + w, y2 = y + h)")
+    height, width = image_shape[:2]
+    outside = np.flatnonzero((xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= width) | (xyxy[:, 1] >= height))
+    if len(outside):
+        raise HrnextError(f"box {outside[0]} {xyxy[outside[0]].tolist()} lies outside the {width}x{height} image")
+    scores = array[:, 4] if array.shape[1] == 5 else np.ones(len(array))
+    return Boxes(xyxy, scores)
+

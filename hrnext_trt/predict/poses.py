@@ -1,0 +1,62 @@
+"""The people found in one image (``FramePoses``: what ``PoseEstimator`` returns and ``predict``
+writes) and their drawing: skeletons, boxes, track ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hrnext_trt.keypoints import KeypointMeta
+from hrnext_trt.predict.tracking import track_color
+from hrnext_trt.visualize import draw_poses
+
+
+@dataclass
+class FramePoses:
+    """The people of one frame: boxes xyxy (N, 4), box scores (N,), track ids (N,) or None,
+    keypoints (N, J, 3) in image pixels with scores, instance scores (N,)."""
+
+    boxes: np.ndarray
+    box_scores: np.ndarray
+    track_ids: np.ndarray | None
+    keypoints: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def people(self) -> list[dict]:
+        out = []
+        for i in range(len(self)):
+            x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
+            person = {"bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                      "box_score": round(float(self.box_scores[i]), 5),
+                      "keypoints": [round(float(v), 2 if k % 3 < 2 else 5)
+                                    for k, v in enumerate(self.keypoints[i].reshape(-1))],
+                      "score": round(float(self.scores[i]), 5)}
+            if self.track_ids is not None:
+                person = {"track_id": int(self.track_ids[i]), **person}
+            out.append(person)
+        return out
+
+
+def annotate(frame: np.ndarray, poses: FramePoses, meta: KeypointMeta, kpt_thr: float,
+             fps_text: str | None = None) -> np.ndarray:
+    """Skeletons (left orange, right blue), each person's box and track id in the track's colour."""
+    canvas = draw_poses(frame, poses.keypoints, meta, kpt_thr)
+    thickness = max(1, round(max(canvas.shape[:2]) / 600))
+    font_scale = max(canvas.shape[:2]) / 1600 + 0.3
+    for i in range(len(poses)):
+        x1, y1, x2, y2 = (int(round(v)) for v in poses.boxes[i])
+        track = None if poses.track_ids is None else int(poses.track_ids[i])
+        color = track_color(track) if track is not None else (200, 200, 200)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        label = f"#{track} {poses.scores[i]:.2f}" if track is not None else f"{poses.scores[i]:.2f}"
+        cv2.putText(canvas, label, (x1 + 2, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color,
+                    thickness, cv2.LINE_AA)
+    if fps_text:
+        cv2.putText(canvas, fps_text, (8, 8 + round(24 * font_scale)), cv2.FONT_HERSHEY_SIMPLEX, font_scale * 1.3,
+                    (0, 255, 255), thickness + 1, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,197 @@
+"""``PoseEstimator``, predict's Python API: the poses trt-eval scores for the same boxes, one pose per
+given box in order, batching that changes nothing, every image layout a user holds (BGR, RGB, grey,
+BGRA, views), drawing on a copy, and one line for each bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hrnext_trt.bundled import bundled_dataset_root
+from hrnext_trt.data.preprocess import box_to_center_scale
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.predict import FramePoses, PoseEstimator, PredictConfig, run_predict
+from hrnext_trt.predict.boxes import Boxes, xywh_to_xyxy
+from tests.predict_graphs import end_to_end_detector, pose_network
+
+pytest.importorskip("onnxruntime")
+
+CROWD = bundled_dataset_root("crowdpose-mini")
+IMAGE = CROWD / "images" / "106848.jpg"
+DETS = [[40, 60, 200, 400, 0.9], [300, 60, 460, 400, 0.8]]  # in the detector's 640x640 input
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return {"pose": pose_network(folder / "model.onnx"),
+            "detector": end_to_end_detector(folder / "yolox.onnx", DETS, [0, 0])}
+
+
+def test_poses_equal_trt_evals_for_the_same_boxes(fixture_export):
+    """The estimator's steps on a dataset image's detector boxes give trt-eval's results for that image
+    (crop, network, flip test, decoding, rescoring and OKS-NMS are the same code)."""
+    from hrnext_trt.data.datasets import load_dataset
+    from hrnext_trt.pipeline import predict
+    from hrnext_trt.runners import OnnxRuntimeRunner
+
+    export, _ = fixture_export
+    dataset = load_dataset("crowdpose", CROWD, "test", boxes="det")
+    image_id = 106848
+    with OnnxRuntimeRunner(export / "model.onnx", "fp32", threads=1) as runner:
+        expected = [r for r in predict(dataset, runner.heatmap_fn(), (256, 192), flip_test=True, progress=False)
+                    if r["image_id"] == image_id]
+    mine = [inst for inst in dataset.instances if inst.image_id == image_id]
+    assert len(mine) >= 3 and len(expected) >= 1
+    image = cv2.imread(str(IMAGE))
+    boxes = Boxes(xywh_to_xyxy([inst.box for inst in mine]), [inst.box_score for inst in mine])
+    with PoseEstimator(export / "model.onnx", device="cpu", flip_test=True, threads=1) as estimator:
+        assert estimator.input_size == (256, 192) and estimator.meta.num_joints == 14
+        poses = estimator.estimate([estimator.prepare(image, boxes)])[0]
+    assert len(poses) == len(expected)
+    order = np.argsort([-r["score"] for r in expected], kind="stable")
+    got = np.argsort(-poses.scores, kind="stable")
+    for i, j in zip(order, got):
+        want = np.reshape(expected[i]["keypoints"], (-1, 3)).copy()
+        want[:, 0] = want[:, 0].clip(0, image.shape[1] - 1)  # the estimator reports joints at the border
+        want[:, 1] = want[:, 1].clip(0, image.shape[0] - 1)
+        np.testing.assert_allclose(poses.keypoints[j], want, atol=2e-3)
+        assert poses.scores[j] == pytest.approx(expected[i]["score"], abs=1e-5)
+
+
+def test_given_boxes_give_one_pose_per_box_in_order(models):
+    image = cv2.imread(str(IMAGE))
+    boxes = [[300, 40, 420, 400], [50, 30, 200, 410], [300, 40, 420, 400]]  # the first box twice
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        poses = estimator(image, boxes=boxes)
+        scored = estimator(image, boxes=np.array([[50, 30, 200, 410, 0.5]]))
+        none = estimator(image, boxes=np.zeros((0, 4)))
+    assert isinstance(poses, FramePoses) and len(poses) == 3 and poses.track_ids is None
+    np.testing.assert_array_equal(poses.boxes, np.float32(boxes))  # no OKS-NMS: the duplicate stays
+    np.testing.assert_array_equal(poses.box_scores, [1, 1, 1])
+    np.testing.assert_array_equal(poses.keypoints[0], poses.keypoints[2])
+    assert poses.keypoints.shape == (3, 14, 3)
+    centers, scales = box_to_center_scale(Boxes(boxes, [1, 1, 1]).xywh(), estimator.input_size)
+    for person, center, scale in zip(poses.keypoints, centers, scales):  # each pose inside its own box's crop
+        assert (np.abs(person[:, :2] - center) <= scale / 2 + 1e-3).all()
+    np.testing.assert_allclose(scored.keypoints[0], poses.keypoints[1], atol=1e-4)
+    assert scored.scores[0] == pytest.approx(0.5 * poses.scores[1], rel=1e-5)
+    assert len(none) == 0 and none.keypoints.shape == (0, 14, 3)
+
+
+def test_detector_poses_equal_predicts_results(tmp_path, models):
+    """The estimator with a detector is predict's loop without the files: the same people, the same poses."""
+    run_predict(PredictConfig(str(IMAGE), models["pose"], detector=models["detector"], out=tmp_path / "o",
+                              device="cpu", progress=False))
+    written = json.loads((tmp_path / "o" / "results.json").read_text())
+    with PoseEstimator(models["pose"], models["detector"], device="cpu") as estimator:
+        poses = estimator(cv2.imread(str(IMAGE)))
+    assert len(poses) == len(written) == 2
+    for person, mine in zip(written, poses.people()):
+        assert person["bbox"] == mine["bbox"] and person["keypoints"] == mine["keypoints"]
+
+
+def test_batching_layouts_and_views_change_nothing(models):
+    bgr = cv2.imread(str(IMAGE))
+    other = cv2.imread(str(CROWD / "images" / "103319.jpg"))
+    boxes = [[300, 40, 420, 400], [50, 30, 200, 410]]
+    with PoseEstimator(models["pose"], device="cpu", batch=3) as estimator:
+        one = estimator(bgr, boxes)
+        both = estimator.predict_many([other, bgr], [boxes, boxes])
+        view = estimator(np.ascontiguousarray(bgr[..., ::-1])[..., ::-1], boxes)  # negative strides
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        grey_poses, grey_as_bgr = estimator(grey, boxes), estimator(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), boxes)
+        channel = estimator(grey[..., None], boxes)
+        bgra = estimator(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), boxes)
+    with PoseEstimator(models["pose"], device="cpu", rgb=True) as estimator:
+        rgb = estimator(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), boxes)
+        rgba = estimator(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA), boxes)
+        drawn_rgb = estimator.draw(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), one)
+    for poses in (both[1], view, rgb, rgba, bgra):
+        np.testing.assert_allclose(poses.keypoints, one.keypoints, atol=1e-4)
+    np.testing.assert_array_equal(grey_poses.keypoints, grey_as_bgr.keypoints)
+    np.testing.assert_array_equal(channel.keypoints, grey_as_bgr.keypoints)
+    assert not np.allclose(both[0].keypoints, one.keypoints)  # the other image's own poses
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        drawn = estimator.draw(bgr, one)
+    assert drawn.shape == bgr.shape and not np.array_equal(drawn, bgr)
+    assert np.array_equal(bgr, cv2.imread(str(IMAGE)))  # drawn on a copy
+    np.testing.assert_array_equal(cv2.cvtColor(drawn_rgb, cv2.COLOR_RGB2BGR), drawn)  # the same colours
+
+
+def test_default_detector_is_made_on_first_use(models):
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        assert "HOG" in repr(estimator)
+        estimator(cv2.imread(str(IMAGE)), boxes=[[0, 0, 50, 100]])  # own boxes: no detector needed
+        assert estimator._detector is None
+        poses = estimator(cv2.imread(str(bundled_dataset_root("ochuman-mini") / "images" / "003799.jpg")))
+        assert "HOG" in estimator.detector.name and len(poses) >= 1
+
+
+def test_a_detector_object_of_ones_own(models):
+    class Fixed:
+        name = "fixed"
+
+        def detect(self, image):
+            return Boxes([[10, 10, 120, 300], [-50, -50, 5000, 5000]], [0.9, 0.7])
+
+    image = cv2.imread(str(IMAGE))
+    with PoseEstimator(models["pose"], Fixed(), device="cpu") as estimator:
+        poses = estimator(image)
+    assert 1 <= len(poses) <= 2 and "fixed" in repr(estimator)
+    assert (poses.boxes[:, 2] <= image.shape[1]).all() and (poses.boxes[:, 3] <= image.shape[0]).all()  # clipped
+
+
+@pytest.mark.parametrize("image, boxes, message", [
+    (np.zeros((64, 48, 3), np.float32), None, r"image must be an \(H, W, 3\) uint8 array .* got a float32 array of "
+                                              r"shape \(64, 48, 3\): a float image in 0\.\.1 becomes one with"),
+    (np.zeros((64, 48, 2), np.uint8), None, r"got a uint8 array of shape \(64, 48, 2\)"),
+    ("crowd.jpg", None, r"image must be .* got a str"),
+    (None, None, r"image is None: cv2\.imread gives None for a file it cannot find or read; check the path"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a score, "
+                                                   r"got shape \(1, 3\)"),
+    (np.zeros((64, 48, 3), np.uint8), [[10, 10, 5, 40]], r"box 0 \[10\.0, 10\.0, 5\.0, 40\.0\] has no area: boxes "
+                                                         r"are x1, y1, x2, y2 .* x2 = x \+ w"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 1, 9, 9], [100, 1, 120, 9]], r"box 1 .* lies outside the 48x64 image"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 1, np.nan, 9]], r"boxes hold NaN or infinite values"),
+])
+def test_bad_images_and_boxes_are_one_line(models, image, boxes, message):
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        with pytest.raises(HrnextError, match=message):
+            estimator(image, boxes=boxes)
+
+
+def test_bad_construction_is_one_line(tmp_path, models):
+    with pytest.raises(HrnextError, match=r"detector must be a detector ONNX path or an object with detect"):
+        PoseEstimator(models["pose"], detector=42, device="cpu")
+    with pytest.raises(HrnextError, match=r"det_score_thr must be a number from 0 to 1, got nan"):
+        PoseEstimator(models["pose"], det_score_thr=float("nan"))
+    with pytest.raises(HrnextError, match=r"pose model .*missing\.onnx not found"):
+        PoseEstimator(tmp_path / "missing.onnx")
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        with pytest.raises(HrnextError, match=r"boxes: one array per image, got 1 for 2 images"):
+            estimator.predict_many([np.zeros((8, 8, 3), np.uint8)] * 2, [[[1, 1, 4, 4]]])
+    with pytest.raises(HrnextError, match=r"is not active"):  # closed: its runner is freed
+        estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]])
+
+
+def test_the_readmes_example_runs_as_written(tmp_path, models, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(import cv2\nfrom hrnext_trt.predict import PoseEstimator\n.*?)```", readme,
+                     re.S).group(1)
+    (tmp_path / "engines" / "hrnext_s_crowdpose").mkdir(parents=True)
+    shutil.copy(models["pose"], tmp_path / "engines" / "hrnext_s_crowdpose" / "model.onnx")
+    shutil.copy(models["detector"], tmp_path / "yolox_m.onnx")
+    shutil.copy(IMAGE, tmp_path / "crowd.jpg")
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert len(scope["poses"]) == 2 and len(scope["mine"]) == 1
+    assert os.path.getsize(tmp_path / "drawn.jpg") > 0

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hrnext_trt.cli import main
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results
-from hrnext_trt.evaluation.posetrack import SCORED_JOINTS, inside_polygon, posetrack_metrics
+from hrnext_trt.evaluation.posetrack import SCORED_JOINTS, inside_polygon, joint_ap, posetrack_metrics
 from hrnext_trt.keypoints import MPII, POSETRACK
 from tests.mini_roots import mpii_root, posetrack_root
 
@@ -152,6 +152,31 @@ def test_posetrack_shifted_joint_ap_is_hand_computed(posetrack_ann):
     # Ranked first: the miss comes before every hit; interpolated precision (n - 1) / n at every recall.
     results[victim]["keypoints"][3 * lw + 2] = 0.99
     assert posetrack_metrics(data, results)["AP_left_wrist"] == pytest.approx(100 * ((n - 1) / n) ** 2)
+
+
+def test_posetrack_tied_scores_rank_the_same_on_every_cpu():
+    """NumPy's default argsort orders equal values one way on AVX-512 CPUs and another on AVX2 ones
+    (its SIMD sorts), and the order of tied hits and misses moves the AP: ties rank the later entry
+    first (poseval's argsort()[::-1] on its small arrays), on every CPU, at every length."""
+    for n in (3, 40, 500):  # below and above the sizes where NumPy leaves its insertion sort
+        misses_then_hits = np.array([0] * n + [1] * n)
+        assert joint_ap(np.ones(2 * n), misses_then_hits, n) == 100  # the hits, later, rank first
+        assert joint_ap(np.ones(2 * n), misses_then_hits[::-1].copy(), n) == pytest.approx(50)
+        # Ties broken inside a group only: a higher score still ranks first, wherever it stands.
+        scores = np.r_[np.full(n, 2.0), np.ones(n)]
+        assert joint_ap(scores, misses_then_hits, n) == pytest.approx(50)
+    # Many ties among shuffled hits and misses, against the rule written out in Python: rank by score,
+    # then by position (later first); interpolated precision (the best at this recall or beyond) summed
+    # over the recall steps.
+    rng = np.random.default_rng(0)
+    scores, labels = rng.integers(0, 5, 1000).astype(np.float64), rng.integers(0, 2, 1000)
+    order = sorted(range(1000), key=lambda i: (-scores[i], -i))
+    hits = np.cumsum([labels[i] for i in order])
+    total = int(labels.sum()) + 7  # some annotated joints never found
+    precision = [h / (k + 1) for k, h in enumerate(hits)]
+    best_after = [max(precision[k:]) for k in range(1000)]
+    expected = sum(best_after[k] / total for k in range(1000) if labels[order[k]])
+    assert joint_ap(scores, labels, total) == pytest.approx(100 * expected, rel=1e-12)
 
 
 def _frame(ignore=None):

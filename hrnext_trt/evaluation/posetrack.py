@@ -118,7 +118,10 @@ def joint_ap(scores: np.ndarray, labels: np.ndarray, total: float) -> float:
     """AP x 100 of one joint's detections against ``total`` annotated joints (``computeRPC`` + ``VOCap``)."""
     if len(scores) == 0:
         return 0.0
-    order = np.asarray(scores, dtype=np.float64).argsort()[::-1]
+    # poseval's argsort()[::-1], stable: NumPy's default sort orders equal scores differently on AVX-512
+    # and AVX2 CPUs, and the order of tied hits and misses moves the AP. Ties rank the later entry
+    # first, as the default sort does on poseval's small arrays (an insertion sort).
+    order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")[::-1]
     true_pos = np.cumsum(labels[order] == 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = true_pos / np.float64(total)

@@ -53,6 +53,9 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--fps", type=POSITIVE_FLOAT, default=None,
               help=f"Frame rate of a --sequence folder's video [default: {SEQUENCE_FPS:g}].")
 @click.option("--show-fps", is_flag=True, help="Draw the running frames/s on the output.")
+@click.option("--smooth", is_flag=True,
+              help="Video: smooth each person's keypoints over the frames (One-Euro filter per track): still joints "
+                   "stop jittering, moving ones lag a little.")
 @click.option("--det-score-thr", type=FRACTION, default=0.3, show_default=True, help="Keep person boxes above this.")
 @click.option("--det-iou-thr", type=FRACTION, default=0.45, show_default=True, help="NMS IoU of raw detector outputs.")
 @click.option("--det-family", type=click.Choice(["yolox", "rtmdet", "ultralytics"]), default=None,
@@ -64,14 +67,14 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--max-frames", type=POSITIVE_INT, default=None,
               help="Stop after this many frames (camera, quick looks).")
 def command(source, model, arch, num_joints, input_size, detector, boxes, out, overwrite, device, batch, detect_every,
-            sequence, fps, show_fps, det_score_thr, det_iou_thr, det_family, kpt_thr, flip_test, threads,
+            sequence, fps, show_fps, smooth, det_score_thr, det_iou_thr, det_family, kpt_thr, flip_test, threads,
             max_frames) -> None:
     from hrnext_trt.predict import PredictConfig, run_predict
 
     config = PredictConfig(source=source, model=model, arch=arch, num_joints=num_joints, input_size=input_size,
                            detector=detector, boxes=boxes, out=out, overwrite=overwrite,
                            device=device, batch=batch, detect_every=detect_every, sequence=sequence, fps=fps,
-                           show_fps=show_fps,
+                           show_fps=show_fps, smooth=smooth,
                            det_score_thr=det_score_thr, det_iou_thr=det_iou_thr, det_family=det_family,
                            kpt_thr=kpt_thr, flip_test=flip_test, threads=threads, max_frames=max_frames)
     result = run_predict(config)

@@ -28,6 +28,7 @@ from hrnext_trt.predict.boxes_file import BoxesFile
 from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator, check_fraction
 from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
 from hrnext_trt.predict.poses import annotate
+from hrnext_trt.predict.smoothing import OneEuroSmoother
 from hrnext_trt.predict.sources import Frame, ImageSource, open_source
 from hrnext_trt.predict.timing import StageTimer, timing_report
 from hrnext_trt.predict.tracking import IouTracker
@@ -55,6 +56,7 @@ class PredictConfig:
     sequence: bool = False  # a folder's images are one video's frames: tracked, written as a video
     fps: float | None = None  # frame rate of a sequence's video (None: SEQUENCE_FPS)
     show_fps: bool = False
+    smooth: bool = False  # video: One-Euro filter on each track's keypoints over frames
     det_score_thr: float = 0.3
     det_iou_thr: float = 0.45
     det_family: str | None = None  # None: from the detector's layout (and file name)
@@ -110,6 +112,9 @@ def run_predict(config: PredictConfig) -> PredictResult:
                               f"{config.source} is {what}, "
                               "detected image by image: leave it out, or pass --sequence if the folder holds a "
                               "video's frames")
+        if source.kind == "images" and config.smooth:
+            raise HrnextError(f"--smooth filters each person's keypoints over a video's frames, and {config.source} "
+                              "is no video: leave it out, or pass --sequence if the folder holds a video's frames")
         estimator = PoseEstimator(config.model, config.detector, device=device, batch=config.batch,
                                   flip_test=config.flip_test, det_score_thr=config.det_score_thr,
                                   det_iou_thr=config.det_iou_thr, det_family=config.det_family,
@@ -183,6 +188,7 @@ class _Loop:
         self.output, self.video = output, video
         self.timer = StageTimer()
         self.tracker = IouTracker(config.track_iou_thr) if video else None
+        self.smoother = OneEuroSmoother() if video and config.smooth else None
         self.frames = self.people = 0
         self.interrupted = False
         self.files: list[str] = []
@@ -242,6 +248,10 @@ class _Loop:
         if not pending:
             return
         poses = self.estimator.estimate([people for _, people in pending], self.timer)
+        if self.smoother is not None:
+            with self.timer.stage("decode"):
+                for (frame, _), p in zip(pending, poses):  # in frame order
+                    p.keypoints = self.smoother(p.track_ids, p.keypoints, p.boxes, frame.index / self.output.fps)
         for (frame, _), frame_poses in zip(pending, poses):
             with self.timer.stage("draw"):
                 fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None

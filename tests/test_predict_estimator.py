@@ -194,4 +194,32 @@ def test_the_readmes_example_runs_as_written(tmp_path, models, monkeypatch):
     scope = {}
     exec(compile(code, "README.md", "exec"), scope)
     assert len(scope["poses"]) == 2 and len(scope["mine"]) == 1
+    assert scope["tracked"].track_ids.tolist() == [1, 2]
     assert os.path.getsize(tmp_path / "drawn.jpg") > 0
+
+
+def test_video_poses_equal_predicts_json_lines(tmp_path, models):
+    """estimator.video() frame by frame gives what predict writes for the video: track ids, carried boxes
+    between detections, smoothed joints."""
+    from tests.test_predict_run import make_video
+
+    video = make_video(tmp_path / "clip.mp4", frames=10)  # 10 frames/s
+    run_predict(PredictConfig(str(video), models["pose"], detector=models["detector"], out=tmp_path / "o",
+                              device="cpu", batch=4, detect_every=3, smooth=True, progress=False))
+    lines = [json.loads(line) for line in (tmp_path / "o" / "clip.jsonl").read_text().splitlines()]
+    capture = cv2.VideoCapture(str(video))
+    with PoseEstimator(models["pose"], models["detector"], device="cpu") as estimator:
+        frames = estimator.video(fps=10, detect_every=3, smooth=True)
+        for line in lines:
+            ok, image = capture.read()
+            assert ok
+            poses = frames(image)
+            assert [p["track_id"] for p in line["people"]] == poses.track_ids.tolist() == [1, 2]
+            for person, mine in zip(line["people"], poses.people()):
+                assert person["bbox"] == mine["bbox"]
+                np.testing.assert_allclose(person["keypoints"], mine["keypoints"], atol=0.011)
+        assert frames.frames == 10
+        with pytest.raises(HrnextError, match=r"fps must be positive, got 0"):
+            estimator.video(fps=0)
+        with pytest.raises(HrnextError, match=r"detect_every must be at least 1, got 0"):
+            estimator.video(detect_every=0)

@@ -4,5 +4,6 @@
 from hrnext_trt.predict.estimator import PoseEstimator
 from hrnext_trt.predict.poses import FramePoses
 from hrnext_trt.predict.run import PredictConfig, PredictResult, run_predict
+from hrnext_trt.predict.video import VideoPoses
 
-__all__ = ["FramePoses", "PoseEstimator", "PredictConfig", "PredictResult", "run_predict"]
+__all__ = ["FramePoses", "PoseEstimator", "PredictConfig", "PredictResult", "VideoPoses", "run_predict"]

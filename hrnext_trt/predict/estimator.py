@@ -6,6 +6,8 @@
         poses = estimator(cv2.imread("crowd.jpg"))            # the detector's people
         poses = estimator(frame, boxes=[[x1, y1, x2, y2]])   # your boxes: one pose per box, in order
         cv2.imwrite("drawn.jpg", estimator.draw(frame, poses))
+        video = estimator.video(fps=30, detect_every=2, smooth=True)  # a video's frames, in order
+        poses = video(frame)                                 # with track ids
 
 It is ``predict``'s own path (``run.py`` drives it frame by frame): detect -> crop -> network on
 the crops of several images at once -> decode -> rescore -> OKS-NMS, so a pose here equals the one
@@ -32,6 +34,7 @@ from hrnext_trt.predict.detector import OnnxPersonDetector
 from hrnext_trt.predict.hog import HogPersonDetector
 from hrnext_trt.predict.model import load_pose_network
 from hrnext_trt.predict.poses import FramePoses, annotate
+from hrnext_trt.predict.video import VideoPoses
 
 
 def check_fraction(name: str, value: float) -> None:
@@ -118,7 +121,7 @@ class PoseEstimator:
 
     def predict_many(self, images, boxes=None) -> list[FramePoses]:
         """``__call__`` for several images, their crops through the network together."""
-        images = [self._bgr(image) for image in images]
+        images = [self.as_bgr(image) for image in images]
         if boxes is not None and len(boxes) != len(images):
             raise HrnextError(f"boxes: one array per image, got {len(boxes)} for {len(images)} images")
         people = [self.prepare(image, self.detect(image)) if boxes is None else
@@ -126,10 +129,18 @@ class PoseEstimator:
                   for i, image in enumerate(images)]
         return self.estimate(people)
 
+    def video(self, fps: float = 30.0, detect_every: int = 1, smooth: bool = False,
+              track_iou_thr: float = 0.3) -> VideoPoses:
+        """``video(frame) -> FramePoses`` with track ids for one video's frames, in order: what ``predict``
+        does to a video (``detect_every``: the detector every N frames, boxes carried in between;
+        ``smooth``: One-Euro filter per track, in time ``frame index / fps``)."""
+        check_fraction("track_iou_thr", track_iou_thr)
+        return VideoPoses(self, fps, detect_every, smooth, track_iou_thr)
+
     def draw(self, image: np.ndarray, poses: FramePoses, kpt_thr: float = 0.3) -> np.ndarray:
         """A copy of ``image`` with the skeletons (joints above ``kpt_thr``), boxes and scores."""
         check_fraction("kpt_thr", kpt_thr)
-        canvas = annotate(self._bgr(image), poses, self.meta, kpt_thr)
+        canvas = annotate(self.as_bgr(image), poses, self.meta, kpt_thr)
         return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if self.rgb else canvas
 
     # -- the steps, for loops that time or batch them (``predict``) ---------------------------
@@ -178,7 +189,8 @@ class PoseEstimator:
         return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
                           keypoints[keep], scores[keep])
 
-    def _bgr(self, image) -> np.ndarray:
+    def as_bgr(self, image) -> np.ndarray:
+        """``image`` as the contiguous (H, W, 3) uint8 BGR array the steps take, or one line saying why not."""
         if image is None:
             raise HrnextError("image is None: cv2.imread gives None for a file it cannot find or read; check the path")
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \

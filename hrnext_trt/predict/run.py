@@ -28,10 +28,9 @@ from hrnext_trt.predict.boxes_file import BoxesFile
 from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator, check_fraction
 from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
 from hrnext_trt.predict.poses import annotate
-from hrnext_trt.predict.smoothing import OneEuroSmoother
 from hrnext_trt.predict.sources import Frame, ImageSource, open_source
 from hrnext_trt.predict.timing import StageTimer, timing_report
-from hrnext_trt.predict.tracking import IouTracker
+from hrnext_trt.predict.video import VideoPoses
 from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Report
 
@@ -187,14 +186,13 @@ class _Loop:
         self.config, self.estimator, self.boxes_file = config, estimator, boxes_file
         self.output, self.video = output, video
         self.timer = StageTimer()
-        self.tracker = IouTracker(config.track_iou_thr) if video else None
-        self.smoother = OneEuroSmoother() if video and config.smooth else None
+        self.video_poses = VideoPoses(estimator, output.fps, config.detect_every, config.smooth,
+                                      config.track_iou_thr) if video else None
         self.frames = self.people = 0
         self.interrupted = False
         self.files: list[str] = []
         self.wall_s = 0.0
         self._pending: list[tuple[Frame, PersonCrops]] = []
-        self._carried: tuple[Boxes, np.ndarray | None] = (Boxes.empty(), None)
 
     def run(self, source) -> None:
         self._bar = progress_bar(total=len(source) or None, desc="predict", unit="frame",
@@ -226,16 +224,13 @@ class _Loop:
             self.wall_s = time.perf_counter() - loop_start
 
     def _boxes(self, frame: Frame) -> tuple[Boxes, np.ndarray | None]:
-        if self.video and frame.index % self.config.detect_every:
-            return self._carried
-        if self.boxes_file is not None:
-            boxes = self.boxes_file.boxes_for(frame.image_id, frame.name).clipped(frame.image.shape[1],
-                                                                                 frame.image.shape[0])
-        else:
-            boxes = self.estimator.detect(frame.image)
-        ids = self.tracker.update(boxes) if self.tracker is not None else None
-        self._carried = (boxes, ids)
-        return boxes, ids
+        def from_file() -> Boxes:
+            return self.boxes_file.boxes_for(frame.image_id, frame.name).clipped(frame.image.shape[1],
+                                                                                frame.image.shape[0])
+        lookup = from_file if self.boxes_file is not None else None
+        if self.video_poses is not None:
+            return self.video_poses.boxes(frame.index, frame.image, lookup)
+        return (lookup() if lookup is not None else self.estimator.detect(frame.image)), None
 
     def _add(self, frame: Frame) -> None:
         with self.timer.stage("detect"):
@@ -248,10 +243,10 @@ class _Loop:
         if not pending:
             return
         poses = self.estimator.estimate([people for _, people in pending], self.timer)
-        if self.smoother is not None:
+        if self.video_poses is not None:
             with self.timer.stage("decode"):
-                for (frame, _), p in zip(pending, poses):  # in frame order
-                    p.keypoints = self.smoother(p.track_ids, p.keypoints, p.boxes, frame.index / self.output.fps)
+                for (frame, _), frame_poses in zip(pending, poses):  # in frame order
+                    self.video_poses.smooth(frame.index, frame_poses)
         for (frame, _), frame_poses in zip(pending, poses):
             with self.timer.stage("draw"):
                 fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None

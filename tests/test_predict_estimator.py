@@ -178,6 +178,11 @@ def test_bad_construction_is_one_line(tmp_path, models):
     with PoseEstimator(models["pose"], device="cpu") as estimator:
         with pytest.raises(HrnextError, match=r"boxes: one array per image, got 1 for 2 images"):
             estimator.predict_many([np.zeros((8, 8, 3), np.uint8)] * 2, [[[1, 1, 4, 4]]])
+        with pytest.raises(HrnextError, match=r"predict_many takes a list of images \(or an \(N, H, W, 3\) array\), got "
+                                              r"one array of shape \(8, 8, 3\): call estimator\(image\) for one image"):
+            estimator.predict_many(np.zeros((8, 8, 3), np.uint8))
+        stacked = estimator.predict_many(np.zeros((2, 8, 8, 3), np.uint8), [[[1, 1, 4, 4]]] * 2)
+        assert [len(p) for p in stacked] == [1, 1]
     with pytest.raises(HrnextError, match=r"is not active"):  # closed: its runner is freed
         estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]])
 

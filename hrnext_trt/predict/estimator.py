@@ -121,6 +121,9 @@ class PoseEstimator:
 
     def predict_many(self, images, boxes=None) -> list[FramePoses]:
         """``__call__`` for several images, their crops through the network together."""
+        if isinstance(images, np.ndarray) and images.ndim < 4:  # one image: its rows would pass for images
+            raise HrnextError(f"predict_many takes a list of images (or an (N, H, W, 3) array), got one array of shape "
+                              f"{images.shape}: call estimator(image) for one image")
         images = [self.as_bgr(image) for image in images]
         if boxes is not None and len(boxes) != len(images):
             raise HrnextError(f"boxes: one array per image, got {len(boxes)} for {len(images)} images")

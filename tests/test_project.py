@@ -72,3 +72,24 @@ def test_cli_lists_every_stage_without_importing_torch():
     for name in ("summary", "convert", "evaluate", "visualize", "train", "export-engine", "trt-eval", "bench", "demo"):
         assert name in out
     assert out.strip().endswith("False"), "--help must not import torch"
+
+
+def test_cpu_emulation_script_runs_tests_on_an_avx2_only_cpu(tmp_path):
+    """scripts/cpu_emulation_check.sh: where QEMU is installed, a test file runs on the emulated AVX2-only
+    EPYC and PyTorch sees that CPU; where it is not, one line says what to install."""
+    import shutil
+
+    script = REPO / "scripts" / "cpu_emulation_check.sh"
+    env = {"PATH": f"{REPO / '.venv' / 'bin'}:{tmp_path}:/usr/bin:/bin", "PYTHON": sys.executable,
+           "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}
+    if shutil.which("qemu-x86_64-static") is None:
+        done = subprocess.run(["bash", str(script), "-q", "tests/test_codec.py"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.strip() == "error: qemu-x86_64-static not found: apt-get install qemu-user-static"
+        return
+    done = subprocess.run(["bash", str(script), "-q", "tests/test_codec.py"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "emulated EPYC-Rome: PyTorch CPU capability AVX2" in done.stdout and " passed" in done.stdout
+    assert "TCG doesn't support" not in done.stderr

@@ -70,12 +70,24 @@ def resolve_input_size(requested, recorded, default=None) -> tuple[int, int] | N
     return tuple(size) if size is not None else None
 
 
-def check_threads(threads: int | None) -> None:
+def check_threads(threads: int | None, python: bool = False) -> None:
     """Intra-op threads of PyTorch and ONNX Runtime: None (their default) or a positive count. 0 and
-    negative counts would mean the default to ONNX Runtime and an error to PyTorch, mid-run."""
+    negative counts would mean the default to ONNX Runtime and an error to PyTorch, mid-run.
+    ``python``: the message names the keyword argument, not the command-line flag."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
-        raise HrnextError(f"--threads must be a positive number of threads, got {threads!r}: leave it out for the "
-                          "libraries' default (every core)")
+        raise HrnextError(f"{'threads' if python else '--threads'} must be a positive number of threads, got "
+                          f"{threads!r}: leave it out for the libraries' default (every core)")
+
+
+def check_fraction(name: str, value: float) -> None:
+    # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
+    if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
+        raise HrnextError(f"{name} must be a number from 0 to 1, got {value!r}")
+
+
+def check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise HrnextError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def check_export_precisions(precisions, field: str) -> tuple[str, ...]:
@@ -92,14 +104,16 @@ def nvidia_gpu_present() -> bool:
     return Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, python: bool = False) -> str:
     """``auto`` -> ``cuda`` where an NVIDIA GPU is present, else ``cpu``; an explicit ``cuda`` without
-    a GPU is refused (nothing asked for could be measured)."""
+    a GPU is refused (nothing asked for could be measured). ``python``: the message names the keyword
+    argument, not the command-line flag."""
     if device not in ("auto", *DEVICES):
         raise HrnextError(f"device {device!r} is not auto, cpu or cuda")
     if device == "cuda" and not nvidia_gpu_present():
-        raise HrnextError("--device cuda: this machine has no NVIDIA GPU (no driver device found): use --device cpu, "
-                          "or auto")
+        spell = (lambda value: f"device={value!r}") if python else (lambda value: f"--device {value}")
+        raise HrnextError(f"{spell('cuda')}: this machine has no NVIDIA GPU (no driver device found): use "
+                          f"{spell('cpu')}, or auto")
     return ("cuda" if nvidia_gpu_present() else "cpu") if device == "auto" else device
 
 

@@ -4,6 +4,9 @@ detections file, the default HOG detector and the IoU tracker."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -16,6 +19,7 @@ from hrnext_trt.predict.boxes_file import BoxesFile
 from hrnext_trt.predict.detector import OnnxPersonDetector, letterbox
 from hrnext_trt.predict.hog import HogPersonDetector
 from hrnext_trt.predict.tracking import IouTracker, track_color
+from tests.conftest import REPO
 from tests.predict_graphs import end_to_end_detector, odd_detector, raw_detector
 
 pytest.importorskip("onnxruntime")
@@ -98,6 +102,25 @@ def test_default_hog_detector_finds_people_in_a_bundled_image():
     assert (boxes.xyxy[:, :2] >= 0).all() and (boxes.xyxy[:, 2] <= image.shape[1]).all() \
         and (boxes.xyxy[:, 3] <= image.shape[0]).all()
     assert ((boxes.scores > 0.3) & (boxes.scores < 1)).all()
+
+
+def test_default_hog_detector_takes_strips_and_specks_of_any_shape():
+    """Thin strips once crashed OpenCV's HOG scan (a segmentation fault at 150x1000, an assertion at
+    3x5000): they are scanned at a scale that holds its window, or found empty. A child process, so a
+    crash fails this test instead of ending the run."""
+    code = ("import numpy as np\nfrom hrnext_trt.predict.hog import HogPersonDetector\nd = HogPersonDetector()\n"
+            "for h, w in [(150, 1000), (96, 640), (40, 1280), (20, 5000), (3, 5000), (5000, 3), (640, 5), (640, 30),"
+            " (1, 1), (127, 63), (2, 640)]:\n"
+            "    boxes = d.detect(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))\n"
+            "    assert ((boxes.xyxy[:, 2] <= w) & (boxes.xyxy[:, 3] <= h)).all()\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-1500:])
+    # A person in a wide panorama's strip is still found: the bundled footballers on a 3:1 canvas.
+    image = cv2.imread(str(bundled_dataset_root("ochuman-mini") / "images" / "003799.jpg"))
+    strip = cv2.copyMakeBorder(image, 0, 0, image.shape[0], image.shape[0], cv2.BORDER_CONSTANT)
+    assert len(HogPersonDetector().detect(strip)) >= 1
 
 
 def test_nms_and_iou():

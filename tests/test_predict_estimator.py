@@ -153,7 +153,16 @@ def test_a_detector_object_of_ones_own(models):
     (np.zeros((64, 48, 3), np.float32), None, r"image must be an \(H, W, 3\) uint8 array .* got a float32 array of "
                                               r"shape \(64, 48, 3\): a float image in 0\.\.1 becomes one with"),
     (np.zeros((64, 48, 2), np.uint8), None, r"got a uint8 array of shape \(64, 48, 2\)"),
-    ("crowd.jpg", None, r"image must be .* got a str"),
+    ("crowd.jpg", None, r"image must be .* got a path \(crowd\.jpg\): read it first, image = cv2\.imread\(path\)"),
+    (np.zeros((1, 64, 48, 3), np.uint8), None, r"got a uint8 array of shape \(1, 64, 48, 3\): several images go to "
+                                               r"predict_many"),
+    (np.zeros((64, 48, 3), np.uint16), None, r"got a uint16 array .*: scale it to 0\.\.255 and convert"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3, 4], [1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a "
+                                                                r"score, got list"),
+    (np.zeros((64, 48, 3), np.uint8), [["a", 2, 3, 4]], r"boxes must be .* got list \[\['a', 2, 3, 4\]\]"),
+    (np.zeros((64, 48, 3), np.uint8), {"a": 1}, r"boxes must be .* got dict"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 1, 9, 9, 5.0]], r"box scores must be from 0 to 1 \(a detector's confidence\), "
+                                                           r"got 5"),
     (None, None, r"image is None: cv2\.imread gives None for a file it cannot find or read; check the path"),
     (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a score, "
                                                    r"got shape \(1, 3\)"),
@@ -173,18 +182,122 @@ def test_bad_construction_is_one_line(tmp_path, models):
         PoseEstimator(models["pose"], detector=42, device="cpu")
     with pytest.raises(HrnextError, match=r"det_score_thr must be a number from 0 to 1, got nan"):
         PoseEstimator(models["pose"], det_score_thr=float("nan"))
+    with pytest.raises(HrnextError, match=r"batch must be a whole number of at least 1, got 0"):
+        PoseEstimator(models["pose"], batch=0)
+    with pytest.raises(HrnextError, match=r"threads must be a positive number of threads, got 0"):  # not --threads
+        PoseEstimator(models["pose"], threads=0)
     with pytest.raises(HrnextError, match=r"pose model .*missing\.onnx not found"):
         PoseEstimator(tmp_path / "missing.onnx")
-    with PoseEstimator(models["pose"], device="cpu") as estimator:
-        with pytest.raises(HrnextError, match=r"boxes: one array per image, got 1 for 2 images"):
+    with pytest.raises(HrnextError, match=r"pose model must be a path to a checkpoint .* got NoneType"):
+        PoseEstimator(None)
+    with pytest.raises(HrnextError, match=rf"pose model {models['pose'].parent} is a folder: pass one of its files, e\.g\. "
+                                          r".*model\.onnx \(model\.onnx, yolox\.onnx\)"):
+        PoseEstimator(models["pose"].parent)
+    with pytest.raises(HrnextError, match=r"detector ONNX .* is a folder: pass the \.onnx file in it"):
+        PoseEstimator(models["pose"], detector=tmp_path)
+    with pytest.raises(HrnextError, match=r"input_size=: model\.onnx describes its own model"):  # not --input-size
+        PoseEstimator(models["pose"], input_size=(64, 48))
+    from hrnext_trt.contract import nvidia_gpu_present
+    if not nvidia_gpu_present():
+        with pytest.raises(HrnextError, match=r"^device='cuda': this machine has no NVIDIA GPU .*: use device='cpu', "
+                                              r"or auto$"):
+            PoseEstimator(models["pose"], device="cuda")
+    with PoseEstimator(models["pose"], device="cpu", batch=np.int64(2)) as estimator:
+        with pytest.raises(HrnextError, match=r"boxes: one entry per image \(None: the detector's people\), got 1 for 2 "
+                                              r"images"):
             estimator.predict_many([np.zeros((8, 8, 3), np.uint8)] * 2, [[[1, 1, 4, 4]]])
         with pytest.raises(HrnextError, match=r"predict_many takes a list of images \(or an \(N, H, W, 3\) array\), got "
                                               r"one array of shape \(8, 8, 3\): call estimator\(image\) for one image"):
             estimator.predict_many(np.zeros((8, 8, 3), np.uint8))
-        stacked = estimator.predict_many(np.zeros((2, 8, 8, 3), np.uint8), [[[1, 1, 4, 4]]] * 2)
+        with pytest.raises(HrnextError, match=r"^image 1: box 0 \[20\.0, 1\.0, 30\.0, 4\.0\] lies outside the 8x8 image$"):
+            estimator.predict_many([np.zeros((40, 40, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)],
+                                   [[[20, 1, 30, 4]]] * 2)
+        stacked = estimator.predict_many(np.zeros((2, 8, 8, 3), np.uint8), ([[1, 1, 4, 4]] for _ in range(2)))
         assert [len(p) for p in stacked] == [1, 1]
-    with pytest.raises(HrnextError, match=r"is not active"):  # closed: its runner is freed
-        estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]])
+        with pytest.raises(HrnextError, match=r"fps must be the video's frame rate, a positive number, got inf"):
+            estimator.video(fps=float("inf"))
+        with pytest.raises(HrnextError, match=r"fps must be .* got '30'"):
+            estimator.video(fps="30")
+        with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
+            estimator.video(detect_every=0)
+        assert estimator.video(fps=np.float32(25), detect_every=np.int64(2)).detect_every == 2
+        with pytest.raises(HrnextError, match=r"kpt_thr must be a number from 0 to 1, got '0\.5'"):
+            estimator.draw(np.zeros((8, 8, 3), np.uint8), estimator(np.zeros((8, 8, 3), np.uint8), []), kpt_thr="0.5")
+        with pytest.raises(HrnextError, match=r"draw takes the FramePoses this estimator returned, got NoneType"):
+            estimator.draw(np.zeros((8, 8, 3), np.uint8), None)
+    closed = r"this PoseEstimator is closed: use it inside its `with` block \(a new `with` reopens it\) or make a new one"
+    for call in (lambda: estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]]),
+                 lambda: estimator(np.zeros((8, 8, 3), np.uint8), boxes=[])):
+        with pytest.raises(HrnextError, match=closed):
+            call()
+    with estimator:  # reopened
+        assert len(estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]])) == 1
+    assert not estimator.is_open
+
+
+def test_boxes_of_every_kind_and_ones_own_detector(models):
+    image = cv2.imread(str(IMAGE))
+    xyxy = [[300, 40, 420, 400], [50, 30, 200, 410]]
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        listed = estimator(image, boxes=xyxy)
+        as_object = estimator(image, boxes=Boxes(xyxy, [0.5, 0.5]))
+        mixed = estimator.predict_many([image, image], [None, xyxy])  # None: the detector's people (HOG here)
+        empty = estimator(image, boxes=[])
+    np.testing.assert_array_equal(as_object.keypoints, listed.keypoints)
+    np.testing.assert_allclose(as_object.scores, listed.scores * 0.5)
+    np.testing.assert_array_equal(mixed[1].keypoints, listed.keypoints)
+    assert len(mixed[0]) >= 0 and mixed[0].keypoints.dtype == np.float32
+    # Empty and full results have the same dtypes.
+    for poses in (listed, empty):
+        assert (poses.boxes.dtype, poses.box_scores.dtype, poses.keypoints.dtype) == (np.float32,) * 3
+        assert poses.scores.dtype == np.float64
+
+    class ReturnsArrays:
+        def detect(self, image):
+            return [[10, 10, 120, 300, 0.9], [200, 10, 320, 300, 0.1]]  # the second under det_score_thr
+
+    class ReturnsNothing:
+        def detect(self, image):
+            return None
+
+    with PoseEstimator(models["pose"], ReturnsArrays(), device="cpu", det_score_thr=0.5) as estimator:
+        poses = estimator(image)
+        assert len(poses) == 1 and poses.box_scores[0] == pytest.approx(0.9)
+    with PoseEstimator(models["pose"], ReturnsNothing(), device="cpu") as estimator:
+        with pytest.raises(HrnextError, match=r"ReturnsNothing\.detect\(\) returned boxes: boxes must be \(N, 4\) .* got "
+                                              r"NoneType"):
+            estimator(image)
+
+
+def test_a_video_frame_of_another_size_gets_the_carried_boxes_scaled(models):
+    big, small = cv2.imread(str(IMAGE)), cv2.resize(cv2.imread(str(IMAGE)), (160, 106))
+    with PoseEstimator(models["pose"], models["detector"], device="cpu") as estimator:
+        video = estimator.video(detect_every=5)
+        first, second = video(big), video(small)  # the second carries the first's boxes, scaled to it
+    assert len(first) == len(second) == 2 and second.track_ids.tolist() == first.track_ids.tolist()
+    np.testing.assert_allclose(second.boxes, first.boxes * np.float32([160 / big.shape[1], 106 / big.shape[0]] * 2),
+                               rtol=1e-5)
+
+
+def test_a_checkpoint_estimator_leaves_torchs_threads_as_it_found_them(tmp_path):
+    torch = pytest.importorskip("torch")
+    from hrnext_trt.models import build_pose_model, make_checkpoint
+
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(make_checkpoint(build_pose_model("hrnext_tiny", 14), (64, 48), "crowdpose"), checkpoint)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = PoseEstimator(checkpoint, device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+        b = PoseEstimator(checkpoint, device="cpu")  # asks for no count: leaves the setting alone
+        assert torch.get_num_threads() == 1
+        a.close()
+        assert torch.get_num_threads() == 2
+        b.close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_readmes_example_runs_as_written(tmp_path, models, monkeypatch):
@@ -224,7 +337,8 @@ def test_video_poses_equal_predicts_json_lines(tmp_path, models):
                 assert person["bbox"] == mine["bbox"]
                 np.testing.assert_allclose(person["keypoints"], mine["keypoints"], atol=0.011)
         assert frames.frames == 10
-        with pytest.raises(HrnextError, match=r"fps must be positive, got 0"):
+        with pytest.raises(HrnextError, match=r"fps must be the video's frame rate, a positive number, got 0 \(OpenCV: "
+                                              r"capture\.get\(cv2\.CAP_PROP_FPS\)\)"):
             estimator.video(fps=0)
-        with pytest.raises(HrnextError, match=r"detect_every must be at least 1, got 0"):
+        with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
             estimator.video(detect_every=0)

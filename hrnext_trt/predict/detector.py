@@ -55,6 +55,8 @@ class OnnxPersonDetector:
     def __init__(self, path: str | Path, device: str = "cpu", score_thr: float = 0.3, iou_thr: float = 0.45,
                  family: str | None = None, person_class: int = 0, threads: int | None = None):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise HrnextError(f"detector ONNX {self.path} is a folder: pass the .onnx file in it")
         if not self.path.is_file():
             raise HrnextError(f"detector ONNX {self.path} not found")
         if family is not None and family not in FAMILIES:

@@ -16,6 +16,7 @@ the crops of several images at once -> decode -> rescore -> OKS-NMS, so a pose h
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hrnext_trt.contract import check_threads, resolve_device
+from hrnext_trt.contract import check_count, check_fraction, check_threads, resolve_device
 from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_nms
@@ -35,16 +36,6 @@ from hrnext_trt.predict.hog import HogPersonDetector
 from hrnext_trt.predict.model import load_pose_network
 from hrnext_trt.predict.poses import FramePoses, annotate
 from hrnext_trt.predict.video import VideoPoses
-
-
-def check_fraction(name: str, value: float) -> None:
-    # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
-    try:
-        inside = 0 <= float(value) <= 1
-    except (TypeError, ValueError):
-        inside = False
-    if not inside:
-        raise HrnextError(f"{name} must be a number from 0 to 1, got {value}")
 
 
 @dataclass
@@ -75,18 +66,18 @@ class PoseEstimator:
                  flip_test: bool = False, rgb: bool = False, det_score_thr: float = 0.3,
                  det_iou_thr: float = 0.45, det_family: str | None = None, threads: int | None = None,
                  arch: str | None = None, num_joints: int | None = None,
-                 input_size: tuple[int, int] | None = None):
-        if not isinstance(batch, int) or batch < 1:
-            raise HrnextError(f"batch must be at least 1, got {batch}")
+                 input_size: tuple[int, int] | None = None, option_names: str = "python"):
+        python = option_names != "cli"  # errors name keyword arguments, or predict's flags
+        check_count("batch", batch)
         check_fraction("det_score_thr", det_score_thr)
         check_fraction("det_iou_thr", det_iou_thr)
-        check_threads(threads)
-        self.device = resolve_device(device)
-        self.batch, self.rgb = batch, bool(rgb)
+        check_threads(threads, python=python)
+        self.device = resolve_device(device, python=python)
+        self.batch, self.rgb = int(batch), bool(rgb)
         self._det_args = (det_score_thr, det_iou_thr)
-        self.network = load_pose_network(model, self.device, threads, batch, arch=arch, num_joints=num_joints,
-                                         input_size=input_size)
-        if isinstance(detector, (str, Path)):
+        self.network = load_pose_network(model, self.device, threads, self.batch, arch=arch, num_joints=num_joints,
+                                         input_size=input_size, python=python)
+        if isinstance(detector, (str, os.PathLike)):
             detector = OnnxPersonDetector(detector, self.device, det_score_thr, det_iou_thr, det_family,
                                           threads=threads)
         elif detector is not None and not callable(getattr(detector, "detect", None)):
@@ -113,6 +104,15 @@ class PoseEstimator:
             self._detector = HogPersonDetector(*self._det_args)
         return self._detector
 
+    @property
+    def is_open(self) -> bool:
+        return self.network.runner.is_active
+
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise HrnextError("this PoseEstimator is closed: use it inside its `with` block (a new `with` reopens "
+                              "it) or make a new one")
+
     # -- one call ---------------------------------------------------------------------------
     def __call__(self, image: np.ndarray, boxes=None) -> FramePoses:
         """The poses of one image: of the detector's people, or one per box of ``boxes``
@@ -121,34 +121,48 @@ class PoseEstimator:
 
     def predict_many(self, images, boxes=None) -> list[FramePoses]:
         """``__call__`` for several images, their crops through the network together."""
+        self._check_open()
         if isinstance(images, np.ndarray) and images.ndim < 4:  # one image: its rows would pass for images
             raise HrnextError(f"predict_many takes a list of images (or an (N, H, W, 3) array), got one array of shape "
                               f"{images.shape}: call estimator(image) for one image")
         images = [self.as_bgr(image) for image in images]
-        if boxes is not None and len(boxes) != len(images):
-            raise HrnextError(f"boxes: one array per image, got {len(boxes)} for {len(images)} images")
-        people = [self.prepare(image, self.detect(image)) if boxes is None else
-                  self.prepare(image, _given_boxes(boxes[i], image.shape), keep_all=True)
-                  for i, image in enumerate(images)]
+        boxes = [None] * len(images) if boxes is None else list(boxes)
+        if len(boxes) != len(images):
+            raise HrnextError(f"boxes: one entry per image (None: the detector's people), got {len(boxes)} for "
+                              f"{len(images)} images")
+        people = []
+        for i, (image, given) in enumerate(zip(images, boxes)):
+            if given is None:
+                people.append(self.prepare(image, self.detect(image)))
+                continue
+            where = f"image {i}: " if len(images) > 1 else ""
+            people.append(self.prepare(image, as_boxes(given, image.shape, where), keep_all=True))
         return self.estimate(people)
 
     def video(self, fps: float = 30.0, detect_every: int = 1, smooth: bool = False,
               track_iou_thr: float = 0.3) -> VideoPoses:
         """``video(frame) -> FramePoses`` with track ids for one video's frames, in order: what ``predict``
         does to a video (``detect_every``: the detector every N frames, boxes carried in between;
-        ``smooth``: One-Euro filter per track, in time ``frame index / fps``)."""
-        check_fraction("track_iou_thr", track_iou_thr)
+        ``smooth``: One-Euro filter per track, in time ``frame index / fps``: pass the video's frame rate,
+        e.g. ``capture.get(cv2.CAP_PROP_FPS)``, for ``predict``'s poses)."""
         return VideoPoses(self, fps, detect_every, smooth, track_iou_thr)
 
     def draw(self, image: np.ndarray, poses: FramePoses, kpt_thr: float = 0.3) -> np.ndarray:
         """A copy of ``image`` with the skeletons (joints above ``kpt_thr``), boxes and scores."""
         check_fraction("kpt_thr", kpt_thr)
+        if not isinstance(poses, FramePoses):
+            raise HrnextError(f"draw takes the FramePoses this estimator returned, got {type(poses).__name__}")
         canvas = annotate(self.as_bgr(image), poses, self.meta, kpt_thr)
         return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if self.rgb else canvas
 
     # -- the steps, for loops that time or batch them (``predict``) ---------------------------
     def detect(self, image_bgr: np.ndarray) -> Boxes:
-        return self.detector.detect(image_bgr).clipped(image_bgr.shape[1], image_bgr.shape[0])
+        """The detector's person boxes scored at least ``det_score_thr``, cut to the image."""
+        found = self.detector.detect(image_bgr)
+        if not isinstance(found, Boxes):  # one's own detector: arrays are taken, anything else is one line
+            found = as_boxes(found, None, f"{type(self.detector).__name__}.detect() returned boxes: ")
+        found = found.select(found.scores >= self._det_args[0])
+        return found.clipped(image_bgr.shape[1], image_bgr.shape[0])
 
     def prepare(self, image_bgr: np.ndarray, boxes: Boxes, track_ids: np.ndarray | None = None,
                 keep_all: bool = False) -> PersonCrops:
@@ -159,6 +173,7 @@ class PoseEstimator:
     def estimate(self, people: list[PersonCrops], timer=None) -> list[FramePoses]:
         """Network, decoding and OKS-NMS for the people of several images; ``timer`` (a
         ``StageTimer``) times the ``pose`` and ``decode`` stages."""
+        self._check_open()
         stage = timer.stage if timer is not None else lambda name: nullcontext()
         if not people:
             return []
@@ -180,8 +195,9 @@ class PoseEstimator:
     def _poses(self, p: PersonCrops, keypoints: np.ndarray | None) -> FramePoses:
         joints = self.meta.num_joints
         if keypoints is None:
-            return FramePoses(np.zeros((0, 4)), np.zeros(0), None if p.track_ids is None else np.zeros(0, np.int64),
-                              np.zeros((0, joints, 3)), np.zeros(0))
+            return FramePoses(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                              None if p.track_ids is None else np.zeros(0, np.int64),
+                              np.zeros((0, joints, 3), np.float32), np.zeros(0))
         # A joint in the crop's padding beyond the image border is reported at the border.
         height, width = p.image_hw
         keypoints[..., 0] = keypoints[..., 0].clip(0, width - 1)
@@ -198,10 +214,8 @@ class PoseEstimator:
             raise HrnextError("image is None: cv2.imread gives None for a file it cannot find or read; check the path")
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \
                 or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or min(image.shape[:2]) < 1:
-            what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else \
-                type(image).__name__
-            raise HrnextError(f"image must be an (H, W, 3) uint8 array (cv2.imread's BGR; rgb=True for RGB), got a "
-                              f"{what}: a float image in 0..1 becomes one with (image * 255).round().astype(np.uint8)")
+            raise HrnextError("image must be an (H, W, 3) uint8 array (cv2.imread's BGR; rgb=True for RGB), got "
+                              + _what_image_is(image))
         if image.ndim == 2 or image.shape[2] == 1:
             return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         if image.shape[2] == 4:
@@ -214,37 +228,70 @@ class PoseEstimator:
         self.network.runner.deactivate()
 
     def __enter__(self) -> "PoseEstimator":
+        if not self.is_open:  # a closed estimator reopens: its model is loaded again
+            self.network.runner.activate()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        detector = "HOG (default)" if self._detector is None else getattr(self._detector, "name",
-                                                                          type(self._detector).__name__)
+        detector = HogPersonDetector.name if self._detector is None else getattr(self._detector, "name",
+                                                                                 type(self._detector).__name__)
         return f"PoseEstimator({self.network.description}, detector: {detector}, device: {self.device})"
 
 
-def _given_boxes(boxes, image_shape) -> Boxes:
-    """A caller's boxes, checked: (N, 4) x1, y1, x2, y2 or (N, 5) with scores (default 1)."""
-    array = np.asarray(boxes, dtype=np.float64)
+def _what_image_is(image) -> str:
+    """What was passed instead of an image, and how to make one of it."""
+    if isinstance(image, (str, os.PathLike)):
+        return f"a path ({image}): read it first, image = cv2.imread(path)"
+    if not isinstance(image, np.ndarray):
+        hint = ": np.asarray(image) with rgb=True" if type(image).__module__.startswith("PIL") else ""
+        return f"a {type(image).__name__}{hint}"
+    what = f"a {image.dtype} array of shape {image.shape}"
+    if image.ndim == 4:
+        return what + ": several images go to predict_many"
+    if image.dtype.kind == "f":
+        return what + ": a float image in 0..1 becomes one with (image * 255).round().astype(np.uint8)"
+    if image.dtype.kind in "ui" and image.dtype != np.uint8:
+        return what + ": scale it to 0..255 and convert, e.g. (image >> 8).astype(np.uint8) for 16 bits"
+    return what
+
+
+def as_boxes(boxes, image_shape, where: str = "") -> Boxes:
+    """Boxes given by a caller (or returned by one's own detector), checked: a ``Boxes``, or (N, 4)
+    x1, y1, x2, y2 / (N, 5) with scores (default 1) as any array-like; ``image_shape`` (H, W): none may
+    lie wholly outside. Used as given: not cut to the image (a crop may reach past its border, as
+    trt-eval's boxes do)."""
+    if isinstance(boxes, Boxes):
+        boxes = np.concatenate([boxes.xyxy, boxes.scores[:, None]], axis=1)
+    try:
+        array = None if boxes is None else np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or (array.size and (array.ndim not in (1, 2) or array.shape[-1] not in (4, 5))):
+        what = f"shape {array.shape}" if array is not None else \
+            type(boxes).__name__ + ("" if boxes is None else f" {str(boxes)[:60]}")
+        raise HrnextError(f"{where}boxes must be (N, 4) x1, y1, x2, y2 or (N, 5) with a score, got {what}")
     if array.size == 0:
         return Boxes.empty()
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or array.shape[1] not in (4, 5):
-        raise HrnextError(f"boxes must be (N, 4) x1, y1, x2, y2 or (N, 5) with a score, got shape {array.shape}")
+    array = array.reshape(-1, array.shape[-1])
     if not np.isfinite(array).all():
-        raise HrnextError("boxes hold NaN or infinite values")
+        raise HrnextError(f"{where}boxes hold NaN or infinite values")
     xyxy = array[:, :4]
     bad = np.flatnonzero((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))
     if len(bad):
-        raise HrnextError(f"box {bad[0]} {xyxy[bad[0]].tolist()} has no area: boxes are x1, y1, x2, y2 with x2 > x1 "
-                          "and y2 > y1 (convert x, y, w, h boxes with x2 = x + w, y2 = y + h)")
-    height, width = image_shape[:2]
-    outside = np.flatnonzero((xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= width) | (xyxy[:, 1] >= height))
-    if len(outside):
-        raise HrnextError(f"box {outside[0]} {xyxy[outside[0]].tolist()} lies outside the {width}x{height} image")
+        raise HrnextError(f"{where}box {bad[0]} {xyxy[bad[0]].tolist()} has no area: boxes are x1, y1, x2, y2 with "
+                          "x2 > x1 and y2 > y1 (convert x, y, w, h boxes with x2 = x + w, y2 = y + h)")
+    if image_shape is not None:
+        height, width = image_shape[:2]
+        outside = np.flatnonzero((xyxy[:, 2] <= 0) | (xyxy[:, 3] <= 0) | (xyxy[:, 0] >= width)
+                                 | (xyxy[:, 1] >= height))
+        if len(outside):
+            raise HrnextError(f"{where}box {outside[0]} {xyxy[outside[0]].tolist()} lies outside the "
+                              f"{width}x{height} image")
     scores = array[:, 4] if array.shape[1] == 5 else np.ones(len(array))
+    if ((scores < 0) | (scores > 1)).any():
+        raise HrnextError(f"{where}box scores must be from 0 to 1 (a detector's confidence), got "
+                          f"{scores[(scores < 0) | (scores > 1)][0]:g}")
     return Boxes(xyxy, scores)
-

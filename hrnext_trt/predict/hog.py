@@ -19,6 +19,8 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import Boxes, box_nms
 
 WORK_SIDE = 640  # the frame's longer side is scaled to this before scanning: speed, and HOG's sweet spot
+WINDOW = (64, 128)  # HOG's detection window (width, height)
+MAX_WORK_SIDE = 4 * WORK_SIDE
 HOG_LIMITS = ("OpenCV HOG people detector: upright, mostly unoccluded people taller than ~1/5 of the frame; "
               "misses sitting, lying, cut-off and crowded people; ~0.3 s per frame on a CPU")
 
@@ -37,8 +39,13 @@ class HogPersonDetector:
 
     def detect(self, frame_bgr: np.ndarray) -> Boxes:
         height, width = frame_bgr.shape[:2]
-        ratio = WORK_SIDE / max(height, width)
-        image = cv2.resize(frame_bgr, (round(width * ratio), round(height * ratio)), interpolation=cv2.INTER_AREA)
+        # The working image holds at least one 64x128 window (a strip thinner than that crashes
+        # OpenCV's scan), scaled up for a wide panorama or a tall strip, within reason.
+        ratio = max(WORK_SIDE / max(height, width), WINDOW[1] / height, WINDOW[0] / width)
+        if max(height, width) * ratio > MAX_WORK_SIDE:
+            return Boxes.empty()  # no person HOG can find at any sane scale
+        size = (max(WINDOW[0], round(width * ratio)), max(WINDOW[1], round(height * ratio)))
+        image = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
         rects, margins = self._hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return Boxes.empty()

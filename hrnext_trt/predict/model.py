@@ -5,6 +5,7 @@ metadata, the engine's export manifest)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,22 +28,37 @@ class PoseNetwork:
     description: str
 
 
+CLI_FLAGS = {"arch": "--arch", "num_joints": "--joints", "input_size": "--input-size"}
+PYTHON_ARGS = {"arch": "arch=", "num_joints": "num_joints=", "input_size": "input_size="}
+
+
 def load_pose_network(path: str | Path, device: str, threads: int | None = None, batch: int = 1,
                       arch: str | None = None, num_joints: int | None = None,
-                      input_size: tuple[int, int] | None = None) -> PoseNetwork:
+                      input_size: tuple[int, int] | None = None, python: bool = False) -> PoseNetwork:
     """``arch``, ``num_joints`` and ``input_size`` describe a checkpoint that does not record its model
-    (the paper's mmpose files); ONNX files and engines carry their own description."""
+    (the paper's mmpose files); ONNX files and engines carry their own description. ``python``: the
+    messages name keyword arguments, not command-line flags."""
+    names = PYTHON_ARGS if python else CLI_FLAGS
+    if not isinstance(path, (str, os.PathLike)):
+        raise HrnextError(f"pose model must be a path to a checkpoint (.pth), an ONNX file or a TensorRT engine, "
+                          f"got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        models = sorted(p.name for p in path.iterdir()
+                        if p.suffix.lower() in (*CHECKPOINT_SUFFIXES, ".onnx", ".engine"))
+        inside = f": pass one of its files, e.g. {path / models[0]} ({', '.join(models)})" if models else \
+            ", not a model file: give a checkpoint (.pth), an ONNX file or a TensorRT engine"
+        raise HrnextError(f"pose model {path} is a folder{inside}")
     if not path.is_file():
         raise HrnextError(f"pose model {path} not found: give a checkpoint (.pth), an ONNX file or a TensorRT engine")
     suffix = path.suffix.lower()
-    given = [flag for flag, value in (("--arch", arch), ("--joints", num_joints), ("--input-size", input_size))
+    given = [names[key] for key, value in (("arch", arch), ("num_joints", num_joints), ("input_size", input_size))
              if value is not None]
     if given and suffix not in CHECKPOINT_SUFFIXES:
         raise HrnextError(f"{', '.join(given)}: {path.name} describes its own model; these options are for "
                           "checkpoints that do not record theirs (the paper's .pth files): drop them")
     if suffix in CHECKPOINT_SUFFIXES:
-        network = _checkpoint(path, device, threads, arch, num_joints, input_size)
+        network = _checkpoint(path, device, threads, arch, num_joints, input_size, names)
     elif suffix == ".onnx":
         network = _onnx(path, device, threads)
     elif suffix == ".engine":
@@ -59,19 +75,21 @@ def _meta(dataset: str | None, num_joints: int) -> KeypointMeta:
 
 
 def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, num_joints: int | None,
-                input_size: tuple[int, int] | None) -> PoseNetwork:
+                input_size: tuple[int, int] | None, names: dict[str, str]) -> PoseNetwork:
     from hrnext_trt.models import checkpoint_meta, checkpoint_spec, load_pose_model, read_checkpoint
 
     ckpt = read_checkpoint(path)
     spec = checkpoint_spec(ckpt)
     kind = checkpoint_meta(ckpt)["format"]
     if kind in ("mmpose", "state_dict"):  # files that record no model: every missing flag in one line
-        missing = [flag for flag, given in (("--arch", arch), ("--joints", num_joints), ("--input-size", input_size))
-                   if given is None]
+        missing = [names[key] for key, given in (("arch", arch), ("num_joints", num_joints),
+                                                 ("input_size", input_size)) if given is None]
         if missing:
             what = "an mmpose file" if kind == "mmpose" else "a bare state_dict"
+            example = "--arch hrnext_s --joints 14 --input-size 256x192" if names is CLI_FLAGS else \
+                "arch='hrnext_s', num_joints=14, input_size=(256, 192)"
             raise HrnextError(f"checkpoint {path} is {what}, which does not record its model: pass "
-                              f"{', '.join(missing)} (e.g. --arch hrnext_s --joints 14 --input-size 256x192 for the "
+                              f"{', '.join(missing)} (e.g. {example} for the "
                               f"paper's CrowdPose HRNeXt-S; input sizes: {INPUT_SIZE_HINT})")
     model = load_pose_model(ckpt, arch=arch, num_joints=num_joints, source=path)
     size = resolve_input_size(input_size, spec.input_size)

@@ -15,8 +15,10 @@ from hrnext_trt.visualize import draw_poses
 
 @dataclass
 class FramePoses:
-    """The people of one frame: boxes xyxy (N, 4), box scores (N,), track ids (N,) or None,
-    keypoints (N, J, 3) in image pixels with scores, instance scores (N,)."""
+    """The people of one frame: ``boxes`` x1, y1, x2, y2 (N, 4), ``box_scores`` (N,), ``keypoints``
+    (N, J, 3) x, y in image pixels and the joint's score (all float32); ``scores`` (N,) float64, the
+    instance score (box score x mean joint score above 0.2); ``track_ids`` (N,) int64 on a video's
+    frames, else None. N may be 0; the dtypes stay."""
 
     boxes: np.ndarray
     box_scores: np.ndarray
@@ -28,6 +30,9 @@ class FramePoses:
         return len(self.scores)
 
     def people(self) -> list[dict]:
+        """JSON-ready dicts, one per person, as ``predict`` writes them: ``bbox`` COCO's [x, y, w, h]
+        (``boxes`` holds x1, y1, x2, y2), ``box_score``, ``keypoints`` COCO's flat [x1, y1, s1, ...],
+        ``score``, and ``track_id`` on a video's frames; rounded to 0.01 px and 5 decimals."""
         out = []
         for i in range(len(self)):
             x1, y1, x2, y2 = (float(v) for v in self.boxes[i])

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt import interrupts
-from hrnext_trt.contract import check_threads, resolve_device
+from hrnext_trt.contract import check_fraction, check_threads, resolve_device
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import Boxes
 from hrnext_trt.predict.boxes_file import BoxesFile
-from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator, check_fraction
+from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator
 from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
 from hrnext_trt.predict.poses import annotate
 from hrnext_trt.predict.sources import Frame, ImageSource, open_source
@@ -118,7 +118,7 @@ def run_predict(config: PredictConfig) -> PredictResult:
                                   flip_test=config.flip_test, det_score_thr=config.det_score_thr,
                                   det_iou_thr=config.det_iou_thr, det_family=config.det_family,
                                   threads=config.threads, arch=config.arch, num_joints=config.num_joints,
-                                  input_size=config.input_size)
+                                  input_size=config.input_size, option_names="cli")
         with estimator:
             boxes_file = _boxes_file(config, source)
             detector_name = boxes_file.name if boxes_file is not None else estimator.detector.name

@@ -8,10 +8,13 @@ around its batching of several frames per network call, so both give the same po
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
 
+from hrnext_trt.contract import check_count, check_fraction
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import Boxes
 from hrnext_trt.predict.poses import FramePoses
@@ -24,15 +27,17 @@ class VideoPoses:
 
     def __init__(self, estimator, fps: float = 30.0, detect_every: int = 1, smooth: bool = False,
                  track_iou_thr: float = 0.3):
-        if not fps > 0:
-            raise HrnextError(f"fps must be positive, got {fps}")
-        if not isinstance(detect_every, int) or detect_every < 1:
-            raise HrnextError(f"detect_every must be at least 1, got {detect_every}")
-        self.estimator, self.fps, self.detect_every = estimator, float(fps), detect_every
+        if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
+            raise HrnextError(f"fps must be the video's frame rate, a positive number, got {fps!r} (OpenCV: "
+                              "capture.get(cv2.CAP_PROP_FPS))")
+        check_count("detect_every", detect_every)
+        check_fraction("track_iou_thr", track_iou_thr)
+        self.estimator, self.fps, self.detect_every = estimator, float(fps), int(detect_every)
         self.tracker = IouTracker(track_iou_thr)
         self.smoother = OneEuroSmoother() if smooth else None
         self.frames = 0  # the next frame's index
         self._carried: tuple[Boxes, np.ndarray] = (Boxes.empty(), np.zeros(0, np.int64))
+        self._carried_hw: tuple[int, int] = (1, 1)  # the size of the frame they were found in
 
     def __call__(self, image: np.ndarray) -> FramePoses:
         image = self.estimator.as_bgr(image)
@@ -45,11 +50,16 @@ class VideoPoses:
     def boxes(self, index: int, image_bgr: np.ndarray,
               lookup: Callable[[], Boxes] | None = None) -> tuple[Boxes, np.ndarray]:
         """Frame ``index``'s boxes and track ids: detected (or ``lookup()``) on every
-        ``detect_every``-th frame, the last ones carried in between."""
+        ``detect_every``-th frame, the last ones carried in between; to a frame of another size (a
+        sequence's odd frame, a resized picture: the same scene at another scale) scaled with it."""
         if index % self.detect_every:
-            return self._carried
+            boxes, ids = self._carried
+            (height, width), (from_h, from_w) = image_bgr.shape[:2], self._carried_hw
+            if (height, width) != (from_h, from_w):
+                boxes = Boxes(boxes.xyxy * np.float32([width / from_w, height / from_h] * 2), boxes.scores)
+            return boxes, ids
         boxes = lookup() if lookup is not None else self.estimator.detect(image_bgr)
-        self._carried = (boxes, self.tracker.update(boxes))
+        self._carried, self._carried_hw = (boxes, self.tracker.update(boxes)), image_bgr.shape[:2]
         return self._carried
 
     def smooth(self, index: int, poses: FramePoses) -> None:

@@ -142,7 +142,8 @@ class PyTorchRunner(Runner):
         else:
             model = self.model_source
         # Process-wide settings this runner changes, put back by _deactivate (or here, on a failure).
-        self._restore = (torch.get_num_threads(),
+        # Threads only where asked for: a runner without a count leaves the process's setting alone.
+        self._restore = (torch.get_num_threads() if self.threads else None,
                          (tf32_flags(), torch.backends.cudnn.benchmark) if self.device == "cuda" else None)
         try:
             if self.threads:
@@ -180,7 +181,8 @@ class PyTorchRunner(Runner):
             # the recompile count that Dynamo keeps per code object, shared by every model in the process.
             torch._dynamo.reset()
         threads, cuda = self._restore
-        torch.set_num_threads(threads)
+        if threads is not None and torch.get_num_threads() == self.threads:  # not changed since by another
+            torch.set_num_threads(threads)
         if cuda is not None:
             restore_tf32(cuda[0])
             torch.backends.cudnn.benchmark = cuda[1]

@@ -6,7 +6,7 @@
         poses = estimator(cv2.imread("crowd.jpg"))            # the detector's people
         poses = estimator(frame, boxes=[[x1, y1, x2, y2]])   # your boxes: one pose per box, in order
         cv2.imwrite("drawn.jpg", estimator.draw(frame, poses))
-        video = estimator.video(fps=30, detect_every=2, smooth=True)  # a video's frames, in order
+        video = estimator.video(fps=30, detect_every=2, smooth=True)  # a video's frames, in order, at its rate
         poses = video(frame)                                 # with track ids
 
 It is ``predict``'s own path (``run.py`` drives it frame by frame): detect -> crop -> network on
@@ -59,7 +59,8 @@ class PoseEstimator:
     Images are ``(H, W, 3)`` uint8 arrays in OpenCV's BGR order (``rgb=True``: RGB, as PIL and
     imageio give); grey ``(H, W)`` and BGRA ``(H, W, 4)`` are converted. Keypoints come back in the
     image's pixels. The model is loaded and its runner allocated here; ``close()`` (or leaving a
-    ``with`` block) frees it.
+    ``with`` block) frees it. Errors name the keyword arguments (``option_names="cli"``: predict's
+    flags, for ``run.py``).
     """
 
     def __init__(self, model: str | Path, detector=None, *, device: str = "auto", batch: int = 16,

@@ -4,6 +4,7 @@ BGRA, views), drawing on a copy, and one line for each bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -45,11 +46,12 @@ def test_poses_equal_trt_evals_for_the_same_boxes(fixture_export):
     export, _ = fixture_export
     dataset = load_dataset("crowdpose", CROWD, "test", boxes="det")
     image_id = 106848
-    with OnnxRuntimeRunner(export / "model.onnx", "fp32", threads=1) as runner:
-        expected = [r for r in predict(dataset, runner.heatmap_fn(), (256, 192), flip_test=True, progress=False)
-                    if r["image_id"] == image_id]
     mine = [inst for inst in dataset.instances if inst.image_id == image_id]
-    assert len(mine) >= 3 and len(expected) >= 1
+    # That image alone, in one network call as the estimator makes it: the same batch, the same sums.
+    one_image = dataclasses.replace(dataset, instances=mine)
+    with OnnxRuntimeRunner(export / "model.onnx", "fp32", threads=1) as runner:
+        expected = predict(one_image, runner.heatmap_fn(), (256, 192), batch_size=16, flip_test=True, progress=False)
+    assert 3 <= len(mine) <= 16 and len(expected) >= 1
     image = cv2.imread(str(IMAGE))
     boxes = Boxes(xywh_to_xyxy([inst.box for inst in mine]), [inst.box_score for inst in mine])
     with PoseEstimator(export / "model.onnx", device="cpu", flip_test=True, threads=1) as estimator:
@@ -62,7 +64,7 @@ def test_poses_equal_trt_evals_for_the_same_boxes(fixture_export):
         want = np.reshape(expected[i]["keypoints"], (-1, 3)).copy()
         want[:, 0] = want[:, 0].clip(0, image.shape[1] - 1)  # the estimator reports joints at the border
         want[:, 1] = want[:, 1].clip(0, image.shape[0] - 1)
-        np.testing.assert_allclose(poses.keypoints[j], want, atol=2e-3)
+        np.testing.assert_allclose(poses.keypoints[j], want, atol=1e-4)
         assert poses.scores[j] == pytest.approx(expected[i]["score"], abs=1e-5)
 
 
@@ -342,3 +344,16 @@ def test_video_poses_equal_predicts_json_lines(tmp_path, models):
             estimator.video(fps=0)
         with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
             estimator.video(detect_every=0)
+
+
+def test_a_pil_image_is_named_with_the_conversion_to_use(models):
+    Image = pytest.importorskip("PIL.Image")
+    picture = Image.open(IMAGE)
+    with PoseEstimator(models["pose"], device="cpu", rgb=True) as estimator:
+        with pytest.raises(HrnextError, match=r"got a JpegImageFile: np\.asarray\(image\) with rgb=True"):
+            estimator(picture, boxes=[[50, 30, 200, 410]])
+        from_pil = estimator(np.asarray(picture), boxes=[[50, 30, 200, 410]])  # read-only, RGB
+    with PoseEstimator(models["pose"], device="cpu") as estimator:
+        as_bgr = estimator(cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR), boxes=[[50, 30, 200, 410]])
+    assert not np.asarray(picture).flags.writeable
+    np.testing.assert_array_equal(from_pil.keypoints, as_bgr.keypoints)

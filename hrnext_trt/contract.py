@@ -81,7 +81,7 @@ def check_threads(threads: int | None, python: bool = False) -> None:
 
 def check_fraction(name: str, value: float) -> None:
     # NaN compares false with every score: a NaN threshold would keep no box and draw no joint.
-    if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0 <= value <= 1):
         raise HrnextError(f"{name} must be a number from 0 to 1, got {value!r}")
 
 

@@ -158,7 +158,10 @@ def test_a_detector_object_of_ones_own(models):
     ("crowd.jpg", None, r"image must be .* got a path \(crowd\.jpg\): read it first, image = cv2\.imread\(path\)"),
     (np.zeros((1, 64, 48, 3), np.uint8), None, r"got a uint8 array of shape \(1, 64, 48, 3\): several images go to "
                                                r"predict_many"),
-    (np.zeros((64, 48, 3), np.uint16), None, r"got a uint16 array .*: scale it to 0\.\.255 and convert"),
+    (np.zeros((64, 48, 3), np.uint16), None, r"got a uint16 array .*: scale it to 0\.\.255 and convert to uint8, e\.g\. "
+                                             r"\(image >> 8\)"),
+    (np.zeros((64, 48, 3), np.int8), None, r"got an int8 array of shape \(64, 48, 3\): scale it to 0\.\.255 and convert to "
+                                           r"uint8$"),
     (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3, 4], [1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a "
                                                                 r"score, got list"),
     (np.zeros((64, 48, 3), np.uint8), [["a", 2, 3, 4]], r"boxes must be .* got list \[\['a', 2, 3, 4\]\]"),
@@ -220,6 +223,9 @@ def test_bad_construction_is_one_line(tmp_path, models):
             estimator.video(fps=float("inf"))
         with pytest.raises(HrnextError, match=r"fps must be .* got '30'"):
             estimator.video(fps="30")
+        with pytest.raises(HrnextError, match=r"fps must be .* got True"):
+            estimator.video(fps=True)
+        video = estimator.video(fps=10)
         with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
             estimator.video(detect_every=0)
         assert estimator.video(fps=np.float32(25), detect_every=np.int64(2)).detect_every == 2
@@ -232,6 +238,9 @@ def test_bad_construction_is_one_line(tmp_path, models):
                  lambda: estimator(np.zeros((8, 8, 3), np.uint8), boxes=[])):
         with pytest.raises(HrnextError, match=closed):
             call()
+    with pytest.raises(HrnextError, match=closed):
+        video(np.zeros((8, 8, 3), np.uint8))
+    assert video.frames == 0  # a refused frame moves no frame time
     with estimator:  # reopened
         assert len(estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]])) == 1
     assert not estimator.is_open
@@ -265,6 +274,20 @@ def test_boxes_of_every_kind_and_ones_own_detector(models):
     with PoseEstimator(models["pose"], ReturnsArrays(), device="cpu", det_score_thr=0.5) as estimator:
         poses = estimator(image)
         assert len(poses) == 1 and poses.box_scores[0] == pytest.approx(0.9)
+    class ReturnsBadScores:
+        def detect(self, image):
+            return Boxes([[10, 10, 120, 300], [50, 50, 50, 90]], [7.0, 0.9])  # the second has no area
+
+    class ReturnsAnEmptyBox:
+        def detect(self, image):
+            return Boxes([[10, 10, 120, 300], [50, 50, 50, 90]], [0.9, 0.9])
+
+    with PoseEstimator(models["pose"], ReturnsAnEmptyBox(), device="cpu") as estimator:
+        assert len(estimator(image)) == 1  # a detector's box of no area is dropped, not an error
+    with PoseEstimator(models["pose"], ReturnsBadScores(), device="cpu") as estimator:
+        with pytest.raises(HrnextError, match=r"ReturnsBadScores\.detect\(\) returned boxes: box scores must be from 0 "
+                                              r"to 1 \(a detector's confidence\), got 7"):
+            estimator(image)
     with PoseEstimator(models["pose"], ReturnsNothing(), device="cpu") as estimator:
         with pytest.raises(HrnextError, match=r"ReturnsNothing\.detect\(\) returned boxes: boxes must be \(N, 4\) .* got "
                                               r"NoneType"):
@@ -296,6 +319,13 @@ def test_a_checkpoint_estimator_leaves_torchs_threads_as_it_found_them(tmp_path)
         assert torch.get_num_threads() == 1
         a.close()
         assert torch.get_num_threads() == 2
+        b.close()
+        assert torch.get_num_threads() == 2
+        # Two counts open at once, closed in the order they opened: the later applies while open.
+        a, b = PoseEstimator(checkpoint, device="cpu", threads=1), PoseEstimator(checkpoint, device="cpu", threads=3)
+        assert torch.get_num_threads() == 3
+        a.close()
+        assert torch.get_num_threads() == 3
         b.close()
         assert torch.get_num_threads() == 2
     finally:
@@ -340,7 +370,7 @@ def test_video_poses_equal_predicts_json_lines(tmp_path, models):
                 np.testing.assert_allclose(person["keypoints"], mine["keypoints"], atol=0.011)
         assert frames.frames == 10
         with pytest.raises(HrnextError, match=r"fps must be the video's frame rate, a positive number, got 0 \(OpenCV: "
-                                              r"capture\.get\(cv2\.CAP_PROP_FPS\)\)"):
+                                              r"capture\.get\(cv2\.CAP_PROP_FPS\); where a stream reports 0, predict takes 30\)"):
             estimator.video(fps=0)
         with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
             estimator.video(detect_every=0)

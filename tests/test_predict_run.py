@@ -110,11 +110,12 @@ def test_video_tracks_are_stable_and_the_outputs_match_the_input(tmp_path, model
         read += 1
     assert read == 12
 
-    # The stages cover the loop: with set-up and closing they add up to a clock outside within 10 %.
+    # The stages cover the loop: with set-up and closing they add up to a clock outside within 10 %
+    # (plus 50 ms: this run lasts about 0.1 s, and a busy machine's scheduler moves tens of ms).
     meta = result.timing.meta
     stages = sum(row["total_s"] for row in result.timing.rows[:-1])
-    assert abs(stages + meta["setup_s"] + meta["teardown_s"] - wall) <= 0.1 * wall
-    assert meta["teardown_s"] < 0.2 * wall and stages == pytest.approx(meta["wall_s"], rel=0.02)
+    assert abs(stages + meta["setup_s"] + meta["teardown_s"] - wall) <= 0.1 * wall + 0.05
+    assert meta["teardown_s"] < 0.2 * wall + 0.05 and stages == pytest.approx(meta["wall_s"], rel=0.02)
     assert meta["frames"] == 12 and meta["people"] == 24
     assert meta["frames_per_s"] == pytest.approx(12 / meta["wall_s"])
 

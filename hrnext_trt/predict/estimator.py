@@ -9,9 +9,10 @@
         video = estimator.video(fps=30, detect_every=2, smooth=True)  # a video's frames, in order, at its rate
         poses = video(frame)                                 # with track ids
 
-It is ``predict``'s own path (``run.py`` drives it frame by frame): detect -> crop -> network on
-the crops of several images at once -> decode -> rescore -> OKS-NMS, so a pose here equals the one
-``predict`` writes and ``trt-eval`` scores for the same box.
+It is ``predict``'s own path (``run.py`` calls its steps, several frames per network call):
+detect -> crop -> network on the crops of several images at once -> decode -> rescore -> OKS-NMS,
+so a pose here equals the one ``predict`` writes, and the one ``trt-eval`` scores for the same box
+with joints beyond the image border moved onto it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class PoseEstimator:
     Images are ``(H, W, 3)`` uint8 arrays in OpenCV's BGR order (``rgb=True``: RGB, as PIL and
     imageio give); grey ``(H, W)`` and BGRA ``(H, W, 4)`` are converted. Keypoints come back in the
     image's pixels. The model is loaded and its runner allocated here; ``close()`` (or leaving a
-    ``with`` block) frees it. Errors name the keyword arguments (``option_names="cli"``: predict's
-    flags, for ``run.py``).
+    ``with`` block) frees it. Errors name the keyword arguments (``option_names="cli"``, for
+    ``run.py``: those of device, threads and the model-record options name predict's flags).
     """
 
     def __init__(self, model: str | Path, detector=None, *, device: str = "auto", batch: int = 16,
@@ -109,7 +110,7 @@ class PoseEstimator:
     def is_open(self) -> bool:
         return self.network.runner.is_active
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if not self.is_open:
             raise HrnextError("this PoseEstimator is closed: use it inside its `with` block (a new `with` reopens "
                               "it) or make a new one")
@@ -122,7 +123,7 @@ class PoseEstimator:
 
     def predict_many(self, images, boxes=None) -> list[FramePoses]:
         """``__call__`` for several images, their crops through the network together."""
-        self._check_open()
+        self.check_open()
         if isinstance(images, np.ndarray) and images.ndim < 4:  # one image: its rows would pass for images
             raise HrnextError(f"predict_many takes a list of images (or an (N, H, W, 3) array), got one array of shape "
                               f"{images.shape}: call estimator(image) for one image")
@@ -159,9 +160,9 @@ class PoseEstimator:
     # -- the steps, for loops that time or batch them (``predict``) ---------------------------
     def detect(self, image_bgr: np.ndarray) -> Boxes:
         """The detector's person boxes scored at least ``det_score_thr``, cut to the image."""
-        found = self.detector.detect(image_bgr)
-        if not isinstance(found, Boxes):  # one's own detector: arrays are taken, anything else is one line
-            found = as_boxes(found, None, f"{type(self.detector).__name__}.detect() returned boxes: ")
+        # Every detector's output checked alike (one's own may return arrays); boxes of no area dropped.
+        found = as_boxes(self.detector.detect(image_bgr), None,
+                         f"{type(self.detector).__name__}.detect() returned boxes: ", drop_empty=True)
         found = found.select(found.scores >= self._det_args[0])
         return found.clipped(image_bgr.shape[1], image_bgr.shape[0])
 
@@ -174,7 +175,7 @@ class PoseEstimator:
     def estimate(self, people: list[PersonCrops], timer=None) -> list[FramePoses]:
         """Network, decoding and OKS-NMS for the people of several images; ``timer`` (a
         ``StageTimer``) times the ``pose`` and ``decode`` stages."""
-        self._check_open()
+        self.check_open()
         stage = timer.stage if timer is not None else lambda name: nullcontext()
         if not people:
             return []
@@ -242,28 +243,33 @@ class PoseEstimator:
         return f"PoseEstimator({self.network.description}, detector: {detector}, device: {self.device})"
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeio' else 'a'} {word}"  # "a uint8": u sounds as "you" here
+
+
 def _what_image_is(image) -> str:
     """What was passed instead of an image, and how to make one of it."""
     if isinstance(image, (str, os.PathLike)):
         return f"a path ({image}): read it first, image = cv2.imread(path)"
     if not isinstance(image, np.ndarray):
         hint = ": np.asarray(image) with rgb=True" if type(image).__module__.startswith("PIL") else ""
-        return f"a {type(image).__name__}{hint}"
-    what = f"a {image.dtype} array of shape {image.shape}"
+        return _a(type(image).__name__) + hint
+    what = _a(f"{image.dtype} array of shape {image.shape}")
     if image.ndim == 4:
         return what + ": several images go to predict_many"
     if image.dtype.kind == "f":
         return what + ": a float image in 0..1 becomes one with (image * 255).round().astype(np.uint8)"
     if image.dtype.kind in "ui" and image.dtype != np.uint8:
-        return what + ": scale it to 0..255 and convert, e.g. (image >> 8).astype(np.uint8) for 16 bits"
+        scale = ", e.g. (image >> 8).astype(np.uint8) for 16 bits" if image.dtype == np.uint16 else ""
+        return what + f": scale it to 0..255 and convert to uint8{scale}"
     return what
 
 
-def as_boxes(boxes, image_shape, where: str = "") -> Boxes:
-    """Boxes given by a caller (or returned by one's own detector), checked: a ``Boxes``, or (N, 4)
-    x1, y1, x2, y2 / (N, 5) with scores (default 1) as any array-like; ``image_shape`` (H, W): none may
-    lie wholly outside. Used as given: not cut to the image (a crop may reach past its border, as
-    trt-eval's boxes do)."""
+def as_boxes(boxes, image_shape, where: str = "", drop_empty: bool = False) -> Boxes:
+    """Boxes given by a caller (or returned by a detector), checked: a ``Boxes``, or (N, 4) x1, y1,
+    x2, y2 / (N, 5) with scores (default 1) as any array-like; ``image_shape`` (H, W): none may lie
+    wholly outside; ``drop_empty``: boxes of no area are dropped, not refused (a detector's). Used as
+    given: not cut to the image (a crop may reach past its border, as trt-eval's boxes do)."""
     if isinstance(boxes, Boxes):
         boxes = np.concatenate([boxes.xyxy, boxes.scores[:, None]], axis=1)
     try:
@@ -279,8 +285,12 @@ def as_boxes(boxes, image_shape, where: str = "") -> Boxes:
     array = array.reshape(-1, array.shape[-1])
     if not np.isfinite(array).all():
         raise HrnextError(f"{where}boxes hold NaN or infinite values")
+    empty = (array[:, 2] <= array[:, 0]) | (array[:, 3] <= array[:, 1])
+    if drop_empty:
+        array = array[~empty]
+        empty = empty[~empty]
     xyxy = array[:, :4]
-    bad = np.flatnonzero((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))
+    bad = np.flatnonzero(empty)
     if len(bad):
         raise HrnextError(f"{where}box {bad[0]} {xyxy[bad[0]].tolist()} has no area: boxes are x1, y1, x2, y2 with "
                           "x2 > x1 and y2 > y1 (convert x, y, w, h boxes with x2 = x + w, y2 = y + h)")

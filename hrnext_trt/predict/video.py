@@ -27,9 +27,9 @@ class VideoPoses:
 
     def __init__(self, estimator, fps: float = 30.0, detect_every: int = 1, smooth: bool = False,
                  track_iou_thr: float = 0.3):
-        if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
+        if isinstance(fps, bool) or not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
             raise HrnextError(f"fps must be the video's frame rate, a positive number, got {fps!r} (OpenCV: "
-                              "capture.get(cv2.CAP_PROP_FPS))")
+                              "capture.get(cv2.CAP_PROP_FPS); where a stream reports 0, predict takes 30)")
         check_count("detect_every", detect_every)
         check_fraction("track_iou_thr", track_iou_thr)
         self.estimator, self.fps, self.detect_every = estimator, float(fps), int(detect_every)
@@ -40,6 +40,7 @@ class VideoPoses:
         self._carried_hw: tuple[int, int] = (1, 1)  # the size of the frame they were found in
 
     def __call__(self, image: np.ndarray) -> FramePoses:
+        self.estimator.check_open()  # before the frame counts: a refused call moves no frame time
         image = self.estimator.as_bgr(image)
         index, self.frames = self.frames, self.frames + 1
         boxes, ids = self.boxes(index, image)

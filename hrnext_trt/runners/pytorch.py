@@ -101,6 +101,33 @@ def restore_tf32(flags: tuple) -> None:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
 
 
+# PyTorch's intra-op thread count is one setting per process. Runners that ask for a count hold
+# claims on it, in activation order: the latest open claim's count applies, and the process's own
+# count comes back when the last one closes, whichever order they close in.
+_thread_claims: list[tuple[object, int]] = []
+_threads_before_claims = 0
+
+
+def _claim_threads(owner, threads: int) -> None:
+    import torch
+
+    global _threads_before_claims
+    if not _thread_claims:
+        _threads_before_claims = torch.get_num_threads()
+    _thread_claims.append((owner, threads))
+    torch.set_num_threads(threads)
+
+
+def _release_threads(owner) -> None:
+    import torch
+
+    held = [claim for claim in _thread_claims if claim[0] is owner]
+    if not held:
+        return
+    _thread_claims.remove(held[0])
+    torch.set_num_threads(_thread_claims[-1][1] if _thread_claims else _threads_before_claims)
+
+
 class PyTorchRunner(Runner):
     """Runs a ``PoseModel`` given as a module or a checkpoint path (loaded on activation)."""
 
@@ -143,11 +170,10 @@ class PyTorchRunner(Runner):
             model = self.model_source
         # Process-wide settings this runner changes, put back by _deactivate (or here, on a failure).
         # Threads only where asked for: a runner without a count leaves the process's setting alone.
-        self._restore = (torch.get_num_threads() if self.threads else None,
-                         (tf32_flags(), torch.backends.cudnn.benchmark) if self.device == "cuda" else None)
+        self._restore = (tf32_flags(), torch.backends.cudnn.benchmark) if self.device == "cuda" else None
         try:
             if self.threads:
-                torch.set_num_threads(self.threads)
+                _claim_threads(self, self.threads)
             if self.device == "cuda":
                 set_tf32(self.mode.tf32)
                 # cuDNN times the algorithms of each convolution shape and keeps the fastest (the
@@ -180,9 +206,8 @@ class PyTorchRunner(Runner):
             # Frees the compiled graphs and their CUDA-graph memory pools, which empty_cache cannot, and
             # the recompile count that Dynamo keeps per code object, shared by every model in the process.
             torch._dynamo.reset()
-        threads, cuda = self._restore
-        if threads is not None and torch.get_num_threads() == self.threads:  # not changed since by another
-            torch.set_num_threads(threads)
+        _release_threads(self)
+        cuda = self._restore
         if cuda is not None:
             restore_tf32(cuda[0])
             torch.backends.cudnn.benchmark = cuda[1]

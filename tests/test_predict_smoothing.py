@@ -123,3 +123,27 @@ def test_smoothing_images_is_refused(tmp_path, models):
                                           r"is no video: leave it out, or pass --sequence"):
         run_predict(PredictConfig(str(images), models["pose"], out=tmp_path / "o", smooth=True, progress=False))
     assert not (tmp_path / "o").exists()
+
+
+def test_the_smoothing_study_prints_its_table(tmp_path):
+    """scripts/smoothing_study.py end to end on a small untrained COCO model: every row measured."""
+    import os
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    from hrnext_trt.models import build_pose_model, make_checkpoint
+    from tests.conftest import REPO
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(make_checkpoint(build_pose_model("hrnext_tiny", 17), (64, 48), "coco"), checkpoint)
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "smoothing_study.py"), "--model", str(checkpoint),
+                           "--frames", "8", "--side", "160", "--threads", "1"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "error vs truth" not in line]
+    assert len(rows) == 7 and rows[0].startswith("| raw joints") and "--smooth (One-Euro 1 Hz, beta 5)" in rows[1]
+    for row in rows:
+        error, jitter = (float(cell) for cell in row.strip("| ").split("|")[1:])
+        assert error > 0 and jitter >= 0

@@ -158,16 +158,16 @@ def test_a_detector_object_of_ones_own(models):
     ("crowd.jpg", None, r"image must be .* got a path \(crowd\.jpg\): read it first, image = cv2\.imread\(path\)"),
     (np.zeros((1, 64, 48, 3), np.uint8), None, r"got a uint8 array of shape \(1, 64, 48, 3\): several images go to "
                                                r"predict_many"),
-    (np.zeros((64, 48, 3), np.uint16), None, r"got a uint16 array .*: scale it to 0\.\.255 and convert to uint8, e\.g\. "
-                                             r"\(image >> 8\)"),
-    (np.zeros((64, 48, 3), np.int8), None, r"got an int8 array of shape \(64, 48, 3\): scale it to 0\.\.255 and convert to "
-                                           r"uint8$"),
-    (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3, 4], [1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a "
-                                                                r"score, got list"),
+    (np.zeros((64, 48, 3), np.uint16), None,
+     r"got a uint16 array .*: scale it to 0\.\.255 and convert to uint8, e\.g\. \(image >> 8\)"),
+    (np.zeros((64, 48, 3), np.int8), None,
+     r"got an int8 array of shape \(64, 48, 3\): scale it to 0\.\.255 and convert to uint8$"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3, 4], [1, 2, 3]],
+     r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a score, got list"),
     (np.zeros((64, 48, 3), np.uint8), [["a", 2, 3, 4]], r"boxes must be .* got list \[\['a', 2, 3, 4\]\]"),
     (np.zeros((64, 48, 3), np.uint8), {"a": 1}, r"boxes must be .* got dict"),
-    (np.zeros((64, 48, 3), np.uint8), [[1, 1, 9, 9, 5.0]], r"box scores must be from 0 to 1 \(a detector's confidence\), "
-                                                           r"got 5"),
+    (np.zeros((64, 48, 3), np.uint8), [[1, 1, 9, 9, 5.0]],
+     r"box scores must be from 0 to 1 \(a detector's confidence\), got 5"),
     (None, None, r"image is None: cv2\.imread gives None for a file it cannot find or read; check the path"),
     (np.zeros((64, 48, 3), np.uint8), [[1, 2, 3]], r"boxes must be \(N, 4\) x1, y1, x2, y2 or \(N, 5\) with a score, "
                                                    r"got shape \(1, 3\)"),
@@ -195,7 +195,8 @@ def test_bad_construction_is_one_line(tmp_path, models):
         PoseEstimator(tmp_path / "missing.onnx")
     with pytest.raises(HrnextError, match=r"pose model must be a path to a checkpoint .* got NoneType"):
         PoseEstimator(None)
-    with pytest.raises(HrnextError, match=rf"pose model {models['pose'].parent} is a folder: pass one of its files, e\.g\. "
+    folder = models["pose"].parent
+    with pytest.raises(HrnextError, match=rf"pose model {folder} is a folder: pass one of its files, e\.g\. "
                                           r".*model\.onnx \(model\.onnx, yolox\.onnx\)"):
         PoseEstimator(models["pose"].parent)
     with pytest.raises(HrnextError, match=r"detector ONNX .* is a folder: pass the \.onnx file in it"):
@@ -208,13 +209,15 @@ def test_bad_construction_is_one_line(tmp_path, models):
                                               r"or auto$"):
             PoseEstimator(models["pose"], device="cuda")
     with PoseEstimator(models["pose"], device="cpu", batch=np.int64(2)) as estimator:
-        with pytest.raises(HrnextError, match=r"boxes: one entry per image \(None: the detector's people\), got 1 for 2 "
-                                              r"images"):
+        with pytest.raises(HrnextError, match=r"boxes: one entry per image \(None: the detector's people\), "
+                                              r"got 1 for 2 images"):
             estimator.predict_many([np.zeros((8, 8, 3), np.uint8)] * 2, [[[1, 1, 4, 4]]])
-        with pytest.raises(HrnextError, match=r"predict_many takes a list of images \(or an \(N, H, W, 3\) array\), got "
-                                              r"one array of shape \(8, 8, 3\): call estimator\(image\) for one image"):
+        with pytest.raises(HrnextError, match=r"predict_many takes a list of images \(or an \(N, H, W, 3\) array\), "
+                                              r"got one array of shape \(8, 8, 3\): call estimator\(image\) for "
+                                              r"one image"):
             estimator.predict_many(np.zeros((8, 8, 3), np.uint8))
-        with pytest.raises(HrnextError, match=r"^image 1: box 0 \[20\.0, 1\.0, 30\.0, 4\.0\] lies outside the 8x8 image$"):
+        with pytest.raises(HrnextError, match=r"^image 1: box 0 \[20\.0, 1\.0, 30\.0, 4\.0\] lies outside the "
+                                              r"8x8 image$"):
             estimator.predict_many([np.zeros((40, 40, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)],
                                    [[[20, 1, 30, 4]]] * 2)
         stacked = estimator.predict_many(np.zeros((2, 8, 8, 3), np.uint8), ([[1, 1, 4, 4]] for _ in range(2)))
@@ -233,7 +236,8 @@ def test_bad_construction_is_one_line(tmp_path, models):
             estimator.draw(np.zeros((8, 8, 3), np.uint8), estimator(np.zeros((8, 8, 3), np.uint8), []), kpt_thr="0.5")
         with pytest.raises(HrnextError, match=r"draw takes the FramePoses this estimator returned, got NoneType"):
             estimator.draw(np.zeros((8, 8, 3), np.uint8), None)
-    closed = r"this PoseEstimator is closed: use it inside its `with` block \(a new `with` reopens it\) or make a new one"
+    closed = (r"this PoseEstimator is closed: use it inside its `with` block \(a new `with` reopens it\) "
+              r"or make a new one")
     for call in (lambda: estimator(np.zeros((8, 8, 3), np.uint8), boxes=[[1, 1, 4, 4]]),
                  lambda: estimator(np.zeros((8, 8, 3), np.uint8), boxes=[])):
         with pytest.raises(HrnextError, match=closed):
@@ -289,8 +293,8 @@ def test_boxes_of_every_kind_and_ones_own_detector(models):
                                               r"to 1 \(a detector's confidence\), got 7"):
             estimator(image)
     with PoseEstimator(models["pose"], ReturnsNothing(), device="cpu") as estimator:
-        with pytest.raises(HrnextError, match=r"ReturnsNothing\.detect\(\) returned boxes: boxes must be \(N, 4\) .* got "
-                                              r"NoneType"):
+        with pytest.raises(HrnextError, match=r"ReturnsNothing\.detect\(\) returned boxes: boxes must be "
+                                              r"\(N, 4\) .* got NoneType"):
             estimator(image)
 
 
@@ -369,8 +373,9 @@ def test_video_poses_equal_predicts_json_lines(tmp_path, models):
                 assert person["bbox"] == mine["bbox"]
                 np.testing.assert_allclose(person["keypoints"], mine["keypoints"], atol=0.011)
         assert frames.frames == 10
-        with pytest.raises(HrnextError, match=r"fps must be the video's frame rate, a positive number, got 0 \(OpenCV: "
-                                              r"capture\.get\(cv2\.CAP_PROP_FPS\); where a stream reports 0, predict takes 30\)"):
+        with pytest.raises(HrnextError, match=r"fps must be the video's frame rate, a positive number, got 0 "
+                                              r"\(OpenCV: capture\.get\(cv2\.CAP_PROP_FPS\); where a stream "
+                                              r"reports 0, predict takes 30\)"):
             estimator.video(fps=0)
         with pytest.raises(HrnextError, match=r"detect_every must be a whole number of at least 1, got 0"):
             estimator.video(detect_every=0)

@@ -43,10 +43,10 @@ class Manifest(Mapping):
     # -- the writer's side ------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, model: ModelSpec, checkpoint: Path, flip_test: bool, batch: tuple[int, int, int],
+    def create(cls, model: ModelSpec, checkpoint: Path, batch: tuple[int, int, int],
                gpu: dict | None, versions: dict) -> "Manifest":
         """A new manifest of an export of ``model`` from ``checkpoint`` (whose recipe validates with
-        ``flip_test`` or not); files are added as they are written."""
+        ``model.flip_test`` or not; where that is unknown, flip test); files are added as they are written."""
         height, width = model.input_size
         return cls({
             "format": MANIFEST_FORMAT,
@@ -55,7 +55,7 @@ class Manifest(Mapping):
             "model": model.to_dict(),
             "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
                                   "size": checkpoint.stat().st_size},
-            "flip_test": flip_test,
+            "flip_test": model.flip_test is not False,
             "versions": versions,
             "gpu": gpu,
             "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},

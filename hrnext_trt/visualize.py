@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hrnext_trt.contract import check_fraction
 from hrnext_trt.data.datasets import load_dataset
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
@@ -94,11 +95,8 @@ def visualize(config: VisualizeConfig) -> list[Path]:
     if config.max_images is not None and config.max_images < 1:
         raise HrnextError(f"max_images (--max-images) must be >= 1, got {config.max_images}: leave it out to draw "
                           "every image")
-    for name in ("score_thr", "kpt_thr"):
-        # Scores are 0..1 (a NaN or 2 would draw nothing and say nothing).
-        if not 0 <= getattr(config, name) <= 1:
-            raise HrnextError(f"{name} (--{name.replace('_', '-')}) must be a number from 0 to 1, got "
-                              f"{getattr(config, name)}")
+    for name in ("score_thr", "kpt_thr"):  # scores are 0..1 (a NaN or 2 would draw nothing and say nothing)
+        check_fraction(f"{name} (--{name.replace('_', '-')})", getattr(config, name))
     dataset = load_dataset(config.dataset, config.data_root, config.split, boxes="gt")
     meta = dataset.meta
     poses: dict[int, list[np.ndarray]] = defaultdict(list)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hrnext_trt.bundled import bundled_dataset_root  # noqa: E402
 from hrnext_trt.demo import PREDICT_CLIP, make_pan_clip  # noqa: E402
 from hrnext_trt.predict import PredictConfig, run_predict  # noqa: E402
+from hrnext_trt.predict.boxes import xywh_to_xyxy  # noqa: E402
 from hrnext_trt.predict.smoothing import BETA, MIN_CUTOFF_HZ, OneEuroSmoother  # noqa: E402
 
 VARIANTS = [(0.5, 5.0), (2.0, 5.0), (1.0, 2.0), (1.0, 10.0), (1.0, 30.0)]  # (min cutoff Hz, beta), beside the default
@@ -85,7 +86,7 @@ def smoothed_offline(lines: list[dict], min_cutoff: float, beta: float) -> list[
         people = line["people"]
         if people:
             keypoints = np.array([np.reshape(p["keypoints"], (-1, 3)) for p in people], np.float32)
-            boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (p["bbox"] for p in people)])
+            boxes = xywh_to_xyxy([p["bbox"] for p in people])
             keypoints = smoother(np.array([p["track_id"] for p in people]), keypoints, boxes, line["time_s"])
             people = [{**p, "keypoints": k.reshape(-1).tolist()} for p, k in zip(people, keypoints)]
         out.append({**line, "people": people})

@@ -12,6 +12,7 @@ import pytest
 from hrnext_trt.bundled import bundled_dataset_root
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict import PredictConfig, run_predict
+from hrnext_trt.predict.boxes import xywh_to_xyxy
 from hrnext_trt.predict.smoothing import OneEuroSmoother
 from tests.predict_graphs import end_to_end_detector, pose_network
 from tests.test_predict_run import DETS, make_video
@@ -108,7 +109,7 @@ def test_a_video_is_smoothed_end_to_end(tmp_path, models):
         people = before["people"]
         assert [p["track_id"] for p in after["people"]] == [p["track_id"] for p in people] and len(people) == 2
         keypoints = np.array([np.reshape(p["keypoints"], (-1, 3)) for p in people], np.float32)
-        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (p["bbox"] for p in people)])
+        boxes = xywh_to_xyxy([p["bbox"] for p in people])
         expected = smoother(np.array([p["track_id"] for p in people]), keypoints, boxes, before["time_s"])
         got = np.array([np.reshape(p["keypoints"], (-1, 3)) for p in after["people"]])
         np.testing.assert_allclose(got, expected, atol=0.02)  # the JSON's 2-decimal rounding, carried

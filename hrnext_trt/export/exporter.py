@@ -111,7 +111,7 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
                           "builder, or leave --builder out")
     gpu = gpu_info() if nvidia_gpu_present() else None
     targets = _engine_targets(config, builder, gpu) if builder else ()
-    manifest = Manifest.create(spec, config.checkpoint, recipe_flip_test(ckpt), config.batch, gpu, package_versions())
+    manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
         crops = make_crop_sets(config.calib_dataset, config.calib_data, input_size,

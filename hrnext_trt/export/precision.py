@@ -23,10 +23,9 @@ Both passes scale with the node count; they run on the onnxslim-simplified graph
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from pathlib import Path
-
-import logging
 
 import numpy as np
 

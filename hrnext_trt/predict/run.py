@@ -170,7 +170,7 @@ def _boxes_file(config: PredictConfig, source) -> BoxesFile | None:
     if config.boxes is None:
         return None
     boxes = BoxesFile(config.boxes, config.det_score_thr)
-    keys = ([f for p in source.paths for f in (p.name,)] + list(source.image_ids)
+    keys = ([p.name for p in source.paths] + list(source.image_ids)
             if isinstance(source, ImageSource) else range(max(len(source), 1)))
     if not boxes.matches_any(keys):
         raise HrnextError(f"detections file {config.boxes} has no person boxes for this source: entries match "
@@ -183,8 +183,7 @@ class _Loop:
 
     def __init__(self, config: PredictConfig, estimator: PoseEstimator, boxes_file: BoxesFile | None, output,
                  video: bool):
-        self.config, self.estimator, self.boxes_file = config, estimator, boxes_file
-        self.output, self.video = output, video
+        self.config, self.estimator, self.boxes_file, self.output = config, estimator, boxes_file, output
         self.timer = StageTimer()
         self.video_poses = VideoPoses(estimator, output.fps, config.detect_every, config.smooth,
                                       config.track_iou_thr) if video else None

@@ -50,7 +50,8 @@ class OneEuroSmoother:
             x_prev, dx_prev, t_prev = state
             dt = time_s - t_prev
             height = max(float(boxes_xyxy[i][3] - boxes_xyxy[i][1]), 1.0)
-            dx = _alpha(dt, self.d_cutoff) * ((x - x_prev) / dt) + (1 - _alpha(dt, self.d_cutoff)) * dx_prev
+            a_d = _alpha(dt, self.d_cutoff)
+            dx = a_d * ((x - x_prev) / dt) + (1 - a_d) * dx_prev
             cutoff = self.min_cutoff + self.beta * np.linalg.norm(dx, axis=1, keepdims=True) / height
             a = _alpha(dt, cutoff)
             x_hat = a * x + (1 - a) * x_prev

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +30,21 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # O_EXCL: a name of this save's own; mode 0666 under the umask, as any new file (mkstemp's 0600
+    # hid the weights from a group sharing the work dir).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _new_file_mode())  # mkstemp's 0600 would hide the weights from the group
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file under this process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -17,6 +17,10 @@ from hrnext_trt.errors import HrnextError
 # The I/O tensor names of every export (ONNX files and TensorRT engines).
 INPUT_NAME = "images"
 OUTPUT_NAME = "heatmaps"
+# The input's normalisation (ImageNet's mean and std, RGB order; data/preprocess.py applies it),
+# recorded with every model (model_spec.py).
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 # Heatmaps are 1/4 of the input. The lowest of the four branches runs at about 1/32 of it, and the
 # fusions resize to the branch sizes, so any multiple of 4 runs (the paper's sizes are of 32).
 HEATMAP_STRIDE = 4

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME, heatmap_size
-from hrnext_trt.data.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from hrnext_trt.contract import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, INPUT_NAME, OUTPUT_NAME, heatmap_size
 from hrnext_trt.keypoints import DATASETS, get_meta
 
 

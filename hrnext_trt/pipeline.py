@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hrnext_trt.contract import check_count
 from hrnext_trt.data.codec import HeatmapCodec, flip_back
 from hrnext_trt.data.datasets import PoseDataset
 from hrnext_trt.data.files import read_image
@@ -45,8 +46,7 @@ def iter_batches(dataset: PoseDataset, input_size: tuple[int, int], batch_size: 
     smaller). A thread pool (OpenCV releases the GIL) reads and crops up to ``prefetch`` batches
     ahead of the consumer, each image once per batch for all its people, straight into the
     batch's array."""
-    if batch_size < 1:
-        raise HrnextError(f"batch size must be at least 1, got {batch_size}")
+    check_count("batch size", batch_size)
     input_size = (int(input_size[0]), int(input_size[1]))
     n = len(dataset.instances)
     boxes = np.array([inst.box for inst in dataset.instances], dtype=np.float32).reshape(-1, 4)
@@ -160,6 +160,11 @@ def instance_scores(keypoints: np.ndarray, box_scores: np.ndarray) -> np.ndarray
     return np.asarray(box_scores, dtype=np.float64) * mean_conf
 
 
+def pose_nms(keypoints: np.ndarray, scores: np.ndarray, scales: np.ndarray, sigmas) -> np.ndarray:
+    """Indices of one image's poses that OKS-NMS keeps at ``OKS_NMS_THR``; areas: the crop boxes'."""
+    return oks_nms(keypoints, scores, np.prod(scales.astype(np.float64), axis=1), sigmas, OKS_NMS_THR)
+
+
 def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.ndarray) -> list[dict]:
     """COCO-format results from per-instance keypoints (N, J, 3): instance score = box score x
     mean joint score above 0.2, then OKS-NMS at 0.9 per image (areas: the crop boxes').
@@ -168,7 +173,6 @@ def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.nda
     and each result names its person in ``annotation_id``."""
     box_scores = np.array([inst.box_score for inst in dataset.instances], dtype=np.float64)
     scores = instance_scores(keypoints, box_scores)
-    areas = np.prod(scales.astype(np.float64), axis=1)
     per_person = dataset.meta.eval_mode == "pckh"
     results = []
     by_image: dict[int, list[int]] = {}
@@ -176,8 +180,8 @@ def assemble_results(dataset: PoseDataset, keypoints: np.ndarray, scales: np.nda
         by_image.setdefault(inst.image_id, []).append(i)
     for image_id, members in by_image.items():
         group = np.array(members)
-        keep = group if per_person else \
-            group[oks_nms(keypoints[group], scores[group], areas[group], dataset.meta.sigmas, OKS_NMS_THR)]
+        keep = group if per_person else group[pose_nms(keypoints[group], scores[group], scales[group],
+                                                        dataset.meta.sigmas)]
         for i in keep:
             result = {"image_id": image_id, "category_id": 1, "keypoints": keypoints[i].reshape(-1).tolist(),
                       "score": float(scores[i])}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, TRT_EVAL_BATCH, check_threads,
+from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, TRT_EVAL_BATCH, check_count, check_threads,
                                  resolve_device, resolve_input_size, unavailable_reason)
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
@@ -83,8 +83,7 @@ class TrtEvalConfig:
                               "given (the export's own source checkpoint is used): pass --checkpoint, or drop it")
         if self.boxes == "gt" and self.det_file is not None:
             raise HrnextError("--det-file gives detector boxes and --boxes gt scores ground-truth boxes: drop one")
-        if self.batch < 1:
-            raise HrnextError(f"batch must be at least 1, got {self.batch}")
+        check_count("batch", self.batch)
         if self.iters < 1 or self.warmup < 0:
             raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
         check_threads(self.threads)

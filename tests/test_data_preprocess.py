@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
+from hrnext_trt.contract import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from hrnext_trt.data.files import read_image
-from hrnext_trt.data.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, affine_matrix, box_to_center_scale, \
-    crop_images, invert_affine, transform_points
+from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, crop_images, invert_affine, transform_points
 
 
 def _three_point_affine(center, scale_w, rot_deg, out_w, out_h):

@@ -178,9 +178,9 @@ def test_calibration_study_measures_the_exported_choice(export, study):
     assert rows[0]["method"] == "max" and rows[0]["crops"] == CALIB
     assert np.isclose(rows[0]["mean_px"], first["mean_px"]) and np.isclose(rows[0]["rel_err"], first["rel_err"])
     assert study_choices(40) == [("entropy", 10), ("entropy", 40), ("max", 10), ("max", 40)]
-    assert rows[0]["batches"] == 1 and "max" in format_study(rows, HELDOUT, "train")
+    assert rows[0]["batches"] == 1 and "max" in format_study(rows, HELDOUT, "the coco train split")
     assert "entropy over one calibration batch equals max" in format_study([{**rows[0], "method": "entropy"}],
-                                                                           HELDOUT, "train")
+                                                                           HELDOUT, "the coco train split")
 
 
 def test_entropy_calibration_over_one_batch_is_max_as_the_export_says(export, crops, study, caplog):

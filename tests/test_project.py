@@ -93,3 +93,31 @@ def test_cpu_emulation_script_runs_tests_on_an_avx2_only_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "emulated EPYC-Rome: PyTorch CPU capability AVX2" in done.stdout and " passed" in done.stdout
     assert "TCG doesn't support" not in done.stderr
+
+
+def test_imports_run_in_the_documented_direction():
+    """ARCHITECTURE.md's import chain (contract -> ... -> cli), held for every import of the package,
+    at module top or inside a function: no module imports one of a later layer."""
+    import ast
+
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    chain = re.search(r"Imports run in one direction: (.*?)\.\n\n", text, re.S).group(1)
+    layers = [step.strip().split("/") for step in " ".join(chain.split()).split("->")]
+    rank = {name: i for i, names in enumerate(layers) for name in names}
+    package = REPO / "hrnext_trt"
+    assert set(rank) <= {p.stem for p in package.iterdir() if not p.name.startswith("_")}, layers
+    wrong = []
+    for path in package.rglob("*.py"):
+        own = path.relative_to(package).with_suffix("").parts[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hrnext_trt"):
+                names = [node.module] if node.module != "hrnext_trt" else [f"hrnext_trt.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "hrnext_trt" and len(parts) > 1 and rank.get(parts[1], -1) > rank.get(own, 99):
+                    wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
+    assert not wrong, "\n".join(wrong)

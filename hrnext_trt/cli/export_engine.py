@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, DATASET, INPUT_SIZE, POSITIVE_FLOAT,
-                                   POSITIVE_INT, model_record_options)
+from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, INPUT_SIZE, POSITIVE_FLOAT, POSITIVE_INT,
+                                   model_record_options)
 from hrnext_trt.engines.builders import BUILDERS, RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
-from hrnext_trt.export.config import CALIB_METHODS, CALIB_SPLITS
+from hrnext_trt.export.config import CALIB_DATASETS, CALIB_METHODS, CALIB_SPLITS
 from hrnext_trt.export.groups import LEVELS
 
 
@@ -22,11 +22,17 @@ from hrnext_trt.export.groups import LEVELS
               help="Crop size, e.g. 256x192 (default: the checkpoint's, else 256x192).")
 @click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (ModelOpt AutoCast) and its engine.")
 @click.option("--int8", is_flag=True, help="Also write model_int8.onnx (ModelOpt INT8 Q/DQ) and its engine.")
-@click.option("--calib-data", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--calib-data", type=click.Path(path_type=Path), default=None,
               help="Dataset root whose training split gives the calibration and held-out check crops "
-                   "(default: the bundled coco-mini sample).")
-@click.option("--calib-dataset", type=DATASET, default="coco", show_default=True,
-              help="Which dataset layout --calib-data has.")
+                   "(default: the bundled coco-mini sample); with --calib-dataset images, a folder of your own "
+                   "pictures or a video.")
+@click.option("--calib-dataset", type=click.Choice(CALIB_DATASETS), default="coco", show_default=True,
+              help="Which dataset layout --calib-data has; images: your own unlabelled pictures (what the engine "
+                   "will see), people found by --calib-detector, --calib-boxes or OpenCV's HOG.")
+@click.option("--calib-detector", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --calib-dataset images: a person detector ONNX (as predict's --detector).")
+@click.option("--calib-boxes", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --calib-dataset images: a COCO-format detections file (as predict's --boxes).")
 @click.option("--calib-images", type=POSITIVE_INT, default=512, show_default=True, help="INT8 calibration crops.")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default=None,
               help="INT8 activation calibration: entropy (KL clipping of the ranges later calibration batches "
@@ -65,10 +71,10 @@ from hrnext_trt.export.groups import LEVELS
                    f"else {','.join(RTX_DEFAULT_TARGETS)}).")
 @click.option("--no-engines", is_flag=True,
               help="ONNX files only, even where a builder is installed (e.g. a GPU TensorRT for RTX does not target).")
-def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_images,
-            calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity, sensitivity_level,
-            verify_images, batch, out_dir, workspace_gb, timing_cache, builder, compute_capabilities,
-            no_engines) -> None:
+def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_detector,
+            calib_boxes, calib_images, calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity,
+            sensitivity_level, verify_images, batch, out_dir, workspace_gb, timing_cache, builder,
+            compute_capabilities, no_engines) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build an engine of each with TensorRT (on a GPU)
     or TensorRT for RTX (GPU or not), check every artifact against PyTorch and write manifest.json."""
     # Options of a step that will not run are refused, not silently ignored.
@@ -86,6 +92,8 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         precisions=("fp32",) + (("fp16",) if fp16 else ()) + (("int8",) if int8 else ()),
         calib_data=calib_data,
         calib_dataset=calib_dataset,
+        calib_detector=calib_detector,
+        calib_boxes=calib_boxes,
         calib_images=calib_images,
         calib_method=calib_method or "entropy",
         calib_split=calib_split,

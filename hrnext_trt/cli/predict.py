@@ -8,6 +8,7 @@ import click
 
 from hrnext_trt.cli.params import DEVICE, FRACTION, INPUT_SIZE, POSITIVE_FLOAT, POSITIVE_INT, model_record_options
 from hrnext_trt.contract import INPUT_SIZE_HINT
+from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR
 from hrnext_trt.predict.hog import HOG_LIMITS
 from hrnext_trt.predict.run import SEQUENCE_FPS
 
@@ -56,8 +57,10 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--smooth", is_flag=True,
               help="Video: smooth each person's keypoints over the frames (One-Euro filter per track): still joints "
                    "stop jittering, moving ones lag a little.")
-@click.option("--det-score-thr", type=FRACTION, default=0.3, show_default=True, help="Keep person boxes above this.")
-@click.option("--det-iou-thr", type=FRACTION, default=0.45, show_default=True, help="NMS IoU of raw detector outputs.")
+@click.option("--det-score-thr", type=FRACTION, default=DET_SCORE_THR, show_default=True,
+              help="Keep person boxes above this.")
+@click.option("--det-iou-thr", type=FRACTION, default=DET_IOU_THR, show_default=True,
+              help="NMS IoU of raw detector outputs.")
 @click.option("--det-family", type=click.Choice(["yolox", "rtmdet", "ultralytics"]), default=None,
               help="Detector preprocessing (default: Ultralytics for the raw layout; RTMDet if the file name says "
                    "rtmdet, else YOLOX, for the end-to-end layout).")

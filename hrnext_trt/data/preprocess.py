@@ -12,9 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hrnext_trt.contract import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+
 BOX_PADDING = 1.25
-IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 _MEAN_255 = np.array(IMAGENET_MEAN_RGB, dtype=np.float32) * 255
 _INV_STD_255 = 1.0 / (np.array(IMAGENET_STD_RGB, dtype=np.float32) * 255)
 

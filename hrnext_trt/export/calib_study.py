@@ -39,9 +39,10 @@ def calibration_study(src: Path, crops: np.ndarray, evaluate: Callable[[object],
     return rows
 
 
-def format_study(rows: list[dict], heldout: int, split: str) -> str:
+def format_study(rows: list[dict], heldout: int, source: str) -> str:
+    """The study's table; ``source`` says where its crops came from (``calibration.source_label``)."""
     header = f"{'method':<8} {'crops':>6} {'batches':>7} {'rel err':>9} {'kpt px':>7} {'<=2 px':>7}"
-    lines = [f"calibration study ({split} split), full INT8 on {heldout} held-out crops", header, "-" * len(header)]
+    lines = [f"calibration study ({source}), full INT8 on {heldout} held-out crops", header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['method']:<8} {r['crops']:>6} {r['batches']:>7} {r['rel_err']:>9.2e} {r['mean_px']:>7.3f} "
                      f"{r['within_2px']:>7.1%}")

@@ -32,6 +32,40 @@ class CropSets:
     source: dict  # dataset, root, split and counts, recorded in the manifest
 
 
+def source_label(source: dict) -> str:
+    """Where the crops of a ``CropSets.source`` came from, in words."""
+    if source["split"] is None:  # own pictures (own_images.py)
+        return f"pictures in {source['root']}, people from {source['people_from']}"
+    return f"the {source['dataset']} {source['split']} split at {source['root']}"
+
+
+class ImageSplit:
+    """Images taken in turn (in a seeded order) into the held-out set until it has ``verify``
+    crops, then into the calibration set until it has ``calib``: the two never share an image."""
+
+    def __init__(self, verify: int, calib: int):
+        self.verify, self.calib = verify, calib
+        self.heldout: list = []  # image keys, in the order taken
+        self.calibration: list = []
+        self.heldout_crops = self.calibration_crops = 0
+
+    @property
+    def full(self) -> bool:
+        return self.heldout_crops >= self.verify and self.calibration_crops >= self.calib
+
+    def add(self, key, people: int) -> str | None:
+        """Which set takes this image of ``people`` people ("heldout", "calibration"), None if both are full."""
+        if self.heldout_crops < self.verify:
+            self.heldout.append(key)
+            self.heldout_crops += people
+            return "heldout"
+        if self.calibration_crops < self.calib:
+            self.calibration.append(key)
+            self.calibration_crops += people
+            return "calibration"
+        return None
+
+
 def default_calib_root(dataset: str) -> Path:
     """Without --calib-data the bundled coco-mini sample calibrates (the only bundle with a train split)."""
     if dataset != "coco":
@@ -48,14 +82,12 @@ def make_crop_sets(dataset: str, root: Path | None, input_size: tuple[int, int],
     split = split or CALIB_SPLIT.get(dataset, "train")
     data = load_dataset(dataset, root, split, boxes="gt")
     people = Counter(inst.image_id for inst in data.instances)
-    heldout_ids, calib_ids, n_held, n_calib = set(), set(), 0, 0
+    split_sets = ImageSplit(verify_images, calib_images)
     for image_id in np.random.default_rng(SEED).permutation(sorted(people)).tolist():
-        if n_held < verify_images:
-            heldout_ids.add(image_id)
-            n_held += people[image_id]
-        elif n_calib < calib_images:
-            calib_ids.add(image_id)
-            n_calib += people[image_id]
+        if split_sets.full:
+            break
+        split_sets.add(image_id, people[image_id])
+    heldout_ids, calib_ids = set(split_sets.heldout), set(split_sets.calibration)
     if calib_images and not calib_ids:
         raise HrnextError(f"{dataset} {split} split under {root} has {len(data.instances)} people in "
                           f"{len(people)} images, and its {verify_images} held-out crops took every image, leaving "

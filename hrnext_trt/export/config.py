@@ -16,6 +16,10 @@ CALIB_METHODS = ("entropy", "max")  # what ModelOpt's ONNX INT8 quantizer calibr
 # Every split a dataset layout has (load_dataset refuses one the dataset lacks); calibrating on the
 # split trt-eval scores is allowed (the mini samples hold only that one) and warned about.
 CALIB_SPLITS = ("train", "val", "trainval", "test")
+# Beside the datasets: one's own unlabelled pictures (a folder of images or a video), people found
+# by a detector (export/own_images.py).
+OWN_IMAGES = "images"
+CALIB_DATASETS = tuple(sorted(DATASETS)) + (OWN_IMAGES,)
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,10 @@ class ExportConfig:
     num_joints: int | None = None
     input_size: tuple[int, int] | None = None  # None: the checkpoint's, else 256x192
     precisions: tuple[str, ...] = ("fp32",)  # model.onnx always; "fp16", "int8" add their files
-    calib_data: Path | None = None  # dataset root; None: the bundled coco-mini sample (coco only)
-    calib_dataset: str = "coco"
+    calib_data: Path | None = None  # dataset root (images: a folder or a video); None: the bundled coco-mini sample
+    calib_dataset: str = "coco"  # a dataset layout, or OWN_IMAGES
+    calib_detector: Path | None = None  # OWN_IMAGES: a detector ONNX finds the people (None: OpenCV's HOG)
+    calib_boxes: Path | None = None  # OWN_IMAGES: a COCO-format detections file gives them
     calib_images: int = 512
     calib_method: str = "entropy"
     calib_split: str | None = None  # None: the dataset's training split (OCHuman: val, it has no other)
@@ -54,13 +60,21 @@ class ExportConfig:
         if self.input_size is not None:
             set_(self, "input_size", validate_input_size(self.input_size))
         set_(self, "precisions", check_export_precisions(self.precisions, "precisions"))
-        if self.calib_dataset not in DATASETS:
+        if self.calib_dataset not in CALIB_DATASETS:
             raise HrnextError(f"calibration dataset {self.calib_dataset!r} is unknown: choose one of "
-                              f"{', '.join(sorted(DATASETS))}")
+                              f"{', '.join(CALIB_DATASETS)}")
         if self.calib_data is not None:
             set_(self, "calib_data", Path(self.calib_data))
-            if not self.calib_data.is_dir():
-                raise HrnextError(f"calibration data root {self.calib_data} is not a folder: pass the dataset root")
+        if self.calib_dataset == OWN_IMAGES:
+            self._check_own_images()
+        else:
+            if self.calib_data is not None and not self.calib_data.is_dir():
+                raise HrnextError(f"calibration data root {self.calib_data} is not a folder: pass the dataset root "
+                                  f"(or --calib-dataset {OWN_IMAGES} for a video)")
+            if self.calib_detector is not None or self.calib_boxes is not None:
+                raise HrnextError(f"--calib-detector and --calib-boxes find the people of unlabelled pictures "
+                                  f"(--calib-dataset {OWN_IMAGES}); a dataset's crops come from its annotated boxes: "
+                                  "drop them")
         if self.calib_method not in CALIB_METHODS:
             raise HrnextError(f"calibration method {self.calib_method!r} is unknown: choose one of "
                               f"{', '.join(CALIB_METHODS)}")
@@ -98,6 +112,24 @@ class ExportConfig:
                 raise HrnextError("compute_capabilities are chosen for TensorRT for RTX builds only: TensorRT (builder "
                                   "tensorrt) builds for the GPU it runs on")
             set_(self, "compute_capabilities", parse_compute_capabilities(",".join(self.compute_capabilities)))
+
+    def _check_own_images(self) -> None:
+        if self.calib_data is None or not self.calib_data.exists():
+            where = "" if self.calib_data is None else f" ({self.calib_data} not found)"
+            raise HrnextError(f"--calib-dataset {OWN_IMAGES} calibrates on your own pictures{where}: pass "
+                              "--calib-data with a folder of images or a video file")
+        if self.calib_split is not None:
+            raise HrnextError(f"--calib-split {self.calib_split} picks a dataset's split; {self.calib_data} is "
+                              "pictures of your own: drop it")
+        if self.calib_detector is not None and self.calib_boxes is not None:
+            raise HrnextError("pass --calib-detector or --calib-boxes, not both")
+        for field, flag, what in (("calib_detector", "--calib-detector", "detector ONNX"),
+                                  ("calib_boxes", "--calib-boxes", "COCO-format detections file")):
+            file = getattr(self, field)
+            if file is not None:
+                if not Path(file).is_file():
+                    raise HrnextError(f"{flag} {file} not found: pass the {what}")
+                object.__setattr__(self, field, Path(file))
 
     @property
     def timing_cache_path(self) -> Path:

@@ -24,10 +24,11 @@ from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.export.calibration import make_crop_sets
-from hrnext_trt.export.config import ExportConfig
+from hrnext_trt.export.calibration import make_crop_sets, source_label
+from hrnext_trt.export.config import OWN_IMAGES, ExportConfig
 from hrnext_trt.export.folder import check_target, publish, staging_folder
 from hrnext_trt.export.onnx_export import export_onnx, save_checked
+from hrnext_trt.export.own_images import own_crop_sets
 from hrnext_trt.export.calib_study import calibration_study, format_study, study_choices
 from hrnext_trt.export.sensitivity import (HeldoutEvaluator, format_sensitivity, plan_fp16, plan_int8, plan_line,
                                            read_sensitivity)
@@ -114,9 +115,11 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
-        crops = make_crop_sets(config.calib_dataset, config.calib_data, input_size,
-                               config.calib_images if "int8" in config.precisions else 0, config.verify_images,
-                               config.calib_split)
+        calib_images = config.calib_images if "int8" in config.precisions else 0
+        crops = own_crop_sets(config.calib_data, input_size, calib_images, config.verify_images,
+                              config.calib_detector, config.calib_boxes) if config.calib_dataset == OWN_IMAGES else \
+            make_crop_sets(config.calib_dataset, config.calib_data, input_size, calib_images, config.verify_images,
+                           config.calib_split)
         reference = torch_heatmaps(model, crops.heldout)
     manifest.record("crops", {**crops.source,
                               "calibration_method": config.calib_method if "int8" in config.precisions else None})
@@ -124,9 +127,9 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     evaluate = HeldoutEvaluator(crops.heldout, reference, codec)
     if "int8" in config.precisions and crops.source["calibration_crops"] < config.calib_images:
         log.info(f"INT8 calibration uses {crops.source['calibration_crops']} crops, fewer than the "
-                 f"{config.calib_images} asked: the {crops.source['dataset']} {crops.source['split']} split at "
-                 f"{crops.source['root']} has no more")
-    if "int8" in config.precisions and crops.source["split"] == TEST_SPLIT[crops.source["dataset"]]:
+                 f"{config.calib_images} asked: {source_label(crops.source)} hold no more")
+    if "int8" in config.precisions and crops.source["split"] is not None and \
+            crops.source["split"] == TEST_SPLIT[crops.source["dataset"]]:
         log.warning("INT8 is calibrated on the %s %s split, the one trt-eval scores by default: there its INT8 row "
                     "is measured on its own calibration images (optimistic); calibrate on a training split for an "
                     "honest figure", crops.source["dataset"], crops.source["split"])
@@ -270,7 +273,7 @@ def summary(manifest: Manifest, folder: Path, evaluate_hint: bool = True) -> str
     lines = [format_table(rows, manifest["crops"]["heldout_crops"])]
     if "calibration_study" in manifest:
         lines += ["", format_study(manifest["calibration_study"], manifest["crops"]["heldout_crops"],
-                                   manifest["crops"]["split"])]
+                                   source_label(manifest["crops"]))]
     for precision, plan in manifest.get("precision_plan", {}).items():
         if precision == "int8":
             lines += ["", format_sensitivity(read_sensitivity(folder / plan["sensitivity"]),

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Every detector's defaults (scores are 0..1 for all of them): boxes scored below DET_SCORE_THR are
+# dropped, and raw outputs are suppressed at DET_IOU_THR.
+DET_SCORE_THR = 0.3
+DET_IOU_THR = 0.45
+
 
 @dataclass
 class Boxes:

@@ -49,3 +49,13 @@ class BoxesFile:
 
     def matches_any(self, keys) -> bool:
         return any(k in self._by_key for k in keys)
+
+
+def open_boxes_file(path: str | Path, score_thr: float, keys) -> BoxesFile:
+    """The detections file at ``path``, which must hold person boxes for one of ``keys`` at least (a
+    source's file names and image ids, or its frame indices: ``box_keys()``)."""
+    boxes = BoxesFile(path, score_thr)
+    if not boxes.matches_any(keys):
+        raise HrnextError(f"detections file {path} has no person boxes for this source: entries match an image by "
+                          "its numeric file stem or file_name, a video frame by its 0-based index")
+    return boxes

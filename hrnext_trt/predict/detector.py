@@ -23,7 +23,7 @@ import numpy as np
 
 from hrnext_trt.contract import unavailable_reason
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.predict.boxes import Boxes, box_nms
+from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR, Boxes, box_nms
 from hrnext_trt.runners.base import BackendUnavailable
 from hrnext_trt.runners.onnxruntime import check_provider, session_providers
 
@@ -52,8 +52,9 @@ def letterbox(frame: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[
 class OnnxPersonDetector:
     """A user's detector ONNX in ONNX Runtime (CPU or CUDA provider)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", score_thr: float = 0.3, iou_thr: float = 0.45,
-                 family: str | None = None, person_class: int = 0, threads: int | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", score_thr: float = DET_SCORE_THR,
+                 iou_thr: float = DET_IOU_THR, family: str | None = None, person_class: int = 0,
+                 threads: int | None = None):
         self.path = Path(path)
         if self.path.is_dir():
             raise HrnextError(f"detector ONNX {self.path} is a folder: pass the .onnx file in it")

@@ -28,10 +28,9 @@ import numpy as np
 from hrnext_trt.contract import check_count, check_fraction, check_threads, resolve_device
 from hrnext_trt.data.preprocess import box_to_center_scale, crop_images
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.evaluation.nms import oks_nms
 from hrnext_trt.keypoints import KeypointMeta
-from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps, instance_scores
-from hrnext_trt.predict.boxes import Boxes
+from hrnext_trt.pipeline import decode_heatmaps, infer_heatmaps, instance_scores, pose_nms
+from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR, Boxes
 from hrnext_trt.predict.detector import OnnxPersonDetector
 from hrnext_trt.predict.hog import HogPersonDetector
 from hrnext_trt.predict.model import load_pose_network
@@ -65,8 +64,8 @@ class PoseEstimator:
     """
 
     def __init__(self, model: str | Path, detector=None, *, device: str = "auto", batch: int = 16,
-                 flip_test: bool = False, rgb: bool = False, det_score_thr: float = 0.3,
-                 det_iou_thr: float = 0.45, det_family: str | None = None, threads: int | None = None,
+                 flip_test: bool = False, rgb: bool = False, det_score_thr: float = DET_SCORE_THR,
+                 det_iou_thr: float = DET_IOU_THR, det_family: str | None = None, threads: int | None = None,
                  arch: str | None = None, num_joints: int | None = None,
                  input_size: tuple[int, int] | None = None, option_names: str = "python"):
         python = option_names != "cli"  # errors name keyword arguments, or predict's flags
@@ -79,13 +78,7 @@ class PoseEstimator:
         self._det_args = (det_score_thr, det_iou_thr)
         self.network = load_pose_network(model, self.device, threads, self.batch, arch=arch, num_joints=num_joints,
                                          input_size=input_size, python=python)
-        if isinstance(detector, (str, os.PathLike)):
-            detector = OnnxPersonDetector(detector, self.device, det_score_thr, det_iou_thr, det_family,
-                                          threads=threads)
-        elif detector is not None and not callable(getattr(detector, "detect", None)):
-            raise HrnextError(f"detector must be a detector ONNX path or an object with detect(image) -> Boxes, "
-                              f"got {type(detector).__name__}")
-        self._detector = detector
+        self._detector = open_detector(detector, self.device, det_score_thr, det_iou_thr, det_family, threads)
         self._flip_index = self.network.meta.flip_index if flip_test else None
         self.network.runner.activate()
         self._infer = self.network.runner.heatmap_fn()
@@ -160,11 +153,7 @@ class PoseEstimator:
     # -- the steps, for loops that time or batch them (``predict``) ---------------------------
     def detect(self, image_bgr: np.ndarray) -> Boxes:
         """The detector's person boxes scored at least ``det_score_thr``, cut to the image."""
-        # Every detector's output checked alike (one's own may return arrays); boxes of no area dropped.
-        found = as_boxes(self.detector.detect(image_bgr), None,
-                         f"{type(self.detector).__name__}.detect() returned boxes: ", drop_empty=True)
-        found = found.select(found.scores >= self._det_args[0])
-        return found.clipped(image_bgr.shape[1], image_bgr.shape[0])
+        return detect_people(self.detector, image_bgr, self._det_args[0])
 
     def prepare(self, image_bgr: np.ndarray, boxes: Boxes, track_ids: np.ndarray | None = None,
                 keep_all: bool = False) -> PersonCrops:
@@ -205,8 +194,8 @@ class PoseEstimator:
         keypoints[..., 0] = keypoints[..., 0].clip(0, width - 1)
         keypoints[..., 1] = keypoints[..., 1].clip(0, height - 1)
         scores = instance_scores(keypoints, p.boxes.scores)
-        keep = np.arange(len(p.boxes)) if p.keep_all else np.sort(
-            oks_nms(keypoints, scores, np.prod(p.scales.astype(np.float64), axis=1), self.meta.sigmas, OKS_NMS_THR))
+        keep = np.arange(len(p.boxes)) if p.keep_all else np.sort(pose_nms(keypoints, scores, p.scales,
+                                                                            self.meta.sigmas))
         return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
                           keypoints[keep], scores[keep])
 
@@ -241,6 +230,27 @@ class PoseEstimator:
         detector = HogPersonDetector.name if self._detector is None else getattr(self._detector, "name",
                                                                                  type(self._detector).__name__)
         return f"PoseEstimator({self.network.description}, detector: {detector}, device: {self.device})"
+
+
+def open_detector(detector, device: str = "cpu", det_score_thr: float = DET_SCORE_THR,
+                  det_iou_thr: float = DET_IOU_THR, det_family: str | None = None, threads: int | None = None):
+    """A detector ONNX path opened (``OnnxPersonDetector``), an object with ``detect(image)`` as
+    given, or None (the caller's default: OpenCV's HOG)."""
+    if isinstance(detector, (str, os.PathLike)):
+        return OnnxPersonDetector(detector, device, det_score_thr, det_iou_thr, det_family, threads=threads)
+    if detector is not None and not callable(getattr(detector, "detect", None)):
+        raise HrnextError(f"detector must be a detector ONNX path or an object with detect(image) -> Boxes, "
+                          f"got {type(detector).__name__}")
+    return detector
+
+
+def detect_people(detector, image_bgr: np.ndarray, det_score_thr: float) -> Boxes:
+    """``detector``'s person boxes of an image scored at least ``det_score_thr``, cut to the image."""
+    # Every detector's output checked alike (one's own may return arrays); boxes of no area dropped.
+    found = as_boxes(detector.detect(image_bgr), None, f"{type(detector).__name__}.detect() returned boxes: ",
+                     drop_empty=True)
+    found = found.select(found.scores >= det_score_thr)
+    return found.clipped(image_bgr.shape[1], image_bgr.shape[0])
 
 
 def _a(word: str) -> str:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.predict.boxes import Boxes, box_nms
+from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR, Boxes, box_nms
 
 WORK_SIDE = 640  # the frame's longer side is scaled to this before scanning: speed, and HOG's sweet spot
 WINDOW = (64, 128)  # HOG's detection window (width, height)
@@ -28,7 +28,7 @@ HOG_LIMITS = ("OpenCV HOG people detector: upright, mostly unoccluded people tal
 class HogPersonDetector:
     name = "OpenCV HOG people detector (default)"
 
-    def __init__(self, score_thr: float = 0.3, iou_thr: float = 0.45):
+    def __init__(self, score_thr: float = DET_SCORE_THR, iou_thr: float = DET_IOU_THR):
         if not hasattr(cv2, "HOGDescriptor"):
             raise HrnextError("this OpenCV has no HOG people detector (OpenCV 5 moved it to the contrib build): "
                               "pip uninstall opencv-python-headless && pip install opencv-contrib-python-headless, "

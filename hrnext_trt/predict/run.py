@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt import interrupts
-from hrnext_trt.contract import check_fraction, check_threads, resolve_device
+from hrnext_trt.contract import check_count, check_fraction, check_threads, resolve_device
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.predict.boxes import Boxes
-from hrnext_trt.predict.boxes_file import BoxesFile
+from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR, Boxes
+from hrnext_trt.predict.boxes_file import BoxesFile, open_boxes_file
 from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator
 from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
 from hrnext_trt.predict.poses import annotate
@@ -56,8 +56,8 @@ class PredictConfig:
     fps: float | None = None  # frame rate of a sequence's video (None: SEQUENCE_FPS)
     show_fps: bool = False
     smooth: bool = False  # video: One-Euro filter on each track's keypoints over frames
-    det_score_thr: float = 0.3
-    det_iou_thr: float = 0.45
+    det_score_thr: float = DET_SCORE_THR
+    det_iou_thr: float = DET_IOU_THR
     det_family: str | None = None  # None: from the detector's layout (and file name)
     track_iou_thr: float = 0.3
     kpt_thr: float = 0.3  # joints drawn above this score
@@ -70,15 +70,13 @@ class PredictConfig:
     def __post_init__(self):
         if self.detector is not None and self.boxes is not None:
             raise HrnextError("pass --detector or --boxes, not both")
-        if self.batch < 1:
-            raise HrnextError(f"--batch must be at least 1, got {self.batch}")
-        if self.detect_every < 1:
-            raise HrnextError(f"--detect-every must be at least 1, got {self.detect_every}")
+        check_count("--batch", self.batch)
+        check_count("--detect-every", self.detect_every)
         if self.fps is not None and not (self.sequence and math.isfinite(self.fps) and self.fps > 0):
             raise HrnextError(f"--fps {self.fps} sets the frame rate of a --sequence folder's video: a positive "
                               "number, with --sequence (a video file keeps its own rate)")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise HrnextError(f"--max-frames must be at least 1, got {self.max_frames}")
+        if self.max_frames is not None:
+            check_count("--max-frames", self.max_frames)
         for flag, value in (("--det-score-thr", self.det_score_thr), ("--det-iou-thr", self.det_iou_thr),
                             ("--kpt-thr", self.kpt_thr), ("track_iou_thr", self.track_iou_thr)):
             check_fraction(flag, value)
@@ -167,15 +165,7 @@ def run_predict(config: PredictConfig) -> PredictResult:
 
 
 def _boxes_file(config: PredictConfig, source) -> BoxesFile | None:
-    if config.boxes is None:
-        return None
-    boxes = BoxesFile(config.boxes, config.det_score_thr)
-    keys = ([p.name for p in source.paths] + list(source.image_ids)
-            if isinstance(source, ImageSource) else range(max(len(source), 1)))
-    if not boxes.matches_any(keys):
-        raise HrnextError(f"detections file {config.boxes} has no person boxes for this source: entries match "
-                          "an image by its numeric file stem or file_name, a video frame by its 0-based index")
-    return boxes
+    return None if config.boxes is None else open_boxes_file(config.boxes, config.det_score_thr, source.box_keys())
 
 
 class _Loop:

@@ -64,6 +64,10 @@ class ImageSource:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def box_keys(self) -> list:
+        """What a detections file's entries may name these images by (``BoxesFile``)."""
+        return [p.name for p in self.paths] + list(self.image_ids)
+
     def __iter__(self):
         for i, path in enumerate(self.paths):
             started = time.perf_counter()
@@ -118,6 +122,9 @@ class VideoSource:
 
     def __len__(self) -> int:
         return self.total or 0
+
+    def box_keys(self) -> range:
+        return range(max(len(self), 1))  # frame indices
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():

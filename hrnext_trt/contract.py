@@ -29,6 +29,9 @@ DEFAULT_INPUT_SIZE = (256, 192)  # the paper's hrnext_s and HRNet-W32 crop, wher
 # trt-eval's crops per network call, which the engines' batch profile (export's --batch) must hold.
 TRT_EVAL_BATCH = 32
 INPUT_SIZE_HINT = "256x192 for the paper's hrnext_s and hrnet_w32, 384x288 for hrnext_b and hrnet_w48"
+# Beside the dataset layouts: one's own unlabelled pictures (a folder of images or a video), which
+# export-engine calibrates on and trt-eval compares the backends on (--calib-dataset / --dataset images).
+OWN_IMAGES = "images"
 # The ONNX metadata_props entry holding the model's description (JSON).
 METADATA_KEY = "hrnext_trt"
 

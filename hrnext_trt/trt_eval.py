@@ -1,7 +1,9 @@
 """Accuracy and latency of the PyTorch model and of every exported artifact, side by side.
 
 Every backend runs the same pipeline (``hrnext_trt.pipeline.predict``) on the same person boxes;
-only the network call differs, so an accuracy gap between rows belongs to the backend.
+only the network call differs, so an accuracy gap between rows belongs to the backend. On one's
+own unlabelled pictures (``dataset="images"``) accuracy is agreement with the reference backend's
+poses of the same people (``hrnext_trt.agreement``).
 
 Latency, two numbers per row:
 - model only: the runner's ``infer`` on one batch of ``batch`` real crops of the dataset, timed
@@ -21,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.agreement import agreement, gather_people, pose_keypoints
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, PRECISIONS, TRT_EVAL_BATCH, check_count, check_threads,
-                                 resolve_device, resolve_input_size, unavailable_reason)
+from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, OWN_IMAGES, PRECISIONS, TRT_EVAL_BATCH, check_count,
+                                 check_threads, resolve_device, resolve_input_size, unavailable_reason)
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
+from hrnext_trt.keypoints import KeypointMeta, get_meta, meta_for_joints
 from hrnext_trt.pipeline import iter_batches, predict
 from hrnext_trt.manifest import Manifest, sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
@@ -36,8 +40,14 @@ from hrnext_trt.runners.timing import clock_note, time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
                     "{warmup} warm-up ({clock}); p50/p95 per batch; img/s = batch / p50; speed-up = PyTorch p50 / "
-                    "row p50. e2e persons/s: the whole evaluation run (read, crop, infer{flip}, decode, NMS), "
-                    "wall clock.")
+                    "row p50. e2e persons/s: the whole evaluation run ({e2e}), wall clock.")
+E2E_DATASET = "read, crop, infer{flip}, decode, NMS"
+E2E_PICTURES = "infer{flip} and decode the crops, read and cropped once before"
+AGREEMENT_FOOTNOTE = ("no labels: each row's pose of every person is compared with the {reference}'s pose of that "
+                      "person ({persons} people in {pictures} {unit}s of {root}, found by {people_from}). OKS: object "
+                      "keypoint similarity as OKS-NMS computes it (crop-box area, the model's keypoint sigmas), mean "
+                      "over people; agree: share of people whose pose OKS-NMS would take for the reference's "
+                      "(OKS > 0.9); kpt px: mean joint distance in picture pixels.")
 OTHER_CHECKPOINT_NOTE = "not the exported checkpoint"
 METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard",
                "Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1", "mAP")
@@ -47,18 +57,21 @@ FIELDS = {"Mean@0.1": "Mean_at_0_1"}
 _GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 ACCURACY_COLUMNS = {"coco": ("AP", "AP50", "AP75", "AR"),
                     "crowdpose": ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard"),
-                    "pckh": _GROUPS + ("Mean", "Mean@0.1"), "posetrack": _GROUPS + ("mAP",)}
+                    "pckh": _GROUPS + ("Mean", "Mean@0.1"), "posetrack": _GROUPS + ("mAP",),
+                    OWN_IMAGES: ("OKS", "agree", "kpt_px")}
+FORMATS = {"AP": (".3f", "+.4f"), "OKS": (".4f", "+.4f")}  # value and delta formats; other metrics are percent
 
 
 @dataclass(frozen=True)
 class TrtEvalConfig:
     checkpoint: Path | None  # None: the export's own source checkpoint if it is still here, else no PyTorch row
     engines: Path | None  # export folder; None: PyTorch only
-    dataset: str
-    data_root: Path
+    dataset: str  # a dataset layout, or OWN_IMAGES: one's own unlabelled pictures (agreement, no AP)
+    data_root: Path  # OWN_IMAGES: a folder of images or a video
     split: str | None = None  # None: the dataset's test split
     boxes: str | None = None  # "gt" | "det"; None: the dataset's test protocol
-    det_file: Path | None = None
+    det_file: Path | None = None  # detector boxes, COCO-format (OWN_IMAGES: the people's, instead of a detector)
+    detector: Path | None = None  # OWN_IMAGES: a person detector ONNX (None and no det_file: OpenCV's HOG)
     backends: tuple[str, ...] = BACKENDS
     batch: int = TRT_EVAL_BATCH
     device: str = "auto"  # for PyTorch and ONNX Runtime; TensorRT is always CUDA
@@ -83,6 +96,17 @@ class TrtEvalConfig:
                               "given (the export's own source checkpoint is used): pass --checkpoint, or drop it")
         if self.boxes == "gt" and self.det_file is not None:
             raise HrnextError("--det-file gives detector boxes and --boxes gt scores ground-truth boxes: drop one")
+        if self.dataset == OWN_IMAGES:
+            if self.split is not None or self.boxes is not None:
+                raise HrnextError(f"--split and --boxes choose a dataset's split and boxes; {self.data_root} is "
+                                  "pictures of your own: drop them")
+            if self.detector is not None and self.det_file is not None:
+                raise HrnextError("pass --detector or --det-file, not both")
+            if not Path(self.data_root).exists():
+                raise HrnextError(f"--data-root {self.data_root} not found: pass a folder of your pictures or a video")
+        elif self.detector is not None:
+            raise HrnextError(f"--detector finds the people of your own pictures (--dataset {OWN_IMAGES}); a "
+                              f"dataset's boxes come from its layout or --det-file: drop it")
         check_count("batch", self.batch)
         if self.iters < 1 or self.warmup < 0:
             raise HrnextError(f"--iters must be >= 1 and --warmup >= 0 (got {self.iters} and {self.warmup})")
@@ -106,7 +130,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     if source is not None:
         config = replace(config, checkpoint=source)
     check_backends_can_run(config.backends, device, model=config.checkpoint is not None, artifacts=artifacts)
-    model, model_input_size, recipe_flip = _load_model(config, manifest, artifacts)
+    model, model_input_size, recipe_flip, model_dataset = _load_model(config, manifest, artifacts)
     flip_unknown = recipe_flip is None and config.flip_test is None
     # Where nothing records the recipe's choice: flip test, the paper's protocol (and a footnote says so).
     config = replace(config, flip_test=(recipe_flip is not False) if config.flip_test is None else config.flip_test)
@@ -133,20 +157,30 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         if not unavailable_reason(runner.backend, runner.device):
             runner.check_batch(config.batch)
 
-    dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
-                           boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
-    if not len(dataset):
-        raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
-    _check_joints(model, manifest, config.dataset, dataset.meta.num_joints)
-    crops = latency_batch(dataset, input_size, config.batch)
-
     predictions: dict[str, tuple[EvalRow, list]] = {}
-    key = primary_metric(config.dataset)  # AP; MPII's PCKh Mean; PoseTrack's mAP
+    if config.dataset == OWN_IMAGES:
+        people = gather_people(config.data_root, input_size, config.detector, config.det_file)
+        keypoint_meta = _model_keypoints(model, manifest, artifacts, model_dataset)
+        key, eval_mode = "OKS", OWN_IMAGES
+        crops = people.latency_batch(config.batch)
+        reference = {}  # the first row measured: PyTorch FP32 where it runs, else the export's first file
 
-    def measure(runner: Runner) -> list[EvalRow]:
-        row, results = _evaluate(runner, dataset, input_size, crops, config, key)
-        predictions[results_file(runner.backend, runner.precision)] = (row, results)
-        return [row]
+        def measure(runner: Runner) -> list[EvalRow]:
+            return [_agree(runner, people, input_size, crops, config, keypoint_meta, reference)]
+    else:
+        dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
+                               boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
+        if not len(dataset):
+            raise HrnextError(f"{config.dataset} {dataset.split} has no person boxes to evaluate")
+        _check_joints(model, manifest, config.dataset, dataset.meta.num_joints)
+        crops = latency_batch(dataset, input_size, config.batch)
+        key = primary_metric(config.dataset)  # AP; MPII's PCKh Mean; PoseTrack's mAP
+        eval_mode = dataset.meta.eval_mode
+
+        def measure(runner: Runner) -> list[EvalRow]:
+            row, results = _evaluate(runner, dataset, input_size, crops, config, key)
+            predictions[results_file(runner.backend, runner.precision)] = (row, results)
+            return [row]
 
     rows = compare(runners, measure, EvalRow, artifacts, config.backends)
     if no_reference:  # asked for, but not there: a row that says why, not a silently missing one
@@ -158,10 +192,13 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
             if row.backend == "pytorch":
                 row.notes = " ".join(filter(None, [row.notes, OTHER_CHECKPOINT_NOTE]))
 
+    flip = " with flip test" if config.flip_test else ""
+    e2e = (E2E_PICTURES if config.dataset == OWN_IMAGES else E2E_DATASET).format(flip=flip)
     footnotes = [LATENCY_FOOTNOTE.format(batch=config.batch, iters=config.iters, warmup=config.warmup,
-                                         clock=clock_note(device),
-                                         flip=" with flip test" if config.flip_test else ""),
+                                         clock=clock_note(device), e2e=e2e),
                  *comparison_footnotes(rows), *config.notes]
+    if config.dataset == OWN_IMAGES:
+        footnotes.insert(0, AGREEMENT_FOOTNOTE.format(reference=reference["name"], **people.source))
     if flip_unknown:
         footnotes.append("flip test on (the paper's protocol): neither a checkpoint nor the files say whether their "
                          "recipe validated with it (files exported before hrnext-trt recorded it); pass --no-flip "
@@ -173,13 +210,22 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         footnotes.append(f"{OTHER_CHECKPOINT_NOTE}: the PyTorch row is {config.checkpoint}, the export was made from "
                          f"{manifest['source_checkpoint']['path']}; dAP compares two models, not a "
                          "backend with its source")
-    meta = {"checkpoint_is_exported_one": same_checkpoint, "dataset": config.dataset, "split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
-            "images": len(dataset.images), "input_size": list(input_size), "batch": config.batch, "device": device,
+    if config.dataset == OWN_IMAGES:
+        subject = {"split": None, "boxes": people.source["people_from"], "persons": len(people),
+                   "images": people.source["pictures"], "root": people.source["root"], "reference": reference["name"]}
+        title = (f"trt-eval: agreement with {reference['name']} on {len(people)} people in "
+                 f"{people.source['pictures']} {people.source['unit']}s of {people.source['root']}")
+    else:
+        subject = {"split": dataset.split, "boxes": dataset.boxes, "persons": len(dataset),
+                   "images": len(dataset.images)}
+        title = (f"trt-eval: {config.dataset} {dataset.split} ({dataset.boxes} boxes, {len(dataset)} persons, "
+                 f"{len(dataset.images)} images)")
+    meta = {"checkpoint_is_exported_one": same_checkpoint, "dataset": config.dataset, **subject,
+            "input_size": list(input_size), "batch": config.batch, "device": device,
             "flip_test": config.flip_test, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
             "engines": str(config.engines) if config.engines else None, "metric": key}
-    report = Report(f"trt-eval: {config.dataset} {dataset.split} ({dataset.boxes} boxes, {len(dataset)} persons, "
-                    f"{len(dataset.images)} images), input {input_size[0]}x{input_size[1]}, batch {config.batch}",
-                    _columns(dataset.meta.eval_mode, key), rows, footnotes, meta)
+    report = Report(f"{title}, input {input_size[0]}x{input_size[1]}, batch {config.batch}",
+                    _columns(eval_mode, key), rows, footnotes, meta)
     write_reports(report, config.out, config.json, predictions)
     return report
 
@@ -214,21 +260,29 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
         written["plot"] = plot_accuracy_latency(
             rows, Path(out) / "trt_eval.png", x="p50_ms", y=FIELDS.get(metric, metric), label="label",
             x_label=f"model latency p50 per batch of {meta['batch']} (ms, {meta['device']})", y_label=metric,
-            title=f"{meta['dataset']} {meta['split']} ({meta['boxes']} boxes): accuracy vs latency", caption=caption)
+            title=_plot_title(meta), caption=caption)
     if json_path is not None:
         written["json_copy"] = report.write_json(json_path)
     return written
 
 
+def _plot_title(meta: dict) -> str:
+    if meta["dataset"] == OWN_IMAGES:
+        return f"{Path(meta['root']).name}: agreement with {meta['reference']} vs latency"
+    return f"{meta['dataset']} {meta['split']} ({meta['boxes']} boxes): accuracy vs latency"
+
+
 def _load_model(config: TrtEvalConfig, manifest: Manifest | None, artifacts: list):
-    """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None) and
-    whether its recipe scores with flip test: the checkpoint's, else the export's (its manifest, or
-    the ONNX metadata of a folder copied without one), None where nothing says."""
+    """The PyTorch model (None when there is no PyTorch row), the checkpoint's input size (or None),
+    whether its recipe scores with flip test (the checkpoint's, else the export's: its manifest, or
+    the ONNX metadata of a folder copied without one; None where nothing says) and the dataset whose
+    joints the model predicts (None where nothing records it)."""
     if config.checkpoint is None:
         if manifest is not None:
-            return None, None, manifest.flip_test
-        return None, None, next((a.spec.flip_test for a in artifacts
-                                 if a.spec is not None and a.spec.flip_test is not None), None)
+            return None, None, manifest.flip_test, manifest.model.dataset
+        specs = [a.spec for a in artifacts if a.spec is not None]
+        return (None, None, next((s.flip_test for s in specs if s.flip_test is not None), None),
+                next((s.dataset for s in specs if s.dataset), None))
     from hrnext_trt.models import checkpoint_spec, load_pose_model, read_checkpoint, recipe_flip_test  # torch side
 
     ckpt = read_checkpoint(config.checkpoint)
@@ -236,12 +290,24 @@ def _load_model(config: TrtEvalConfig, manifest: Manifest | None, artifacts: lis
     flip = recipe_flip_test(ckpt)
     for artifact in artifacts:  # the export's manifest checks the file itself (sha256); a copied folder its model
         artifact.check_model(spec.arch, spec.num_joints, f"--checkpoint {config.checkpoint}")
+    dataset = spec.dataset or (manifest.model.dataset if manifest is not None else None)
     if "pytorch" not in config.backends:
-        return None, spec.input_size, flip
+        return None, spec.input_size, flip, dataset
     # The paper's mmpose files do not record their model: --arch/--joints, else the export manifest.
     model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=config.checkpoint,
                             exported=manifest.model if manifest is not None else None)
-    return model, spec.input_size, flip
+    return model, spec.input_size, flip, dataset
+
+
+def _model_keypoints(model, manifest: Manifest | None, artifacts: list, dataset: str | None) -> KeypointMeta:
+    """The keypoints the model predicts (flip pairs, OKS sigmas): its recorded dataset's, else its joint count's."""
+    if dataset:
+        return get_meta(dataset)
+    joints = model.num_joints if model is not None else manifest.model.num_joints if manifest is not None else \
+        next((a.spec.num_joints for a in artifacts if a.spec is not None and a.spec.num_joints), None)
+    if joints is None:
+        raise HrnextError("the model's joints are unknown: nothing records them; pass --checkpoint with --joints")
+    return meta_for_joints(joints)
 
 
 def _check_joints(model, manifest: Manifest | None, dataset: str, dataset_joints: int) -> None:
@@ -328,7 +394,12 @@ class EvalRow(Row):
     notes: str = ""
     latency: dict | None = None  # every LatencyStats figure
 
-    OPTIONAL = ("latency",)
+    # agreement on one's own pictures (hrnext_trt.agreement)
+    OKS: float | None = None
+    agree: float | None = None
+    kpt_px: float | None = None
+
+    OPTIONAL = ("latency", "OKS", "agree", "kpt_px")
 
     @classmethod
     def unavailable(cls, backend: str, precision: str, device: str, reason: str, runner: Runner | None = None):
@@ -356,10 +427,31 @@ def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: Tr
         e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict()), results
 
 
+def _agree(runner: Runner, people, input_size, crops: np.ndarray, config: TrtEvalConfig, meta: KeypointMeta,
+           reference: dict) -> EvalRow:
+    """The row of an active runner on one's own pictures: agreement with ``reference`` (the first
+    row measured, which this one becomes when there is none yet) and latency."""
+    start = time.perf_counter()
+    keypoints = pose_keypoints(runner.heatmap_fn(), people, input_size, meta.num_joints, config.batch,
+                               meta.flip_index if config.flip_test else None, config.progress,
+                               f"{runner.backend} {runner.precision}")
+    e2e_s = time.perf_counter() - start
+    stats = time_runner(runner, crops, iters=config.iters, warmup=config.warmup)
+    if not reference:
+        reference.update(keypoints=keypoints, name=f"{runner.backend} {runner.precision}")
+    return EvalRow.for_runner(
+        runner, file=runner.path.name if runner.path is not None else None, metric="OKS",
+        **agreement(keypoints, reference["keypoints"], people.scales, meta.sigmas),
+        p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
+        e2e_persons_per_s=len(people) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict())
+
+
 def _columns(eval_mode: str = "coco", key: str = "AP") -> list[Column]:
-    # AP is a fraction (COCO tools); PCKh and poseval's AP are percent.
-    fmt, delta_fmt = (".3f", "+.4f") if key == "AP" else (".1f", "+.2f")
-    metrics = [Column(FIELDS.get(k, k), k.replace("_medium", " med").replace("_", " "), fmt)
+    # AP is a fraction (COCO tools); PCKh and poseval's AP are percent; OKS a similarity from 0 to 1.
+    fmt, delta_fmt = FORMATS.get(key, (".1f", "+.2f"))
+    formats = {"agree": ".1%", "kpt_px": ".2f"}
+    metrics = [Column(FIELDS.get(k, k), k.replace("_medium", " med").replace("kpt_px", "kpt px").replace("_", " "),
+                      formats.get(k, fmt))
                for k in ACCURACY_COLUMNS[eval_mode]]
     return [Column("backend", "backend"), Column("precision", "precision"), Column("device", "device"),
             *metrics, Column("delta_AP", f"d{key}", delta_fmt), Column("p50_ms", "p50 ms", ".2f"),

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig
 from hrnext_trt.export.calibration import make_crop_sets
-from hrnext_trt.export.own_images import _Video, own_crop_sets
+from hrnext_trt.export.own_images import own_crop_sets
+from hrnext_trt.predict.pictures import Video
 
 INPUT = (128, 96)
 FIXTURE = "hrnext_tiny_crowdpose.pth"
@@ -74,14 +75,14 @@ def _clip(path, frames: int, picture: np.ndarray) -> None:
 
 
 def test_a_video_is_sampled_over_its_whole_length(tmp_path, coco_train, monkeypatch):
-    from hrnext_trt.export import own_images
+    from hrnext_trt.predict import pictures
 
-    monkeypatch.setattr(own_images, "VIDEO_SAMPLES", 10)
+    monkeypatch.setattr(pictures, "VIDEO_SAMPLES", 10)
     person = coco_train.instances[0]
     picture = cv2.resize(cv2.imread(str(person.image_path)), (320, 240))
     clip = tmp_path / "clip.avi"
     _clip(clip, 40, picture)
-    assert _Video(clip).box_keys == [0, 4, 9, 13, 17, 22, 26, 30, 35, 39]  # first to last, evenly
+    assert Video(clip).box_keys == [0, 4, 9, 13, 17, 22, 26, 30, 35, 39]  # first to last, evenly
     detections = tmp_path / "detections.json"
     detections.write_text(json.dumps([{"image_id": i, "bbox": [100, 40, 80, 180], "score": 0.9}
                                       for i in range(40)]))

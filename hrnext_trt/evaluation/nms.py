@@ -13,10 +13,21 @@ def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: Sequence[float]
     Each pair is normalised by the mean of its two areas, as mmpose's ``oks_iou`` does.
     """
     xy = np.asarray(keypoints, dtype=np.float64)[..., :2]
-    variances = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
     sq_dist = ((xy[:, None] - xy[None, :]) ** 2).sum(-1)  # (N, N, J)
     mean_area = (areas[:, None] + areas[None, :]) / 2 + np.spacing(1)
-    return np.exp(-sq_dist / variances / mean_area[..., None] / 2).mean(-1)
+    return _similarity(sq_dist, mean_area, sigmas)
+
+
+def oks_pairs(a: np.ndarray, b: np.ndarray, areas: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
+    """Object keypoint similarity (N,) of each pose of ``a`` (N, J, 2+) with the same person's pose
+    in ``b``, areas (N,) as ``oks_matrix`` takes them (its value for a pair of equal areas)."""
+    sq_dist = ((np.asarray(a, dtype=np.float64)[..., :2] - np.asarray(b, dtype=np.float64)[..., :2]) ** 2).sum(-1)
+    return _similarity(sq_dist, np.asarray(areas, dtype=np.float64) + np.spacing(1), sigmas)
+
+
+def _similarity(sq_dist: np.ndarray, area: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
+    variances = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    return np.exp(-sq_dist / variances / area[..., None] / 2).mean(-1)
 
 
 def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: Sequence[float],

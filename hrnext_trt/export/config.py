@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.contract import check_export_precisions, validate_input_size
+from hrnext_trt.contract import OWN_IMAGES, check_export_precisions, validate_input_size
 from hrnext_trt.engines.builders import TENSORRT, check_builder_name, parse_compute_capabilities
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.groups import LEVELS
@@ -16,9 +16,6 @@ CALIB_METHODS = ("entropy", "max")  # what ModelOpt's ONNX INT8 quantizer calibr
 # Every split a dataset layout has (load_dataset refuses one the dataset lacks); calibrating on the
 # split trt-eval scores is allowed (the mini samples hold only that one) and warned about.
 CALIB_SPLITS = ("train", "val", "trainval", "test")
-# Beside the datasets: one's own unlabelled pictures (a folder of images or a video), people found
-# by a detector (export/own_images.py).
-OWN_IMAGES = "images"
 CALIB_DATASETS = tuple(sorted(DATASETS)) + (OWN_IMAGES,)
 
 

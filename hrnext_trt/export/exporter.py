@@ -17,15 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from hrnext_trt.bundled import BUNDLED_ROOT
-from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, TRT_EVAL_BATCH, nvidia_gpu_present,
-                                 resolve_input_size, unavailable_reason)
+from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, OWN_IMAGES, TRT_EVAL_BATCH,
+                                 nvidia_gpu_present, resolve_input_size, unavailable_reason)
 from hrnext_trt.data import TEST_SPLIT, HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
 from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.calibration import make_crop_sets, source_label
-from hrnext_trt.export.config import OWN_IMAGES, ExportConfig
+from hrnext_trt.export.config import ExportConfig
 from hrnext_trt.export.folder import check_target, publish, staging_folder
 from hrnext_trt.export.onnx_export import export_onnx, save_checked
 from hrnext_trt.export.own_images import own_crop_sets

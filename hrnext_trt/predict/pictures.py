@@ -1,0 +1,147 @@
+"""One's own pictures, unlabelled: a folder of images or a video, and the people in them.
+
+What INT8 calibration on one's own pictures (``export/own_images.py``) and ``trt-eval`` on them
+(agreement with PyTorch, no labels) read. A folder gives its images; a video ``VIDEO_SAMPLES``
+frames spread evenly over its whole length (neighbouring frames repeat each other), decoded in
+one pass with only the sampled frames' results kept. People come as ``predict`` finds them: a
+COCO-format detections file, a detector ONNX, or OpenCV's HOG (``PeopleFinder``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hrnext_trt.data.files import read_image
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.predict.boxes import DET_SCORE_THR, Boxes
+from hrnext_trt.predict.boxes_file import open_boxes_file
+from hrnext_trt.predict.estimator import detect_people, open_detector
+from hrnext_trt.predict.hog import HogPersonDetector
+from hrnext_trt.predict.sources import IMAGE_SUFFIXES
+from hrnext_trt.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+VIDEO_SAMPLES = 240  # frames of a video looked at, spread evenly over it
+
+
+def open_pictures(path: str | Path, purpose: str) -> "Folder | Video":
+    """The pictures at ``path``: a folder of images or a video file. ``purpose`` says in an error
+    why one image is not enough (e.g. "calibration splits pictures into held-out and calibration ones")."""
+    path = Path(path)
+    if path.is_dir():
+        return Folder(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise HrnextError(f"{path} is one image, and {purpose}: pass a folder of images or a video")
+    return Video(path)
+
+
+def _order(count: int, seed: int | None) -> list[int]:
+    return list(range(count)) if seed is None else np.random.default_rng(seed).permutation(count).tolist()
+
+
+class Folder:
+    """A folder's images, read one at a time (a consumer that stops early reads no more)."""
+
+    unit = "image"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a folder of "
+                              "pictures or a video file")
+        stems = [p.stem for p in self.files]
+        # A detections file names an image by its numeric stem (COCO, CrowdPose) or its file name.
+        numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems)
+        self.ids = [int(s) for s in stems] if numeric else list(range(len(stems)))
+        self.box_keys = [p.name for p in self.files] + self.ids
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def each(self, fn: Callable[[np.ndarray, int, str], object], seed: int | None = None) -> Iterator[tuple]:
+        """(id, file name, ``fn(image, id, name)``, or None where the file is unreadable), in
+        name order or, with ``seed``, a seeded order."""
+        with progress_bar(total=len(self.files), desc=f"pictures in {self.path.name}", unit="image") as bar:
+            for i in _order(len(self.files), seed):
+                bar.update(1)
+                try:
+                    image = read_image(self.files[i])
+                except HrnextError as exc:  # one bad file must not cost the others
+                    log.warning("skipped: %s", exc)
+                    yield self.ids[i], self.files[i].name, None
+                    continue
+                yield self.ids[i], self.files[i].name, fn(image, self.ids[i], self.files[i].name)
+
+
+class Video:
+    """``VIDEO_SAMPLES`` frames of a video spread over its length; ``fn`` runs on each in one
+    decoding pass, and its results (not the frames) are handed out afterwards."""
+
+    unit = "frame"
+
+    def __init__(self, path: Path):
+        self.path = path
+        capture = self._open()
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        capture.release()
+        # Where the container gives no frame count: its first frames.
+        wanted = np.linspace(0, total - 1, min(total, VIDEO_SAMPLES)) if total > 0 else np.arange(VIDEO_SAMPLES)
+        self.box_keys = np.unique(wanted.round().astype(int)).tolist()  # frame indices
+
+    def __len__(self) -> int:
+        return len(self.box_keys)
+
+    def _open(self):
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            capture.release()
+            raise HrnextError(f"cannot open video {self.path}: not a video OpenCV can decode (or not a video); pass "
+                              "a folder of images or a video file")
+        return capture
+
+    def each(self, fn: Callable[[np.ndarray, int, str], object], seed: int | None = None) -> Iterator[tuple]:
+        """(frame index, "frame N", ``fn(frame, index, name)``), in frame order or, with ``seed``, a seeded order."""
+        wanted, results = set(self.box_keys), {}
+        last = max(wanted)
+        capture = self._open()
+        try:
+            with progress_bar(total=len(wanted), desc=f"frames of {self.path.name}", unit="frame") as bar:
+                index = 0
+                while index <= last and capture.grab():  # grab() passes over the frames not sampled
+                    if index in wanted:
+                        ok, frame = capture.retrieve()
+                        if ok and frame is not None:
+                            results[index] = fn(frame, index, f"frame {index}")
+                        bar.update(1)
+                    index += 1
+        finally:
+            capture.release()
+        if not results:
+            raise HrnextError(f"video {self.path} gives no frame: the file is empty or corrupt")
+        indices = sorted(results)
+        for i in _order(len(indices), seed):
+            yield indices[i], f"frame {indices[i]}", results[indices[i]]
+
+
+class PeopleFinder:
+    """Person boxes of a picture: from a detections file, else a detector ONNX, else OpenCV's HOG;
+    boxes scored below ``DET_SCORE_THR`` dropped, the rest cut to the picture."""
+
+    def __init__(self, pictures: Folder | Video, detector: Path | None = None, boxes: Path | None = None):
+        if detector is not None and boxes is not None:
+            raise HrnextError("pass a detector or a detections file, not both")
+        self.boxes_file = open_boxes_file(boxes, DET_SCORE_THR, pictures.box_keys) if boxes is not None else None
+        self.detector = None if boxes is not None else open_detector(detector) or HogPersonDetector(DET_SCORE_THR)
+        self.name = (self.boxes_file or self.detector).name
+
+    def __call__(self, image: np.ndarray, key, name: str) -> Boxes:
+        if self.boxes_file is not None:
+            return self.boxes_file.boxes_for(key, name).clipped(image.shape[1], image.shape[0])
+        return detect_people(self.detector, image, DET_SCORE_THR)

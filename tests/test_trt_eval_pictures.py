@@ -1,0 +1,113 @@
+"""trt-eval on one's own unlabelled pictures (``--dataset images``): each row's poses against the
+PyTorch FP32 poses of the same people (OKS, agree, kpt px), latency as on a dataset."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hrnext_trt.agreement import agreement
+from hrnext_trt.cli import main
+from hrnext_trt.errors import HrnextError
+from hrnext_trt.evaluation import oks_matrix
+from hrnext_trt.evaluation.nms import oks_pairs
+from hrnext_trt.keypoints import CROWDPOSE
+from hrnext_trt.trt_eval import TrtEvalConfig
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory, data_dir):
+    """The crowd pictures of the OCHuman and CrowdPose samples in one folder, and their people's
+    annotated boxes as a detector's COCO-format detections (keyed by file name)."""
+    from hrnext_trt.data import load_dataset
+
+    folder = tmp_path_factory.mktemp("pictures") / "site"
+    folder.mkdir()
+    detections = []
+    for name, root in (("ochuman", "ochuman-mini"), ("crowdpose", "crowdpose-mini")):
+        for inst in load_dataset(name, data_dir / root, "test", boxes="gt").instances:
+            shutil.copy(inst.image_path, folder)
+            detections.append({"file_name": inst.image_path.name, "bbox": [float(v) for v in inst.box],
+                               "score": 1.0, "category_id": 1})
+    boxes = folder.parent / "detections.json"
+    boxes.write_text(json.dumps(detections))
+    return folder, boxes, len(detections)
+
+
+def test_each_precision_is_scored_against_pytorch_on_own_pictures(fixture_export, pictures, tmp_path):
+    folder, boxes, people = pictures
+    export, _ = fixture_export
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["trt-eval", "--engines", str(export), "--dataset", "images", "--data-root",
+                                       str(folder), "--det-file", str(boxes), "--batch", "8", "--iters", "2",
+                                       "--warmup", "1", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "trt_eval.json").read_text())
+    assert report["meta"]["dataset"] == "images" and report["meta"]["persons"] == people
+    assert report["meta"]["reference"] == "pytorch fp32" and report["meta"]["metric"] == "OKS"
+    rows = {(r["backend"], r["precision"]): r for r in report["rows"] if r["status"] == "ok"}
+    torch_row = rows[("pytorch", "fp32")]
+    assert (torch_row["OKS"], torch_row["agree"], torch_row["kpt_px"]) == (1.0, 1.0, 0.0)
+    fp32, int8 = rows[("onnxruntime", "fp32")], rows[("onnxruntime", "int8")]
+    # The fixture's weights are random (flat heatmaps): FP32 ONNX keeps nearly every pose, INT8 moves more.
+    assert fp32["OKS"] > 0.98 and fp32["agree"] > 0.9 and int8["OKS"] <= fp32["OKS"]
+    assert fp32["delta_AP"] == pytest.approx(fp32["OKS"] - 1.0) and fp32["speedup"] > 0
+    assert "no labels: each row's pose of every person is compared with the pytorch fp32's" in result.output
+    assert (out / "trt_eval.png").is_file() and not list(out.glob("results_*.json"))
+
+
+def test_agreement_is_oks_as_oks_nms_computes_it():
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 200, (5, 14, 3))
+    moved = reference + np.array([3.0, -4.0, 0.0])  # every joint 5 px away
+    scales = rng.uniform(50, 150, (5, 2))
+    areas = scales.prod(axis=1)
+    pairs = oks_pairs(moved, reference, areas, CROWDPOSE.sigmas)
+    for i in range(5):
+        both = np.stack([moved[i], reference[i]])
+        assert pairs[i] == pytest.approx(oks_matrix(both, np.array([areas[i]] * 2), CROWDPOSE.sigmas)[0, 1])
+    same = agreement(reference, reference, scales, CROWDPOSE.sigmas)
+    assert same == {"OKS": 1.0, "agree": 1.0, "kpt_px": 0.0}
+    shifted = agreement(moved, reference, scales, CROWDPOSE.sigmas)
+    assert shifted["kpt_px"] == pytest.approx(5.0) and shifted["OKS"] == pytest.approx(pairs.mean())
+    assert shifted["agree"] == pytest.approx((pairs > 0.9).mean())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dataset", "images", "--data-root", "{folder}", "--split", "test"], "--split and --boxes choose a dataset's"),
+    (["--dataset", "images", "--data-root", "{folder}", "--detector", "{boxes}", "--det-file", "{boxes}"],
+     "pass --detector or --det-file, not both"),
+    (["--dataset", "images", "--data-root", "{missing}"], "--data-root .*missing not found"),
+    (["--dataset", "images", "--data-root", "{one}"], "is one image, and the backends are compared over many people"),
+    (["--dataset", "crowdpose", "--data-root", "{folder}", "--detector", "{boxes}"],
+     "--detector finds the people of your own pictures"),
+])
+def test_own_picture_options_are_one_line(extra, message, pictures, fixture_export, tmp_path):
+    folder, boxes, _ = pictures
+    export, _ = fixture_export
+    values = {"folder": folder, "boxes": boxes, "missing": tmp_path / "missing", "one": next(folder.iterdir())}
+    result = CliRunner().invoke(main, ["trt-eval", "--engines", str(export), "--device", "cpu",
+                                       *(a.format(**values) for a in extra)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_pictures_where_nobody_is_found_are_one_line(tmp_path, fixture_export):
+    import cv2
+
+    from hrnext_trt.trt_eval import run_trt_eval
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(blank / f"{i}.png"), np.zeros((240, 320, 3), np.uint8))
+    export, _ = fixture_export
+    config = TrtEvalConfig(None, export, "images", blank, device="cpu", progress=False)
+    with pytest.raises(HrnextError, match=r"found no person in the 2 images of .*blank \(OpenCV HOG"):
+        run_trt_eval(config)

@@ -11,6 +11,8 @@ it runs):
 - ``agree``: share of people whose pose OKS-NMS would take for the reference's (OKS above
   ``OKS_NMS_THR``, 0.9);
 - ``kpt_px``: mean joint distance in image pixels.
+
+``disagreement_sheet`` draws the people a row changed most, beside the reference's poses.
 """
 
 from __future__ import annotations
@@ -18,14 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, normalize_crops, warp_crops
+from hrnext_trt.data.preprocess import (affine_matrix, box_to_center_scale, normalize_crops, transform_points,
+                                        warp_crops)
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_pairs
+from hrnext_trt.keypoints import KeypointMeta
 from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps
 from hrnext_trt.predict.pictures import PeopleFinder, open_pictures
 from hrnext_trt.progress import progress_bar
+from hrnext_trt.visualize import draw_poses
+
+SHEET_PEOPLE = 8  # people on a row's disagreement sheet, lowest OKS first
+SHEET_COLUMNS = 4  # pairs of panels side by side
+PANEL_HEIGHT = 256  # crops smaller than this are enlarged on the sheet
+PANEL_GAP, PAIR_GAP = 2, 10  # pixels between a pair's two panels (white), after each pair (black)
 
 
 @dataclass
@@ -35,6 +46,7 @@ class OwnPeople:
     crops: np.ndarray  # (N, H, W, 3) uint8 BGR crops, normalised batch by batch when run
     centers: np.ndarray  # (N, 2) crop centers in picture pixels
     scales: np.ndarray  # (N, 2) crop sizes in picture pixels
+    pictures: list[str]  # (N,) the picture each person is in (file name, or "frame N")
     source: dict  # root, people_from, pictures, persons and what was skipped
 
     def __len__(self) -> int:
@@ -57,7 +69,8 @@ def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path 
 
     def people_of(image: np.ndarray, key, name: str):
         centers, scales = box_to_center_scale(finder(image, key, name).xywh(), input_size)
-        return warp_crops(image, affine_matrix(centers, scales, 0.0, input_size), input_size), centers, scales
+        crops = warp_crops(image, affine_matrix(centers, scales, 0.0, input_size), input_size)
+        return crops, centers, scales, [name] * len(crops)
 
     found, unreadable, empty = [], [], 0
     for _, name, people in pictures.each(people_of):
@@ -70,11 +83,11 @@ def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path 
     if not found:
         raise HrnextError(f"found no person in the {len(pictures)} {pictures.unit}s of {path} ({finder.name}): pass "
                           "--detector DET.onnx or --det-file DETS.json, or other pictures")
-    crops, centers, scales = (np.concatenate(parts) for parts in zip(*found))
+    crops, centers, scales, names = (np.concatenate(parts) for parts in zip(*found))
     source = {"root": str(path), "people_from": finder.name, "unit": pictures.unit, "pictures": len(pictures),
               "pictures_with_people": len(found), "pictures_without_people": empty, "unreadable": unreadable,
               "persons": len(crops)}
-    return OwnPeople(crops, centers, scales, source)
+    return OwnPeople(crops, centers, scales, names.tolist(), source)
 
 
 def pose_keypoints(infer, people: OwnPeople, input_size: tuple[int, int], num_joints: int, batch: int,
@@ -91,8 +104,51 @@ def pose_keypoints(infer, people: OwnPeople, input_size: tuple[int, int], num_jo
     return out
 
 
+def person_oks(keypoints: np.ndarray, reference: np.ndarray, scales: np.ndarray, sigmas) -> np.ndarray:
+    """OKS (N,) of each person's pose (N, J, 2+) with the reference's pose of that person, areas
+    from the crop sizes ``scales`` (N, 2), as OKS-NMS takes them."""
+    return oks_pairs(keypoints, reference, np.prod(scales.astype(np.float64), axis=1), sigmas)
+
+
 def agreement(keypoints: np.ndarray, reference: np.ndarray, scales: np.ndarray, sigmas) -> dict:
     """``OKS``, ``agree`` and ``kpt_px`` of poses (N, J, 2+) against the reference's poses of the same people."""
-    oks = oks_pairs(keypoints, reference, np.prod(scales.astype(np.float64), axis=1), sigmas)
+    oks = person_oks(keypoints, reference, scales, sigmas)
     distance = np.linalg.norm(keypoints[..., :2].astype(np.float64) - reference[..., :2], axis=-1)
     return {"OKS": float(oks.mean()), "agree": float((oks > OKS_NMS_THR).mean()), "kpt_px": float(distance.mean())}
+
+
+def disagreement_sheet(people: OwnPeople, keypoints: np.ndarray, reference: np.ndarray, meta: KeypointMeta,
+                       input_size: tuple[int, int], names: tuple[str, str], count: int = SHEET_PEOPLE) -> np.ndarray:
+    """One picture of the ``count`` people whose pose moved most (lowest OKS): each person's crop
+    twice, the reference's pose on the left and this row's on the right, with their OKS; ``names``:
+    (reference, row). Every joint is drawn, whatever its score: a low-scored joint that jumps is
+    part of what the precision changed."""
+    oks = person_oks(keypoints, reference, people.scales, meta.sigmas)
+    worst = np.argsort(oks, kind="stable")[:count]
+    zoom = max(1, -(-PANEL_HEIGHT // input_size[0]))  # small crops enlarged so that the skeletons read
+    height, width = input_size[0] * zoom, input_size[1] * zoom
+    pairs = []
+    for i in worst:
+        to_crop = affine_matrix(people.centers[i], people.scales[i], 0.0, input_size)
+        crop = cv2.resize(people.crops[i], (width, height), interpolation=cv2.INTER_NEAREST)
+        panels = []
+        for pose in (reference[i], keypoints[i]):
+            pose = np.array(pose, dtype=np.float64)
+            pose[:, :2] = transform_points(pose[:, :2], to_crop) * zoom
+            pose[:, 2] = 1.0
+            panels.append(draw_poses(crop, pose[None], meta, kpt_thr=0.0))
+        pair = np.concatenate([panels[0], np.full((height, PANEL_GAP, 3), 255, np.uint8), panels[1],
+                               np.zeros((height, PAIR_GAP, 3), np.uint8)], axis=1)
+        pairs.append(_caption(pair, f"{people.pictures[i]}: OKS {oks[i]:.3f}"))
+    columns = min(SHEET_COLUMNS, len(pairs))
+    blank = np.zeros_like(pairs[0])
+    rows = [np.concatenate((pairs[r:r + columns] + [blank] * columns)[:columns], axis=1)
+            for r in range(0, len(pairs), columns)]
+    header = f"left: {names[0]}, right: {names[1]}; the {len(pairs)} people whose pose moved most"
+    return _caption(np.concatenate(rows, axis=0), header, top=True)
+
+
+def _caption(image: np.ndarray, text: str, top: bool = False) -> np.ndarray:
+    bar = np.zeros((22, image.shape[1], 3), dtype=np.uint8)
+    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([bar, image] if top else [image, bar], axis=0)

@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from hrnext_trt.agreement import agreement, gather_people, pose_keypoints
+from hrnext_trt.agreement import agreement, disagreement_sheet, gather_people, pose_keypoints
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
 from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, OWN_IMAGES, PRECISIONS, TRT_EVAL_BATCH, check_count,
                                  check_threads, resolve_device, resolve_input_size, unavailable_reason)
@@ -47,7 +48,9 @@ AGREEMENT_FOOTNOTE = ("no labels: each row's pose of every person is compared wi
                       "person ({persons} people in {pictures} {unit}s of {root}, found by {people_from}). OKS: object "
                       "keypoint similarity as OKS-NMS computes it (crop-box area, the model's keypoint sigmas), mean "
                       "over people; agree: share of people whose pose OKS-NMS would take for the reference's "
-                      "(OKS > 0.9); kpt px: mean joint distance in picture pixels.")
+                      "(OKS > 0.9); kpt px: mean joint distance in picture pixels. With --out, "
+                      "agreement_<backend>_<precision>.jpg draws the people each row changed most beside the "
+                      "reference's poses.")
 OTHER_CHECKPOINT_NOTE = "not the exported checkpoint"
 METRIC_KEYS = ("AP", "AP50", "AP75", "AR", "AP_easy", "AP_medium", "AP_hard",
                "Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1", "mAP")
@@ -157,7 +160,7 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         if not unavailable_reason(runner.backend, runner.device):
             runner.check_batch(config.batch)
 
-    predictions: dict[str, tuple[EvalRow, list]] = {}
+    predictions: dict[str, tuple[EvalRow, object]] = {}  # file name -> (row, results list or sheet picture)
     if config.dataset == OWN_IMAGES:
         people = gather_people(config.data_root, input_size, config.detector, config.det_file)
         keypoint_meta = _model_keypoints(model, manifest, artifacts, model_dataset)
@@ -166,7 +169,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         reference = {}  # the first row measured: PyTorch FP32 where it runs, else the export's first file
 
         def measure(runner: Runner) -> list[EvalRow]:
-            return [_agree(runner, people, input_size, crops, config, keypoint_meta, reference)]
+            row, sheet = _agree(runner, people, input_size, crops, config, keypoint_meta, reference)
+            if sheet is not None:
+                predictions[sheet_file(runner.backend, runner.precision)] = (row, sheet)
+            return [row]
     else:
         dataset = load_dataset(config.dataset, config.data_root, config.split or TEST_SPLIT[config.dataset],
                                boxes=config.boxes or PROTOCOL_BOXES[config.dataset], det_file=config.det_file)
@@ -234,22 +240,32 @@ def results_file(backend: str, precision: str) -> str:
     return f"results_{backend}_{precision}.json"
 
 
-RESULTS_FILES = {results_file(backend, precision) for backend in BACKENDS for precision in PRECISIONS}
+def sheet_file(backend: str, precision: str) -> str:
+    """A row's disagreement sheet on one's own pictures (``agreement.disagreement_sheet``)."""
+    return f"agreement_{backend}_{precision}.jpg"
+
+
+PREDICTION_FILES = {name(backend, precision) for name in (results_file, sheet_file) for backend in BACKENDS
+                    for precision in PRECISIONS}
 
 
 def write_reports(report: Report, out: Path | None, json_path: Path | None,
-                  predictions: dict[str, tuple[EvalRow, list]] | None = None) -> dict[str, Path]:
-    """trt_eval.{json,csv,md}, the accuracy-vs-latency plot and each backend's COCO-format results
-    (``predictions``: file name -> (row, results)) in ``out``; a JSON copy at ``json_path``. Written
-    at the end, each file whole: an interrupted run leaves the previous reports as they were."""
+                  predictions: dict[str, tuple[EvalRow, object]] | None = None) -> dict[str, Path]:
+    """trt_eval.{json,csv,md}, the accuracy-vs-latency plot and what each row predicted
+    (``predictions``: file name -> (row, COCO-format results, or the picture of its disagreement
+    sheet)) in ``out``; a JSON copy at ``json_path``. Written at the end, each file whole: an
+    interrupted run leaves the previous reports as they were."""
     written = {}
     if out is not None:
         out = Path(out)
-        for name, (row, results) in (predictions or {}).items():
-            row.results = str(write_atomic(out / name, json.dumps(results).encode()))
-        for stale in out.glob("results_*.json"):  # of backends this run did not evaluate
+        for name, (row, content) in (predictions or {}).items():
+            if name.endswith(".jpg"):
+                row.sheet = str(write_atomic(out / name, cv2.imencode(".jpg", content)[1].tobytes()))
+            else:
+                row.results = str(write_atomic(out / name, json.dumps(content).encode()))
+        for stale in [*out.glob("results_*.json"), *out.glob("agreement_*.jpg")]:  # of rows this run did not make
             # Only names this command writes: a user's own results_*.json in the folder is not ours to delete.
-            if stale.name in RESULTS_FILES and stale.name not in (predictions or {}):
+            if stale.name in PREDICTION_FILES and stale.name not in (predictions or {}):
                 stale.unlink()
         written = report.write_all(out, "trt_eval")
         meta = report.meta
@@ -398,8 +414,9 @@ class EvalRow(Row):
     OKS: float | None = None
     agree: float | None = None
     kpt_px: float | None = None
+    sheet: str | None = None  # the picture of the people this row changed most
 
-    OPTIONAL = ("latency", "OKS", "agree", "kpt_px")
+    OPTIONAL = ("latency", "OKS", "agree", "kpt_px", "sheet")
 
     @classmethod
     def unavailable(cls, backend: str, precision: str, device: str, reason: str, runner: Runner | None = None):
@@ -428,22 +445,26 @@ def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: Tr
 
 
 def _agree(runner: Runner, people, input_size, crops: np.ndarray, config: TrtEvalConfig, meta: KeypointMeta,
-           reference: dict) -> EvalRow:
+           reference: dict) -> tuple[EvalRow, np.ndarray | None]:
     """The row of an active runner on one's own pictures: agreement with ``reference`` (the first
-    row measured, which this one becomes when there is none yet) and latency."""
+    row measured, which this one becomes when there is none yet) and latency; and the picture of
+    the people it changed most (None for the reference itself)."""
     start = time.perf_counter()
     keypoints = pose_keypoints(runner.heatmap_fn(), people, input_size, meta.num_joints, config.batch,
                                meta.flip_index if config.flip_test else None, config.progress,
                                f"{runner.backend} {runner.precision}")
     e2e_s = time.perf_counter() - start
     stats = time_runner(runner, crops, iters=config.iters, warmup=config.warmup)
+    name = f"{runner.backend} {runner.precision}"
+    sheet = None if not reference else disagreement_sheet(people, keypoints, reference["keypoints"], meta,
+                                                          input_size, (reference["name"], name))
     if not reference:
-        reference.update(keypoints=keypoints, name=f"{runner.backend} {runner.precision}")
+        reference.update(keypoints=keypoints, name=name)
     return EvalRow.for_runner(
         runner, file=runner.path.name if runner.path is not None else None, metric="OKS",
         **agreement(keypoints, reference["keypoints"], people.scales, meta.sigmas),
         p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
-        e2e_persons_per_s=len(people) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict())
+        e2e_persons_per_s=len(people) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict()), sheet
 
 
 def _columns(eval_mode: str = "coco", key: str = "AP") -> list[Column]:

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -59,6 +60,13 @@ def test_each_precision_is_scored_against_pytorch_on_own_pictures(fixture_export
     assert fp32["delta_AP"] == pytest.approx(fp32["OKS"] - 1.0) and fp32["speedup"] > 0
     assert "no labels: each row's pose of every person is compared with the pytorch fp32's" in result.output
     assert (out / "trt_eval.png").is_file() and not list(out.glob("results_*.json"))
+    # The people each row changed most, drawn beside the reference's poses: one sheet per row but the reference.
+    assert sorted(p.name for p in out.glob("agreement_*.jpg")) == [
+        f"agreement_onnxruntime_{p}.jpg" for p in ("fp16", "fp32", "int8")]
+    assert "sheet" not in torch_row and int8["sheet"] == str(out / "agreement_onnxruntime_int8.jpg")
+    sheet = cv2.imread(int8["sheet"])
+    pairs = min(8, people)  # 4 pairs of 256x192 crops (reference | row) a row of the sheet, captioned
+    assert sheet.shape == (22 + -(-pairs // 4) * (256 + 22), min(pairs, 4) * (2 * 192 + 2 + 10), 3)
 
 
 def test_agreement_is_oks_as_oks_nms_computes_it():
@@ -99,8 +107,6 @@ def test_own_picture_options_are_one_line(extra, message, pictures, fixture_expo
 
 
 def test_pictures_where_nobody_is_found_are_one_line(tmp_path, fixture_export):
-    import cv2
-
     from hrnext_trt.trt_eval import run_trt_eval
 
     blank = tmp_path / "blank"

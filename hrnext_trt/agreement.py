@@ -23,12 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hrnext_trt.data.preprocess import (affine_matrix, box_to_center_scale, normalize_crops, transform_points,
-                                        warp_crops)
+from hrnext_trt.data.preprocess import affine_matrix, normalize_crops, transform_points
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.nms import oks_pairs
 from hrnext_trt.keypoints import KeypointMeta
-from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, infer_heatmaps
+from hrnext_trt.pipeline import OKS_NMS_THR, decode_heatmaps, fill_batch, infer_heatmaps
 from hrnext_trt.predict.pictures import PeopleFinder, open_pictures
 from hrnext_trt.progress import progress_bar
 from hrnext_trt.visualize import draw_poses
@@ -54,8 +53,7 @@ class OwnPeople:
 
     def latency_batch(self, batch: int) -> np.ndarray:
         """``batch`` normalised crops (the first people, repeated if there are fewer)."""
-        crops = normalize_crops(self.crops[:batch])
-        return np.ascontiguousarray(np.resize(crops, (batch,) + crops.shape[1:]))
+        return fill_batch(normalize_crops(self.crops[:batch]), batch)
 
 
 def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path | None = None,
@@ -68,8 +66,7 @@ def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path 
     input_size = (int(input_size[0]), int(input_size[1]))
 
     def people_of(image: np.ndarray, key, name: str):
-        centers, scales = box_to_center_scale(finder(image, key, name).xywh(), input_size)
-        crops = warp_crops(image, affine_matrix(centers, scales, 0.0, input_size), input_size)
+        crops, centers, scales = finder.crops(image, key, name, input_size)
         return crops, centers, scales, [name] * len(crops)
 
     found, unreadable, empty = [], [], 0

@@ -148,6 +148,11 @@ def get_meta(dataset: str) -> KeypointMeta:
         raise HrnextError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}") from None
 
 
+def model_meta(dataset: str | None, num_joints: int | None) -> KeypointMeta:
+    """The keypoints a model predicts: its dataset's where the model records one, else its joint count's."""
+    return get_meta(dataset) if dataset else meta_for_joints(num_joints)
+
+
 def meta_for_joints(num_joints: int) -> KeypointMeta:
     """The default metadata for a joint count (17 -> COCO, 14 -> CrowdPose, 16 -> MPII)."""
     for meta in (COCO, CROWDPOSE, MPII):

@@ -31,8 +31,8 @@ from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, OWN_IMAGES, PRECISIO
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import evaluate_results, primary_metric
-from hrnext_trt.keypoints import KeypointMeta, get_meta, meta_for_joints
-from hrnext_trt.pipeline import iter_batches, predict
+from hrnext_trt.keypoints import KeypointMeta, model_meta
+from hrnext_trt.pipeline import fill_batch, iter_batches, predict
 from hrnext_trt.manifest import Manifest, sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
@@ -317,13 +317,11 @@ def _load_model(config: TrtEvalConfig, manifest: Manifest | None, artifacts: lis
 
 def _model_keypoints(model, manifest: Manifest | None, artifacts: list, dataset: str | None) -> KeypointMeta:
     """The keypoints the model predicts (flip pairs, OKS sigmas): its recorded dataset's, else its joint count's."""
-    if dataset:
-        return get_meta(dataset)
     joints = model.num_joints if model is not None else manifest.model.num_joints if manifest is not None else \
         next((a.spec.num_joints for a in artifacts if a.spec is not None and a.spec.num_joints), None)
-    if joints is None:
+    if not dataset and joints is None:
         raise HrnextError("the model's joints are unknown: nothing records them; pass --checkpoint with --joints")
-    return meta_for_joints(joints)
+    return model_meta(dataset, joints)
 
 
 def _check_joints(model, manifest: Manifest | None, dataset: str, dataset_joints: int) -> None:
@@ -370,8 +368,7 @@ def _check_exported_checkpoint(config: TrtEvalConfig, manifest: Manifest | None)
 
 def latency_batch(dataset, input_size: tuple[int, int], batch: int) -> np.ndarray:
     """``batch`` real crops of the dataset (its first persons, repeated if it has fewer)."""
-    crops = next(iter_batches(dataset, input_size, batch)).images
-    return np.ascontiguousarray(np.resize(crops, (batch,) + crops.shape[1:]))
+    return fill_batch(next(iter_batches(dataset, input_size, batch)).images, batch)
 
 
 @dataclass

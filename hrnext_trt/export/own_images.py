@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hrnext_trt.contract import OWN_IMAGES
-from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, normalize_crops, warp_crops
+from hrnext_trt.data.preprocess import normalize_crops
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.calibration import SEED, CropSets, ImageSplit
 from hrnext_trt.predict.pictures import PeopleFinder, open_pictures
@@ -33,8 +33,7 @@ def own_crop_sets(path: Path, input_size: tuple[int, int], calib_images: int, ve
     input_size = (int(input_size[0]), int(input_size[1]))
 
     def crops_of(image: np.ndarray, key, name: str) -> np.ndarray:
-        centers, scales = box_to_center_scale(people(image, key, name).xywh(), input_size)
-        return warp_crops(image, affine_matrix(centers, scales, 0.0, input_size), input_size)
+        return people.crops(image, key, name, input_size)[0]
 
     split = ImageSplit(verify_images, calib_images)
     sets = {"heldout": [], "calibration": []}

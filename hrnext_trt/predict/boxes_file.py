@@ -41,11 +41,13 @@ class BoxesFile:
                 self._by_key[int(det["image_id"])].append(item)
         self.name = f"detections file {self.path.name}"
 
-    def boxes_for(self, image_id: int, file_name: str) -> Boxes:
+    def boxes_for(self, image_id: int, file_name: str, image_shape=None) -> Boxes:
+        """The person boxes of an image, cut to it where its ``image_shape`` (H, W, ...) is given."""
         items = self._by_key.get(file_name) or self._by_key.get(image_id) or []
         if not items:
             return Boxes.empty()
-        return Boxes(xywh_to_xyxy([b for b, _ in items]), np.array([s for _, s in items]))
+        boxes = Boxes(xywh_to_xyxy([b for b, _ in items]), np.array([s for _, s in items]))
+        return boxes if image_shape is None else boxes.clipped(image_shape[1], image_shape[0])
 
     def matches_any(self, keys) -> bool:
         return any(k in self._by_key for k in keys)

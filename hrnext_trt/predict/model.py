@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hrnext_trt.contract import INPUT_SIZE_HINT, resolve_input_size, unavailable_reason
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.keypoints import KeypointMeta, get_meta, meta_for_joints
+from hrnext_trt.keypoints import KeypointMeta, model_meta
 from hrnext_trt.manifest import load_manifest
 from hrnext_trt.model_spec import ModelSpec
 from hrnext_trt.runners import OnnxRuntimeRunner, PyTorchRunner, Runner, TensorRTRunner
@@ -70,10 +70,6 @@ def load_pose_network(path: str | Path, device: str, threads: int | None = None,
     return network
 
 
-def _meta(dataset: str | None, num_joints: int) -> KeypointMeta:
-    return get_meta(dataset) if dataset else meta_for_joints(num_joints)
-
-
 def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, num_joints: int | None,
                 input_size: tuple[int, int] | None, names: dict[str, str]) -> PoseNetwork:
     from hrnext_trt.models import checkpoint_meta, checkpoint_spec, load_pose_model, read_checkpoint
@@ -94,7 +90,7 @@ def _checkpoint(path: Path, device: str, threads: int | None, arch: str | None, 
     model = load_pose_model(ckpt, arch=arch, num_joints=num_joints, source=path)
     size = resolve_input_size(input_size, spec.input_size)
     runner = PyTorchRunner(model, "fp32", device, threads=threads)
-    return PoseNetwork(runner, _meta(spec.dataset, model.num_joints), size, f"{path.name} (PyTorch fp32, {model.arch})")
+    return PoseNetwork(runner, model_meta(spec.dataset, model.num_joints), size, f"{path.name} (PyTorch fp32, {model.arch})")
 
 
 def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
@@ -119,7 +115,7 @@ def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
         spec = ModelSpec(num_joints=out_dims[1], input_size=size)
     precision = metadata.get("precision", "fp32")
     runner = OnnxRuntimeRunner(path, precision, device=device, threads=threads)
-    return PoseNetwork(runner, _meta(spec.dataset, spec.num_joints), size,
+    return PoseNetwork(runner, model_meta(spec.dataset, spec.num_joints), size,
                        f"{path.name} (ONNX Runtime {precision}, {device})")
 
 
@@ -135,5 +131,5 @@ def _engine(path: Path) -> PoseNetwork:
     precision = entry.get("precision") or "fp32"
     spec = manifest.model
     runner = TensorRTRunner(path, precision, manifest=manifest)
-    return PoseNetwork(runner, _meta(spec.dataset, spec.num_joints), spec.input_size,
+    return PoseNetwork(runner, model_meta(spec.dataset, spec.num_joints), spec.input_size,
                        f"{path.name} (TensorRT {precision})")

@@ -17,12 +17,13 @@ import cv2
 import numpy as np
 
 from hrnext_trt.data.files import read_image
+from hrnext_trt.data.preprocess import affine_matrix, box_to_center_scale, warp_crops
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import DET_SCORE_THR, Boxes
 from hrnext_trt.predict.boxes_file import open_boxes_file
 from hrnext_trt.predict.estimator import detect_people, open_detector
 from hrnext_trt.predict.hog import HogPersonDetector
-from hrnext_trt.predict.sources import IMAGE_SUFFIXES
+from hrnext_trt.predict.sources import IMAGE_SUFFIXES, image_ids
 from hrnext_trt.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ class Folder:
         if not self.files:
             raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a folder of "
                               "pictures or a video file")
-        stems = [p.stem for p in self.files]
-        # A detections file names an image by its numeric stem (COCO, CrowdPose) or its file name.
-        numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems)
-        self.ids = [int(s) for s in stems] if numeric else list(range(len(stems)))
+        self.ids = image_ids(self.files)
         self.box_keys = [p.name for p in self.files] + self.ids
 
     def __len__(self) -> int:
@@ -143,5 +141,10 @@ class PeopleFinder:
 
     def __call__(self, image: np.ndarray, key, name: str) -> Boxes:
         if self.boxes_file is not None:
-            return self.boxes_file.boxes_for(key, name).clipped(image.shape[1], image.shape[0])
+            return self.boxes_file.boxes_for(key, name, image.shape)
         return detect_people(self.detector, image, DET_SCORE_THR)
+
+    def crops(self, image: np.ndarray, key, name: str, input_size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        """uint8 crops (N, H, W, 3), centers and scales (N, 2) of the picture's people."""
+        centers, scales = box_to_center_scale(self(image, key, name).xywh(), input_size)
+        return warp_crops(image, affine_matrix(centers, scales, 0.0, input_size), input_size), centers, scales

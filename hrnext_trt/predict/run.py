@@ -214,8 +214,7 @@ class _Loop:
 
     def _boxes(self, frame: Frame) -> tuple[Boxes, np.ndarray | None]:
         def from_file() -> Boxes:
-            return self.boxes_file.boxes_for(frame.image_id, frame.name).clipped(frame.image.shape[1],
-                                                                                frame.image.shape[0])
+            return self.boxes_file.boxes_for(frame.image_id, frame.name, frame.image.shape)
         lookup = from_file if self.boxes_file is not None else None
         if self.video_poses is not None:
             return self.video_poses.boxes(frame.index, frame.image, lookup)

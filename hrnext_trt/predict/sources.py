@@ -56,9 +56,7 @@ class ImageSource:
         if first is not None:
             self.height, self.width = first.shape[:2]
         self.skipped: list[str] = []  # folder images that could not be read, by file name
-        stems = [p.stem for p in paths]
-        numeric = all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems) if stems else False
-        self.image_ids = [int(s) for s in stems] if numeric else list(range(len(paths)))
+        self.image_ids = image_ids(paths)
         self.decode_s = 0.0
 
     def __len__(self) -> int:
@@ -166,6 +164,14 @@ class VideoSource:
         self._stop.set()
         self._thread.join(timeout=5)
         self._capture.release()
+
+
+def image_ids(paths: list[Path]) -> list[int]:
+    """The ids a folder's images carry (results, detections files): their numeric file stems where
+    every stem is a distinct number (COCO, CrowdPose names), else their positions."""
+    stems = [p.stem for p in paths]
+    numeric = bool(stems) and all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems)
+    return [int(s) for s in stems] if numeric else list(range(len(paths)))
 
 
 def _natural_order(path: Path) -> list:

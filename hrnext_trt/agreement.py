@@ -69,8 +69,9 @@ def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path 
         crops, centers, scales = finder.crops(image, key, name, input_size)
         return crops, centers, scales, [name] * len(crops)
 
-    found, unreadable, empty = [], [], 0
+    found, unreadable, empty, seen = [], [], 0, 0
     for _, name, people in pictures.each(people_of):
+        seen += 1  # a damaged video gives fewer frames than its header counts
         if people is None:
             unreadable.append(name)
         elif not len(people[0]):
@@ -78,10 +79,10 @@ def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path 
         else:
             found.append(people)
     if not found:
-        raise HrnextError(f"found no person in the {len(pictures)} {pictures.unit}s of {path} ({finder.name}): pass "
+        raise HrnextError(f"found no person in the {seen} {pictures.unit}s of {path} ({finder.name}): pass "
                           "--detector DET.onnx or --det-file DETS.json, or other pictures")
     crops, centers, scales, names = (np.concatenate(parts) for parts in zip(*found))
-    source = {"root": str(path), "people_from": finder.name, "unit": pictures.unit, "pictures": len(pictures),
+    source = {"root": str(path), "people_from": finder.name, "unit": pictures.unit, "pictures": seen,
               "pictures_with_people": len(found), "pictures_without_people": empty, "unreadable": unreadable,
               "persons": len(crops)}
     return OwnPeople(crops, centers, scales, names.tolist(), source)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from hrnext_trt.bundled import bundled_dataset_root
 from hrnext_trt.compare import Row, check_backends_can_run, compare, comparison_footnotes
-from hrnext_trt.contract import (BACKENDS, DEFAULT_INPUT_SIZE, check_export_precisions, check_threads,
-                                 resolve_device, resolve_input_size)
+from hrnext_trt.contract import BACKENDS, DEFAULT_INPUT_SIZE, check_export_precisions, check_threads, resolve_device
 from hrnext_trt.data import load_dataset
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts
@@ -26,7 +25,7 @@ from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.pytorch import TorchMode
-from hrnext_trt.runners.export_folder import discover_artifacts
+from hrnext_trt.runners.export_folder import discover_artifacts, run_input_size
 from hrnext_trt.runners.timing import clock_note, time_fn, time_runner
 
 log = logging.getLogger(__name__)
@@ -89,8 +88,7 @@ def run_bench(config: BenchConfig) -> Report:
             if set(config.backends) & {"onnxruntime", "tensorrt"}:
                 artifacts = discover_artifacts(_temporary_export(config, checkpoint, input_size,
                                                                  Path(tmp) / "engines", device))
-        for artifact in artifacts:
-            artifact.check_input_size(input_size, f"the timed model ({checkpoint.name})")
+        for artifact in artifacts:  # their input size was checked with the timed model's
             artifact.check_model(*timed, f"the timed model ({config.model})")
         runners = _bench_runners(config, checkpoint, artifacts, device)
         people = person_batches(input_size, config.batches)
@@ -141,7 +139,7 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, 
         if config.arch is not None or config.num_joints is not None:
             raise HrnextError(f"--arch and --joints are for checkpoints that do not record their model; "
                               f"{config.model} is an arch (its joints come from --dataset): drop them")
-        input_size = tuple(config.input_size or DEFAULT_INPUT_SIZE)
+        input_size = run_input_size(config.input_size, None, artifacts or [], DEFAULT_INPUT_SIZE)
         joints = get_meta(config.dataset).num_joints
         path = write_arch_checkpoint(config.model, joints, input_size, config.dataset, tmp / f"{config.model}.pth")
         return path, input_size, (config.model, joints)
@@ -153,8 +151,7 @@ def _bench_checkpoint(config: BenchConfig, tmp: Path, artifacts) -> tuple[Path, 
     recorded = checkpoint_spec(ckpt)
     manifest = artifacts[0].manifest if artifacts else None
     exported = manifest.model if manifest is not None else None
-    input_size = resolve_input_size(config.input_size, recorded.input_size,
-                                    artifacts[0].input_size if artifacts else DEFAULT_INPUT_SIZE)
+    input_size = run_input_size(config.input_size, recorded.input_size, artifacts or [], DEFAULT_INPUT_SIZE)
     # Loaded now also when it records its model: a file that does not fit fails before the export.
     model = load_pose_model(ckpt, arch=config.arch, num_joints=config.num_joints, source=path, exported=exported)
     if recorded.arch is not None:

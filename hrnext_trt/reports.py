@@ -148,8 +148,9 @@ def check_writable(path: str | Path | None, option: str, folder: bool) -> None:
 
 def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command: str) -> None:
     """Create ``out`` for a run of ``command``. A folder with files in it is refused (runs never mix)
-    unless ``overwrite``, which first removes the files a previous run listed (the ``files`` of its
-    ``out/listing`` JSON, and the listing itself); files no run listed are left alone."""
+    unless ``overwrite`` and every file there is a previous run's (the ``files`` of its ``out/listing``
+    JSON, and the listing itself): those are removed. Anything else there (a user's own files, or a
+    run that was killed before it wrote its listing) is refused by name, before anything is removed."""
     out = Path(out)
     check_writable(out, "--out", folder=True)
     if out.is_dir() and any(out.iterdir()):
@@ -160,10 +161,16 @@ def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command:
             previous = json.loads((out / listing).read_text(encoding="utf-8")).get("files", [])
         except (OSError, ValueError, AttributeError):
             previous = []
-        for name in [*previous, listing]:
-            target = out / Path(str(name)).name  # never outside the folder
-            if target.is_file():
-                target.unlink()
+        owned = {Path(str(name)).name for name in previous} | {listing}  # never outside the folder
+        others = sorted(p.name for p in out.iterdir() if p.name not in owned)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise HrnextError(f"output folder {out} holds {len(others)} file{'s' if len(others) > 1 else ''} no "
+                              f"previous {command} run listed in its {listing} ({shown}): --overwrite replaces only "
+                              "a previous run's files; choose another --out, or move them")
+        for name in owned:
+            if (out / name).is_file():
+                (out / name).unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -27,16 +27,16 @@ import numpy as np
 from hrnext_trt.agreement import agreement, disagreement_sheet, gather_people, pose_keypoints
 from hrnext_trt.compare import CPU_LOW_PRECISION_NOTE, Row, check_backends_can_run, compare, comparison_footnotes
 from hrnext_trt.contract import (BACKENDS, INPUT_SIZE_HINT, OWN_IMAGES, PRECISIONS, TRT_EVAL_BATCH, check_count,
-                                 check_threads, resolve_device, resolve_input_size, unavailable_reason)
+                                 check_threads, resolve_device, unavailable_reason)
 from hrnext_trt.data import PROTOCOL_BOXES, TEST_SPLIT, load_dataset
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.evaluation import evaluate_results, primary_metric
+from hrnext_trt.evaluation import evaluate_results, metric_in_percent, primary_metric
 from hrnext_trt.keypoints import KeypointMeta, model_meta
 from hrnext_trt.pipeline import fill_batch, iter_batches, predict
 from hrnext_trt.manifest import Manifest, sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
-from hrnext_trt.runners.export_folder import discover_artifacts
+from hrnext_trt.runners.export_folder import discover_artifacts, run_input_size
 from hrnext_trt.runners.timing import clock_note, time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
@@ -126,6 +126,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
             Path(config.engines).resolve():
         raise HrnextError(f"--out {config.out} is the export folder: the reports would mix with the export's files "
                           "(and a later export there is refused); choose another folder")
+    if config.out is not None and config.dataset == OWN_IMAGES and Path(config.out).resolve() == \
+            Path(config.data_root).resolve():
+        raise HrnextError(f"--out {config.out} is the folder of the pictures: the next run would read its sheets "
+                          "and charts as pictures; choose another folder")
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else []
     manifest = artifacts[0].manifest if artifacts else None
@@ -137,18 +141,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     flip_unknown = recipe_flip is None and config.flip_test is None
     # Where nothing records the recipe's choice: flip test, the paper's protocol (and a footnote says so).
     config = replace(config, flip_test=(recipe_flip is not False) if config.flip_test is None else config.flip_test)
-    exported_size = artifacts[0].input_size if artifacts else None
-    if config.input_size is not None and model_input_size is None and exported_size is not None \
-            and tuple(config.input_size) != tuple(exported_size):
-        raise HrnextError(f"--input-size {'x'.join(map(str, config.input_size))} differs from the "
-                          f"{'x'.join(map(str, exported_size))} the export {config.engines} was made for: leave "
-                          "--input-size out")
-    input_size = resolve_input_size(config.input_size, model_input_size, exported_size)
+    input_size = run_input_size(config.input_size, model_input_size, artifacts)
     if input_size is None:
         raise HrnextError("the input size is unknown: the checkpoint does not record it and there is no export "
                           f"manifest: pass --input-size ({INPUT_SIZE_HINT})")
-    for artifact in artifacts:
-        artifact.check_input_size(input_size, "the checkpoint" if model_input_size else artifacts[0].path.name)
     # The manifest's own source checkpoint had its sha256 checked when it was picked.
     same_checkpoint = True if source is not None else _check_exported_checkpoint(config, manifest)
     runners = [PyTorchRunner(model, "fp32", device, threads=config.threads)] \
@@ -205,6 +201,10 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
                  *comparison_footnotes(rows), *config.notes]
     if config.dataset == OWN_IMAGES:
         footnotes.insert(0, AGREEMENT_FOOTNOTE.format(reference=reference["name"], **people.source))
+    elif metric_in_percent(config.dataset):
+        toolkit = "the MPII toolkit's PCKh" if eval_mode == "pckh" else "poseval's AP"
+        footnotes.insert(0, f"accuracy columns are percent (0 to 100), as {toolkit} is printed; d{key} is in "
+                            "percentage points")
     if flip_unknown:
         footnotes.append("flip test on (the paper's protocol): neither a checkpoint nor the files say whether their "
                          "recipe validated with it (files exported before hrnext-trt recorded it); pass --no-flip "

@@ -99,9 +99,11 @@ def test_demo_refuses_a_crowdpose_checkpoint_before_training_or_export(tiny, tmp
     assert not (tmp_path / "demo" / "engines").exists()
 
 
-def test_late_failures_are_checked_first(tiny, tmp_path):
+def test_late_failures_are_checked_first(tiny, tmp_path, data_dir):
     """--iters 0, an --out or --json below a file: refused before the data is read (the data root
     here does not even exist)."""
+    from tests.test_training_loop import CONFIG, tiny_options
+
     checkpoint, engines = tiny
     missing_data = tmp_path / "no_data_here"
     code, out = _trt_eval(checkpoint, engines, missing_data, "--iters", "0")
@@ -113,6 +115,20 @@ def test_late_failures_are_checked_first(tiny, tmp_path):
     assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out)
     code, out = _run("bench", checkpoint, "--engines", engines, "--json", tmp_path / "a_file" / "r.json")
     assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out)
+    # A file given as the output folder itself: the commands' own line (was: click's four-line usage error).
+    a_file = tmp_path / "a_file"
+    picture = data_dir / "crowdpose-mini" / "images" / "103319.jpg"
+    for args, option in [
+        (["trt-eval", "--checkpoint", checkpoint, "--dataset", "crowdpose", "--data-root", missing_data], "--out"),
+        (["export-engine", checkpoint], "--out"),
+        (["predict", picture, "--model", engines / "model.onnx"], "--out"),
+        (["demo"], "--out"),
+        (["visualize", "--dataset", "crowdpose", "--data-root", data_dir / "crowdpose-mini"], "--out"),
+        (["train", CONFIG, "--cfg-options", *tiny_options(data_dir / "coco-mini")], "--work-dir"),
+    ]:
+        code, out = _run(*args, option, a_file)
+        assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out), (args, out)
+    assert a_file.read_text() == ""
 
 
 @pytest.mark.skipif(nvidia_gpu_present(), reason="this machine has an NVIDIA GPU")
@@ -270,6 +286,9 @@ def test_bench_takes_the_papers_checkpoint(fixtures_dir, fixture_export, tmp_pat
     assert code == 0, out
     report = json.loads((tmp_path / "exported.json").read_text())
     assert report["meta"]["input_size"] == [256, 192]  # the export's, which the file does not record
+    code, out = _run("bench", ckpt, "--engines", export, *common, "--input-size", "64x64")
+    assert code == 2 and (f"--input-size 64x64 differs from the 256x192 the export {export} was made for: leave "
+                          "--input-size out") in _one_error_line(out), out
     assert {(r["backend"], r["precision"]) for r in report["rows"] if r["status"] == "ok"} == {
         ("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")}
 
@@ -278,6 +297,8 @@ def test_bench_takes_the_papers_checkpoint(fixtures_dir, fixture_export, tmp_pat
 
 
 def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_refused(tiny, tmp_path, data_dir):
+    import json
+
     from hrnext_trt.models import write_arch_checkpoint
 
     checkpoint, engines = tiny  # hrnext_tiny, 14 joints, 64x64
@@ -288,6 +309,13 @@ def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_ref
                          "--warmup", "0", "--threads", "1")
         assert code == 2 and "holds hrnext_tiny with 14 joints, the timed model" in _one_error_line(out) \
             and f"compare the checkpoint it was exported from ({checkpoint}" in out, out
+    # bench: an arch timed against an export takes the export's crop size, and --input-size must agree with it.
+    code, out = _run("bench", "hrnext_tiny", "--dataset", "crowdpose", "--engines", engines, "--batch", "1",
+                     "--iters", "1", "--warmup", "0", "--threads", "1", "--json", tmp_path / "arch.json")
+    assert code == 0 and json.loads((tmp_path / "arch.json").read_text())["meta"]["input_size"] == [64, 64], out
+    code, out = _run("bench", "hrnext_tiny", "--dataset", "crowdpose", "--engines", engines, "--input-size", "128x96")
+    assert code == 2 and (f"--input-size 128x96 differs from the 64x64 the export {engines} was made for: leave "
+                          "--input-size out") in _one_error_line(out), out
     # trt-eval: a folder copied without its manifest is checked by its ONNX metadata.
     copied = tmp_path / "copied"
     copied.mkdir()

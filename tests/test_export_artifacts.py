@@ -136,3 +136,24 @@ def test_cli_prints_the_table_and_the_next_command(export):
     # The fixture (mmpose layout) records no crop size: the default it is exported at is said, with the flag.
     assert ("model: hrnext_tiny, 14 joints (crowdpose), input 256x192 (the default: the checkpoint records no input "
             "size; pass --input-size") in printed
+
+
+def test_the_printed_trt_eval_command_finds_the_model_s_dataset(data_dir, tmp_path):
+    """An MPII model (no bundled sample, calibrated on COCO): the command the export prints scores on
+    the root its training validated on (was: data/mpii, a folder that need not exist)."""
+    from click.testing import CliRunner
+
+    from hrnext_trt.cli import main
+    from hrnext_trt.models import write_arch_checkpoint
+
+    path = write_arch_checkpoint("hrnext_tiny", 16, (64, 64), "mpii", tmp_path / "mpii_tiny.pth")
+    ckpt = torch.load(path, weights_only=True)
+    root = data_dir / "mpii-mini"
+    split = {"name": "mpii", "root": str(root)}
+    ckpt["config"] = {"data": {"train": split, "val": split}}
+    torch.save(ckpt, path)
+    result = CliRunner().invoke(main, ["export-engine", str(path), "--no-engines", "--verify-images", "2",
+                                       "--out", str(tmp_path / "exp")])
+    assert result.exit_code == 0, result.output
+    assert f"--dataset mpii --data-root {root.resolve()}" in result.stdout
+    assert load_manifest(tmp_path / "exp")["source_checkpoint"]["data_root"] == str(root.resolve())

@@ -75,6 +75,13 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
                                        "--joints", "14", "--no-engines", "--builder", "tensorrt-rtx",
                                        "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and "--no-engines builds no engine" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--arch", "hrnext_tiny",
+                                       "--joints", "14", "--no-engines", "--timing-cache", str(tmp_path / "tc.bin"),
+                                       "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "drop --builder, --compute-capability and --timing-cache" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--int8", "--calib-data",
+                                       str(tmp_path / "nope"), "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and f"calibration data root {tmp_path / 'nope'} not found" in result.output
     assert not (tmp_path / "none").exists()
 
 

@@ -5,6 +5,7 @@ PoseTrack's trt-eval rows on posetrack18-mini's detector boxes."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def mpii_mini(data_dir, tmp_path_factory) -> Path:
     return root
 
 
-def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
+def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path, caplog):
     options = [f"{k}={v}" for k, v in {
         "model.arch": "hrnext_tiny", "model.activation_checkpointing": "false", "model.sync_bn": "false",
         "data.input_size": "[64,64]", "data.batch_size": "4", "data.num_workers": "0",
@@ -41,7 +42,11 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
         "schedule.warmup_iters": "1", "runtime.device": "cpu", "runtime.eval_interval": "1",
         "runtime.log_interval": "1"}.items()]
     cfg = load_config(REPO / "train" / "hrnext_s_mpii_256x256.yaml", options)
-    best = train(cfg, tmp_path / "work", progress=False)
+    with caplog.at_level("INFO", logger="hrnext_trt"):
+        best = train(cfg, tmp_path / "work", progress=False)
+    # PCKh is percent, as the MPII toolkit prints it: said with its unit (was "Mean 12.5000", read as a fraction).
+    assert re.search(r"epoch 1: Head \d+\.\d\d %, .* Mean \d+\.\d\d %", caplog.text), caplog.text
+    assert re.search(r"new best Mean \d+\.\d\d % -> ", caplog.text), caplog.text
     ckpt = read_checkpoint(best)
     assert (ckpt["dataset"], ckpt["num_joints"], ckpt["input_size"]) == ("mpii", 16, [64, 64])
     val = read_log(tmp_path / "work", "val")
@@ -76,6 +81,8 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path):
     assert (np.abs(ref[..., :2] - got[..., :2]).max(-1) < 0.5).mean() > 0.9
     assert "| backend | precision | device | Head | Shoulder |" in (tmp_path / "report" / "trt_eval.md").read_text()
     assert "dMean" in report.table()
+    assert "accuracy columns are percent (0 to 100), as the MPII toolkit's PCKh is printed; dMean is in " \
+           "percentage points" in report.table()
 
 
 def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir, tmp_path):
@@ -90,6 +97,7 @@ def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir,
     assert row["status"] == "ok" and 0 <= row["mAP"] < 100 and row["delta_AP"] == 0
     assert all(0 <= row[k] <= 100 for k in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"))
     assert "mAP" in report.table() and "dmAP" in report.table()
+    assert "accuracy columns are percent (0 to 100), as poseval's AP is printed" in report.table()
 
 
 @pytest.mark.parametrize("name", ["mpii", "posetrack"])

@@ -91,7 +91,7 @@ def test_detections_file_reads_coco_person_boxes(tmp_path):
     np.testing.assert_allclose(boxes_file.boxes_for(0, "a.jpg").xyxy, [[1, 2, 4, 6]])
     assert len(boxes_file.boxes_for(8, "8.jpg")) == 0
     path.write_text(json.dumps([{"score": 1.0}]))
-    with pytest.raises(HrnextError, match="lacks image_id/file_name or bbox"):
+    with pytest.raises(HrnextError, match="box 0: names no image: give it an image_id"):
         BoxesFile(path)
 
 

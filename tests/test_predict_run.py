@@ -215,13 +215,20 @@ def test_output_folder_is_never_mixed(tmp_path, models):
     config = PredictConfig(str(CROWD_IMAGES / "103319.jpg"), models["pose"], detector=models["detector"],
                            out=tmp_path / "o", progress=False)
     run_predict(config)
-    (tmp_path / "o" / "mine.txt").write_text("keep me")
     with pytest.raises(HrnextError, match="is not empty"):
         run_predict(config)
     from dataclasses import replace
 
-    run_predict(replace(config, overwrite=True))
-    assert (tmp_path / "o" / "mine.txt").read_text() == "keep me"
+    run_predict(replace(config, overwrite=True))  # the previous run's files, replaced
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["103319.jpg", "results.json", "summary.json"]
+    # Anybody else's file there: refused by name, and nothing removed (was: mixed with, or replaced
+    # where a name collided, a user's 103319.jpg drawn over).
+    (tmp_path / "o" / "mine.txt").write_text("keep me")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    with pytest.raises(HrnextError, match=r"holds 1 file no previous predict run listed in its summary\.json "
+                                          r"\(mine\.txt\): --overwrite replaces only a previous run's files"):
+        run_predict(replace(config, overwrite=True))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     with pytest.raises(HrnextError, match="is the source folder"):
         run_predict(replace(config, source=str(CROWD_IMAGES), out=CROWD_IMAGES))
     # One picture with --out its own folder: --overwrite would have replaced the photo by its drawing.
@@ -232,6 +239,13 @@ def test_output_folder_is_never_mixed(tmp_path, models):
         run_predict(replace(config, source=str(photo), out=photo.parent, overwrite=True))
     assert photo.read_bytes() == (CROWD_IMAGES / "103319.jpg").read_bytes()
     assert sorted(photo.parent.iterdir()) == [photo]
+    # A link to the photo, with --out the link's folder: drawing there would write through the link.
+    link = tmp_path / "links" / "103319.jpg"
+    link.parent.mkdir()
+    link.symlink_to(photo)
+    with pytest.raises(HrnextError, match="is the folder of the source 103319.jpg"):
+        run_predict(replace(config, source=str(link), out=link.parent, overwrite=True))
+    assert photo.read_bytes() == (CROWD_IMAGES / "103319.jpg").read_bytes()
 
 
 def test_a_folder_of_frames_is_tracked_and_written_as_a_video_with_sequence(tmp_path, models, caplog):
@@ -267,6 +281,52 @@ def test_a_folder_of_frames_is_tracked_and_written_as_a_video_with_sequence(tmp_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kind"] == "sequence" and summary["rescaled_frames"] == ["frame5.jpg"]
     assert "frame5.jpg is 400x300, the video 320x240" in caplog.text
+
+
+def test_odd_sources_are_named_timed_and_read_whole(tmp_path, models, monkeypatch, caplog):
+    """A folder named by digits is a folder, not a camera; "." is named by the folder it is; a
+    sequence's unreadable frame leaves no gap in time_s (the written video's clock); a damaged
+    video says it ended early; a stream without a frame count takes boxes for any frame."""
+    picture = cv2.imread(str(CROWD_IMAGES / "103319.jpg"))
+    folder = tmp_path / "2023"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.jpg"), picture)
+    (folder / "1.jpg").write_bytes(b"half a download")
+    common = {"model": models["pose"], "detector": models["detector"], "progress": False, "sequence": True, "fps": 10}
+    monkeypatch.chdir(tmp_path)
+    result = run_predict(PredictConfig("2023", out=tmp_path / "digits", **common))
+    assert result.summary["kind"] == "sequence" and result.summary["skipped_unreadable"] == ["1.jpg"]
+    lines = [json.loads(line) for line in (tmp_path / "digits" / "2023.jsonl").read_text().splitlines()]
+    assert [(r["frame"], r["time_s"]) for r in lines] == [(0, 0.0), (2, 0.1)]  # two frames in the video
+    monkeypatch.chdir(folder)
+    result = run_predict(PredictConfig(".", out=tmp_path / "dot", **common))
+    assert sorted(p.name for p in result.files) == ["2023.jsonl", "2023.mp4", "summary.json"]
+
+    # An AVI cut short: its header counts 12 frames, 4 decode.
+    full, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(12):
+        writer.write(cv2.resize(picture, (320, 240)))
+    writer.release()
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 4])
+    common.pop("sequence"), common.pop("fps")
+    with caplog.at_level("WARNING"):
+        result = run_predict(PredictConfig(str(cut), out=tmp_path / "cut", **common))
+    stated = "of the 12 frames its header states: the file is truncated or damaged"
+    assert 0 < result.frames < 12 and stated in result.summary["ended_early"] and stated in caplog.text
+    assert run_predict(PredictConfig(str(full), out=tmp_path / "full", **common)).summary["ended_early"] is None
+
+    # A raw MJPEG stream has no frame count: boxes for its frames 3 and 5 are its boxes.
+    stream = tmp_path / "stream.mjpeg"
+    stream.write_bytes(b"".join(cv2.imencode(".jpg", cv2.resize(picture, (320, 240)))[1].tobytes()
+                                for _ in range(8)))
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"image_id": i, "bbox": [40, 30, 120, 180], "score": 0.9} for i in (3, 5)]))
+    result = run_predict(PredictConfig(str(stream), models["pose"], boxes=boxes, out=tmp_path / "stream",
+                                       progress=False))
+    lines = [json.loads(line) for line in (tmp_path / "stream" / "stream.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and [r["frame"] for r in lines if r["people"]] == [3, 5]
 
 
 def test_bad_inputs_are_one_line(tmp_path, models):

@@ -83,6 +83,23 @@ def test_latest_checkpoint_is_the_highest_epoch(tmp_path):
     assert find_latest_checkpoint(tmp_path).name == "epoch_10.pth"
 
 
+def test_resume_auto_takes_the_latest_state_best_pth_included(tmp_path):
+    """best.pth holds the whole state too: where evaluations come more often than epoch_N.pth, it
+    can be the latest (or the only) one."""
+    from hrnext_trt.training.checkpointing import latest_training_state
+
+    def save(name, epoch):
+        atomic_torch_save({"state_dict": {}, "epoch": epoch}, tmp_path / name)
+
+    assert latest_training_state(tmp_path) is None
+    save("best.pth", 3)
+    assert latest_training_state(tmp_path).name == "best.pth"
+    save("epoch_2.pth", 2)
+    assert latest_training_state(tmp_path).name == "best.pth"
+    save("epoch_3.pth", 3)
+    assert latest_training_state(tmp_path).name == "epoch_3.pth"  # a tie: the epoch's file
+
+
 def test_a_checkpoint_gets_the_mode_of_any_new_file(tmp_path):
     # mkstemp creates 0600 files: checkpoints were unreadable to the group sharing a work dir while
     # config.yaml beside them was not. Now both follow the umask.

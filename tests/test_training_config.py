@@ -99,6 +99,19 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     # numpy takes 32-bit seeds: others were a traceback at the first epoch.
     ("runtime.seed=-5", ["runtime.seed must be from 0 to 4294967295, got -5"]),
     ("runtime.seed=4294967296", ["runtime.seed must be from 0 to 4294967295"]),
+    # Refused by torch only mid-run (a traceback), or trained silently wrong.
+    ("optimizer.betas=[1.5,0.99]", ["optimizer.betas must be two numbers from 0 to below 1, got [1.5, 0.99]"]),
+    ("optimizer.weight_decay=-1", ["optimizer.weight_decay must be >= 0, got -1"]),
+    ("optimizer.grad_clip=0", ["optimizer.grad_clip must be > 0", "or null for none"]),
+    ("data.sigma=0", ["data.sigma must be > 0"]),
+    ("data.sigma=-2", ["data.sigma must be > 0", "got -2"]),
+    ("schedule.warmup_ratio=-1", ["schedule.warmup_ratio must be from 0 to 1"]),
+    ("schedule.min_lr_ratio=5", ["schedule.min_lr_ratio must be from 0 to 1"]),
+    ("schedule.gamma=0", ["schedule.gamma must be above 0"]),
+    ("data.augmentation.flip_prob=2", ["data.augmentation.flip_prob must be a probability from 0 to 1, got 2"]),
+    ("data.augmentation.scale_factor=1", ["data.augmentation.scale_factor must be from 0 to below 1"]),
+    ("data.augmentation.rotation_factor=-5", ["data.augmentation.rotation_factor must be >= 0"]),
+    ("data.val.det_score_thr=1.5", ["data.val.det_score_thr must be from 0 to 1"]),
 ])
 def test_bad_config_is_one_line_naming_the_key(option, words):
     with pytest.raises(HrnextError) as info:

@@ -77,6 +77,16 @@ def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
     line = one_error_line(train_cli(work, tiny(coco), "--resume", str(work)))
     assert "is a folder" in line and "--resume auto" in line
     assert snapshot(work) == before and not (work / LOCK_NAME).exists()  # nothing touched by the refusals
+    # W21: killed after an evaluation's new best.pth and before its epoch_N.pth: best.pth holds the
+    # whole state, and --resume auto continues it (was: "starting from scratch", then refused as a
+    # fresh start in a dir with checkpoints, advising the --resume auto just given).
+    only_best = tmp_path / "only_best"
+    shutil.copytree(work, only_best)
+    (only_best / "epoch_1.pth").unlink()
+    resumed = train_cli(only_best, tiny(coco), "--resume", "auto", "--max-epochs", "2")
+    assert resumed.exit_code == 0, resumed.output
+    continued = read_checkpoint(only_best / "epoch_2.pth")
+    assert (continued["epoch"], continued["iteration"]) == (2, 6)  # 3 iterations an epoch, from epoch 1 on
 
     # Continuing with a longer schedule is the same run (--max-epochs stretches it on purpose);
     # W9: the temporary file of a killed save goes at the next save.
@@ -126,7 +136,13 @@ def test_initial_weights_are_recorded_and_not_needed_to_resume(data_dir, tmp_pat
     assert first.exit_code == 0, first.output
     assert f"load_from: {weights}" in (work / "config.yaml").read_text()
     assert read_checkpoint(work / "epoch_1.pth")["config"]["model"]["load_from"] == str(weights)
-    resumed = train_cli(work, options, "--resume", "auto", "--max-epochs", "2")
+    # Other first weights for a resumed run would be ignored: refused (was: exit 0, ignored);
+    # the same --load-from again is a re-queued command line and resumes.
+    line = one_error_line(train_cli(work, options, "--resume", "auto", "--max-epochs", "2", "--load-from",
+                                    str(work / "epoch_1.pth")))
+    assert f"--load-from {work / 'epoch_1.pth'} gives a new run its first weights" in line
+    assert f"continues a run that started from {weights}: drop --load-from to resume it" in line
+    resumed = train_cli(work, options, "--resume", "auto", "--max-epochs", "2", "--load-from", str(weights))
     assert resumed.exit_code == 0, resumed.output
     assert read_checkpoint(work / "epoch_2.pth")["config"]["model"]["load_from"] == str(weights)
     assert f"load_from: {weights}" in (work / "config.yaml").read_text()

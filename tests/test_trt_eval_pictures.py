@@ -94,6 +94,8 @@ def test_agreement_is_oks_as_oks_nms_computes_it():
     (["--dataset", "images", "--data-root", "{one}"], "is one image, and the backends are compared over many people"),
     (["--dataset", "crowdpose", "--data-root", "{folder}", "--detector", "{boxes}"],
      "--detector finds the people of your own pictures"),
+    (["--dataset", "images", "--data-root", "{folder}", "--out", "{folder}"],
+     "--out .*site is the folder of the pictures: the next run would read its sheets and charts as pictures"),
 ])
 def test_own_picture_options_are_one_line(extra, message, pictures, fixture_export, tmp_path):
     folder, boxes, _ = pictures
@@ -117,3 +119,23 @@ def test_pictures_where_nobody_is_found_are_one_line(tmp_path, fixture_export):
     config = TrtEvalConfig(None, export, "images", blank, device="cpu", progress=False)
     with pytest.raises(HrnextError, match=r"found no person in the 2 images of .*blank \(OpenCV HOG"):
         run_trt_eval(config)
+
+
+def test_a_damaged_video_counts_the_frames_it_gave(tmp_path, data_dir, caplog):
+    from hrnext_trt.agreement import gather_people
+
+    picture = cv2.resize(cv2.imread(str(data_dir / "crowdpose-mini" / "images" / "103319.jpg")), (320, 240))
+    full, cut = tmp_path / "full.avi", tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(12):
+        writer.write(picture)
+    writer.release()
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 4])  # the header still counts 12
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"image_id": i, "bbox": [40, 30, 120, 180], "score": 0.9} for i in range(12)]))
+    assert gather_people(full, (64, 48), boxes=boxes).source["pictures"] == 12
+    with caplog.at_level("WARNING"):
+        people = gather_people(cut, (64, 48), boxes=boxes)
+    frames = people.source["pictures"]
+    assert 0 < frames < 12 and people.source["persons"] == frames
+    assert f"gave {frames} of the 12 frames sampled over the length its header states" in caplog.text

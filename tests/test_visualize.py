@@ -93,7 +93,13 @@ def test_visualize_names_every_picture_and_owns_its_folder(data_dir, tmp_path):
     refused = runner.invoke(main, crowd)
     assert refused.exit_code == 2 and "is not empty" in refused.stderr and "--overwrite" in refused.stderr
     assert len(list(out.glob("*.png"))) == 3
-    # ... and with --overwrite replaces the previous run's pictures, nobody else's files.
+    # ... also with --overwrite while somebody else's file is there (nothing removed) ...
+    refused = runner.invoke(main, crowd + ["--overwrite"])
+    assert refused.exit_code == 2 and "holds 1 file no previous visualize run listed in its visualize.json " \
+                                      "(notes.txt)" in refused.stderr, refused.stderr
+    assert len(list(out.glob("*.png"))) == 3
+    # ... and with --overwrite replaces the previous run's pictures.
+    (out / "notes.txt").unlink()
     replaced = runner.invoke(main, crowd + ["--overwrite"])
     assert replaced.exit_code == 0, replaced.output
-    assert sorted(p.name for p in out.iterdir()) == ["103319.png", "106848.png", "notes.txt", "visualize.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["103319.png", "106848.png", "visualize.json"]

@@ -11,7 +11,7 @@ from hrnext_trt.demo import DemoConfig, run_demo
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"), show_default=True,
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
               help="Where the checkpoint, export folder, reports, plot and pose images go.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Skip training and use this coco checkpoint.")

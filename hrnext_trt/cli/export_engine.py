@@ -56,7 +56,7 @@ from hrnext_trt.export.groups import LEVELS
               help="Held-out crops (other images than calibration) every artifact is checked on.")
 @click.option("--batch", type=BATCH_PROFILE, default="1,16,32", show_default=True,
               help="Batch range of the engines' optimisation profile.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: engines/<checkpoint name>).")
 @click.option("--workspace", "workspace_gb", type=POSITIVE_FLOAT, default=4.0, show_default=True,
               help="TensorRT builder workspace, GB.")

@@ -13,7 +13,8 @@ from hrnext_trt.predict.hog import HOG_LIMITS
 from hrnext_trt.predict.run import SEQUENCE_FPS
 
 
-HELP = f"""Poses on SOURCE: an image, a folder of images, a video file or a camera index (0, 1, ...).
+HELP = f"""Poses on SOURCE: an image, a folder of images, a video file or a camera index (0, 1, ...;
+a number that names a file or folder here is that file or folder).
 
 Writes annotated images and results.json (COCO keypoint results), or an annotated .mp4 and a .jsonl
 of per-frame results with track ids, and summary.json; prints per-stage timing. A folder whose
@@ -38,8 +39,8 @@ detector ONNX for crowds, sitting people or speed.
                    "(dets + labels) or Ultralytics YOLOv8/11 exports (1, 4+classes, anchors).")
 @click.option("--boxes", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="COCO-format person detections [{image_id, bbox, score}] instead of a detector: image_id is an "
-                   "image's numeric file stem (or give file_name), or a video's 0-based frame index.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("predict_out"),
+                   "image's numeric file stem (or give file_name), or a video's 0-based frame index; scores 0..1.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("predict_out"),
               show_default=True, help="Output folder (must be empty, or hold a previous run and --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Replace the files of a previous predict run in --out.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True,

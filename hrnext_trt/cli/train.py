@@ -18,7 +18,7 @@ from hrnext_trt.training.work_dir import CONFIG_NAME
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 # More KEY=VALUE words after --cfg-options land here (click options take one value each).
 @click.argument("more_options", nargs=-1, metavar="")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Where checkpoints and logs go [default: work_dirs/<config name>; for a work dir's own "
                    "config.yaml, that work dir].")
 @click.option("--resume", default=None, metavar="auto|CKPT",

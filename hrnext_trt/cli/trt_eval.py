@@ -48,7 +48,7 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 @click.option("--iters", type=POSITIVE_INT, default=20, show_default=True,
               help="Timed calls of the latency measurement.")
 @click.option("--warmup", type=COUNT, default=3, show_default=True, help="Untimed calls before them.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write trt_eval.{json,csv,md,png} here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here too.")

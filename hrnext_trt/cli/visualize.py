@@ -18,7 +18,7 @@ from hrnext_trt.visualize import VisualizeConfig, visualize
 @click.option("--split", default=None, help="Split to draw [default: the dataset's test split].")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="COCO-format keypoint results to draw; without it, the ground truth is drawn.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the pictures (new or empty, or a previous run's with --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Replace the pictures of a previous visualize run in --out.")
 @click.option("--score-thr", type=FRACTION, default=0.3, show_default=True, help="Skip people scored below this.")

@@ -206,3 +206,29 @@ def check_detection(det: Any, source: str, index: int) -> tuple[int, np.ndarray,
     image_id = _integer_id(rec, "image_id")
     box = _numbers(rec, "bbox", 4, " (x, y, width, height)")
     return image_id, np.asarray(box, dtype=np.float32), float(_number(rec, "score"))
+
+
+def check_person_box(det: Any, source: str, index: int) -> tuple[int | None, str | None, np.ndarray, float] | None:
+    """(image id, file name, box (4,) x y w h, score) of one record of a detections file given for
+    one's own pictures, or None for a non-person category. An image is named by an integer
+    ``image_id`` (its numeric file stem, or a video's frame index), a ``file_name``, or both; the
+    score is optional (1) and, where given, a confidence from 0 to 1."""
+    rec = _Record(source, "box", index, det)
+    if not isinstance(det, dict):
+        raise rec.fail(f"must be an object, got {_describe(det)}")
+    if det.get("category_id", 1) != 1:
+        return None
+    if "image_id" not in det and "file_name" not in det:
+        raise rec.fail("names no image: give it an image_id (a numeric file stem or a video's frame index) or a "
+                       "file_name")
+    image_id = _integer_id(rec, "image_id") if "image_id" in det else None
+    file_name = det.get("file_name")
+    if file_name is not None and (not isinstance(file_name, str) or not file_name):
+        raise rec.fail(f"file_name must be an image's file name, got {_describe(file_name)}")
+    box = _numbers(rec, "bbox", 4, " (x, y, width, height)")
+    if box[2] < 0 or box[3] < 0:
+        raise rec.fail(f"bbox {det['bbox']} has a negative width or height: boxes are x, y, width, height")
+    score = float(_number(rec, "score")) if "score" in det else 1.0
+    if not 0 <= score <= 1:
+        raise rec.fail(f"score {score:g} is not a confidence from 0 to 1: rescale the detector's scores")
+    return image_id, file_name, np.asarray(box, dtype=np.float32), score

@@ -33,6 +33,17 @@ METRIC_NAMES = {"coco": COCO_METRICS, "crowdpose": CROWDPOSE_METRICS, "pckh": PC
                 "posetrack": POSETRACK_METRICS}
 
 
+def metric_in_percent(dataset_name: str) -> bool:
+    """Whether a dataset's metrics are percent (0 to 100: MPII's PCKh, poseval's AP, as their toolkits
+    print them) rather than a fraction (0 to 1: the COCO tools' AP)."""
+    return get_meta(dataset_name).eval_mode in ("pckh", "posetrack")
+
+
+def format_metric(dataset_name: str, value: float) -> str:
+    """A metric's value with its unit: ``0.7312`` (a fraction) or ``90.31 %``."""
+    return f"{value:.2f} %" if metric_in_percent(dataset_name) else f"{value:.4f}"
+
+
 def primary_metric(dataset_name: str) -> str:
     """The headline metric of a dataset's protocol: AP, PCKh ``Mean`` (MPII) or ``mAP`` (PoseTrack)."""
     return PRIMARY_METRIC[get_meta(dataset_name).eval_mode]

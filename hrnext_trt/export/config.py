@@ -66,7 +66,8 @@ class ExportConfig:
             self._check_own_images()
         else:
             if self.calib_data is not None and not self.calib_data.is_dir():
-                raise HrnextError(f"calibration data root {self.calib_data} is not a folder: pass the dataset root "
+                what = "is not a folder" if self.calib_data.exists() else "not found"
+                raise HrnextError(f"calibration data root {self.calib_data} {what}: pass the dataset root "
                                   f"(or --calib-dataset {OWN_IMAGES} for a video)")
             if self.calib_detector is not None or self.calib_boxes is not None:
                 raise HrnextError(f"--calib-detector and --calib-boxes find the people of unlabelled pictures "
@@ -102,8 +103,10 @@ class ExportConfig:
             set_(self, "timing_cache", Path(self.timing_cache))
         if self.builder is not None:
             check_builder_name(self.builder)
-        if not self.build_engines and (self.builder is not None or self.compute_capabilities is not None):
-            raise HrnextError("--no-engines builds no engine: drop --builder and --compute-capability, or --no-engines")
+        if not self.build_engines and (self.builder is not None or self.compute_capabilities is not None
+                                       or self.timing_cache is not None):
+            raise HrnextError("--no-engines builds no engine: drop --builder, --compute-capability and --timing-cache, "
+                              "or --no-engines")
         if self.compute_capabilities is not None:
             if self.builder == TENSORRT:
                 raise HrnextError("compute_capabilities are chosen for TensorRT for RTX builds only: TensorRT (builder "

@@ -64,8 +64,8 @@ def export_artifacts(config: ExportConfig) -> Manifest:
         cache = config.timing_cache_path
         if config.timing_cache is None and cache.is_file():  # the default cache lives in the folder: keep it
             shutil.copy2(cache, stage / cache.name)
-        manifest = _export_into(replace(config, out_dir=stage, timing_cache=config.timing_cache or stage / cache.name),
-                                cache)
+        staged_cache = (config.timing_cache or stage / cache.name) if config.build_engines else None
+        manifest = _export_into(replace(config, out_dir=stage, timing_cache=staged_cache), cache)
         publish(stage, out)
     return manifest
 
@@ -77,7 +77,7 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     import onnx
 
     from hrnext_trt.models import (checkpoint_spec, load_pose_model, prepare_for_export,  # torch
-                                   read_checkpoint, recipe_flip_test)
+                                   read_checkpoint, recipe_flip_test, recipe_val_root)
 
     timings: dict[str, float] = {}
 
@@ -113,6 +113,9 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
     gpu = gpu_info() if nvidia_gpu_present() else None
     targets = _engine_targets(config, builder, gpu) if builder else ()
     manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())
+    data_root = _recipe_data_root(recipe_val_root(ckpt))
+    if data_root is not None:  # where the printed trt-eval command finds the model's dataset
+        manifest["source_checkpoint"]["data_root"] = data_root
 
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
         calib_images = config.calib_images if "int8" in config.precisions else 0
@@ -289,13 +292,23 @@ def summary(manifest: Manifest, folder: Path, evaluate_hint: bool = True) -> str
     return "\n".join(lines)
 
 
+def _recipe_data_root(root: str | None) -> str | None:
+    """The training's validation root as a folder of this machine (absolute), or None where there is none."""
+    if root is None:
+        return None
+    path = BUNDLED_ROOT / root[len("bundled:"):] if root.startswith("bundled:") else Path(root)
+    return str(path.resolve()) if path.is_dir() else None
+
+
 def eval_command(manifest: Manifest, folder: Path) -> str:
     """``hrnext-trt trt-eval`` on the model's own dataset: the calibration root if it is that dataset,
-    else the bundled sample of it."""
+    else the root its training validated on, else the bundled sample of it."""
     dataset = manifest.model.dataset
     crops = manifest["crops"]
     if crops["dataset"] == dataset:
         root = crops["root"]
+    elif manifest["source_checkpoint"].get("data_root"):  # where the model was validated in training
+        root = manifest["source_checkpoint"]["data_root"]
     else:  # a bundled sample where there is one (coco, crowdpose, ochuman), else the layout's usual root
         root = BUNDLED_ROOT / f"{dataset}-mini"
         root = str(root) if root.is_dir() else f"data/{dataset}"

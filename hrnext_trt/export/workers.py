@@ -7,8 +7,9 @@ main process only waits, and a Ctrl-C there stops the workers.
 
 A worker is ``python -m hrnext_trt.export.workers JOB ARGS...`` in a session of its own (the
 terminal's Ctrl-C reaches only the main process, which kills it), with stdout and stderr in a log
-file (it never holds the caller's stdout: a ``| tee`` ends when the main process does), and on
-Linux it dies with its parent even if the parent is killed outright.
+file (it never holds the caller's stdout: a ``| tee`` ends when the main process does), whose
+``warning:`` lines the main process logs again, and on Linux it dies with its parent even if the
+parent is killed outright.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def run_jobs(jobs: dict[str, list[str]], log_dir: Path) -> dict[str, float]:
                     seconds[name] = round(time.perf_counter() - started, 2)
                     if proc.returncode != 0:
                         raise HrnextError(f"{name} worker failed: {_error_line(logs[name], proc.returncode)}")
+                    for line in _warning_lines(logs[name]):  # the log is deleted with its folder
+                        log.warning("%s", line)
                 time.sleep(POLL_S)
         finally:
             stop_all()
@@ -89,6 +92,12 @@ def _error_line(log_path: Path, returncode: int) -> str:
     if returncode < 0:
         return f"killed by signal {-returncode} (out of memory?)"
     return f"exit code {returncode}, last output: {lines[-1] if lines else '(none)'}"
+
+
+def _warning_lines(log_path: Path) -> list[str]:
+    """The package's warnings a worker printed (``main`` prints them as ``warning: ...`` lines)."""
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line[len("warning: "):] for line in lines if line.startswith("warning: ")]
 
 
 def _die_with_parent() -> None:
@@ -123,6 +132,11 @@ def _run(job: str, args: list[str]) -> None:
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when a worker stops
     _die_with_parent()
+    # The package's warnings (not ModelOpt's chatter) as lines the main process passes on to the user.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("hrnext_trt").addHandler(handler)
     try:
         _run(argv[0], argv[1:])
     except HrnextError as exc:

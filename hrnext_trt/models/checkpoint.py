@@ -112,6 +112,16 @@ def recipe_flip_test(ckpt: dict) -> bool:
     return bool((ckpt.get("config") or {}).get("runtime", {}).get("flip_test", True))
 
 
+def recipe_val_root(ckpt: dict) -> str | None:
+    """The dataset root the checkpoint's training validated on, as its config wrote it (a path, or
+    ``bundled:<name>``); None where it records no training config, or validated on another dataset
+    than it trained on (one of the same joints)."""
+    data = (ckpt.get("config") or {}).get("data") or {}
+    train, val = data.get("train") or {}, data.get("val") or {}
+    root = val.get("root")
+    return root if isinstance(root, str) and root and val.get("name") == train.get("name") else None
+
+
 def checkpoint_meta(ckpt: dict) -> dict:
     """What a checkpoint says about itself: format, arch, num_joints, input_size, dataset, epoch
     (None where the file does not record it, as in mmpose files)."""

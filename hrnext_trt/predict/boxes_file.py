@@ -1,10 +1,11 @@
 """Person boxes from a COCO-format detections file: ``[{"image_id", "bbox": [x, y, w, h], "score",
 "category_id"}, ...]`` (the format of COCO's and CrowdPose's published detector results).
 
-An image matches entries whose ``image_id`` is its numeric file stem (COCO and CrowdPose file
-names) or, for any name, entries that carry its ``file_name``; a video frame matches entries
-whose ``image_id`` is its 0-based frame index. Only person entries (category 1, or none given)
-are read.
+An image matches entries whose ``image_id`` is its id (its numeric file stem, as COCO and
+CrowdPose name files; ``sources.image_ids``) or, for any name, entries that carry its
+``file_name``; a video frame matches entries whose ``image_id`` is its 0-based frame index. Only
+person entries (category 1, or none given) are read. Every entry is checked when the file is
+opened (``check_person_box``): a bad one found at its image would end a long run half done.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.data.coco_format import check_person_box
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.predict.boxes import Boxes, xywh_to_xyxy
@@ -29,16 +31,14 @@ class BoxesFile:
             raise HrnextError(f"detections file {self.path} is not a COCO-format list of detections")
         self._by_key: dict[object, list[tuple]] = defaultdict(list)
         for i, det in enumerate(entries):
-            if not isinstance(det, dict) or "bbox" not in det or ("image_id" not in det and "file_name" not in det):
-                raise HrnextError(f"detection {i} of {self.path} lacks image_id/file_name or bbox: expected COCO "
-                                  "detections [{image_id, bbox: [x, y, w, h], score, category_id}]")
-            if det.get("category_id", 1) != 1 or float(det.get("score", 1.0)) < score_thr:
+            checked = check_person_box(det, f"detections file {self.path}", i)
+            if checked is None or checked[3] < score_thr:
                 continue
-            item = (det["bbox"], float(det.get("score", 1.0)))
-            if "file_name" in det:
-                self._by_key[str(det["file_name"])].append(item)
-            if "image_id" in det:
-                self._by_key[int(det["image_id"])].append(item)
+            image_id, file_name, box, score = checked
+            if file_name is not None:
+                self._by_key[file_name].append((box, score))
+            if image_id is not None:
+                self._by_key[image_id].append((box, score))
         self.name = f"detections file {self.path.name}"
 
     def boxes_for(self, image_id: int, file_name: str, image_shape=None) -> Boxes:
@@ -50,7 +50,8 @@ class BoxesFile:
         return boxes if image_shape is None else boxes.clipped(image_shape[1], image_shape[0])
 
     def matches_any(self, keys) -> bool:
-        return any(k in self._by_key for k in keys)
+        keys = keys if isinstance(keys, range) else set(keys)  # a range answers `in` without a walk
+        return any(k in keys for k in self._by_key)
 
 
 def open_boxes_file(path: str | Path, score_thr: float, keys) -> BoxesFile:

@@ -6,7 +6,8 @@
   the H.264 encoder is not in OpenCV's pip wheels) and ``<out>/<name>.jsonl``, one line per frame:
   ``{"frame", "time_s", "people": [{"track_id", "bbox", "box_score", "keypoints", "score"}]}``, where
   a sequence's lines also name the frame's ``file_name`` and ``image_id`` (as ``results.json``
-  does) and ``frame`` is the file's position in the sorted folder;
+  does) and ``frame`` is the file's position in the sorted folder; ``time_s`` is the frame's time in
+  the written video;
 - ``<out>/summary.json``: the run's settings, counts, per-stage timing, the files written,
   ``skipped_unreadable`` (a folder's images that could not be read, skipped) and ``error`` (null,
   or why the run stopped).
@@ -38,14 +39,16 @@ RESULTS_NAME = "results.json"
 
 
 def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> None:
-    """Create ``out``; refuse a folder with files in it (never mix runs) unless ``overwrite``, which
-    removes only the files a previous run listed in its summary."""
+    """Create ``out``; refuse a folder with files in it (never mix runs) unless ``overwrite`` and they
+    are a previous run's (listed in its summary): those are removed."""
     out = Path(out)
     if source is not None and source.is_dir() and out.resolve() == source.resolve():
         raise HrnextError(f"--out {out} is the source folder: the annotated images would replace the inputs; "
                           "choose another folder")
-    if source is not None and source.is_file() and out.resolve() == source.resolve().parent:
-        # Also with --overwrite: the annotated picture (or video) takes the input's own name.
+    # Also with --overwrite: the annotated picture (or video) takes the input's own name, in the
+    # folder a link to it sits in as much as in the folder of the file it points to.
+    if source is not None and source.is_file() and \
+            out.resolve() in (source.resolve().parent, source.absolute().parent.resolve()):
         raise HrnextError(f"--out {out} is the folder of the source {source.name}: the annotated output would "
                           "replace or mix with it; choose another folder")
     claim_output_folder(out, SUMMARY_NAME, overwrite, "predict")
@@ -97,7 +100,8 @@ class VideoOutput:
             self.rescaled.append(frame.name)
             canvas = cv2.resize(canvas, self.size_wh, interpolation=cv2.INTER_AREA)
         self._writer.write(canvas)
-        record = {"frame": frame.index, "time_s": round(frame.index / self.fps, 4)}
+        # time_s: where the frame is in the written video (a sequence's unreadable files are not in it).
+        record = {"frame": frame.index, "time_s": round(self.frames / self.fps, 4)}
         if self.named_frames:
             record.update(file_name=frame.name, image_id=frame.image_id)
         record["people"] = poses.people()

@@ -23,12 +23,13 @@ from hrnext_trt.predict.boxes import DET_SCORE_THR, Boxes
 from hrnext_trt.predict.boxes_file import open_boxes_file
 from hrnext_trt.predict.estimator import detect_people, open_detector
 from hrnext_trt.predict.hog import HogPersonDetector
-from hrnext_trt.predict.sources import IMAGE_SUFFIXES, image_ids
+from hrnext_trt.predict.sources import IMAGE_SUFFIXES, folder_images, image_ids, open_capture
 from hrnext_trt.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 VIDEO_SAMPLES = 240  # frames of a video looked at, spread evenly over it
+_VIDEO_HINT = "; pass a folder of images or a video file"
 
 
 def open_pictures(path: str | Path, purpose: str) -> "Folder | Video":
@@ -53,10 +54,7 @@ class Folder:
 
     def __init__(self, path: Path):
         self.path = path
-        self.files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
-            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}): pass a folder of "
-                              "pictures or a video file")
+        self.files = folder_images(path)
         self.ids = image_ids(self.files)
         self.box_keys = [p.name for p in self.files] + self.ids
 
@@ -86,7 +84,7 @@ class Video:
 
     def __init__(self, path: Path):
         self.path = path
-        capture = self._open()
+        capture = open_capture(str(path), _VIDEO_HINT)
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         capture.release()
         # Where the container gives no frame count: its first frames.
@@ -96,19 +94,11 @@ class Video:
     def __len__(self) -> int:
         return len(self.box_keys)
 
-    def _open(self):
-        capture = cv2.VideoCapture(str(self.path))
-        if not capture.isOpened():
-            capture.release()
-            raise HrnextError(f"cannot open video {self.path}: not a video OpenCV can decode (or not a video); pass "
-                              "a folder of images or a video file")
-        return capture
-
     def each(self, fn: Callable[[np.ndarray, int, str], object], seed: int | None = None) -> Iterator[tuple]:
         """(frame index, "frame N", ``fn(frame, index, name)``), in frame order or, with ``seed``, a seeded order."""
         wanted, results = set(self.box_keys), {}
         last = max(wanted)
-        capture = self._open()
+        capture = open_capture(str(self.path), _VIDEO_HINT)
         try:
             with progress_bar(total=len(wanted), desc=f"frames of {self.path.name}", unit="frame") as bar:
                 index = 0
@@ -123,6 +113,9 @@ class Video:
             capture.release()
         if not results:
             raise HrnextError(f"video {self.path} gives no frame: the file is empty or corrupt")
+        if len(results) < len(wanted):
+            log.warning("video %s gave %d of the %d frames sampled over the length its header states: the file "
+                        "is truncated or damaged; the frames it gave are used", self.path, len(results), len(wanted))
         indices = sorted(results)
         for i in _order(len(indices), seed):
             yield indices[i], f"frame {indices[i]}", results[indices[i]]

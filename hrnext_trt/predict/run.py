@@ -28,7 +28,7 @@ from hrnext_trt.predict.boxes_file import BoxesFile, open_boxes_file
 from hrnext_trt.predict.estimator import PersonCrops, PoseEstimator
 from hrnext_trt.predict.outputs import ImagesOutput, VideoOutput, prepare_out_dir, write_summary
 from hrnext_trt.predict.poses import annotate
-from hrnext_trt.predict.sources import Frame, ImageSource, open_source
+from hrnext_trt.predict.sources import Frame, ImageSource, VideoSource, open_source
 from hrnext_trt.predict.timing import StageTimer, timing_report
 from hrnext_trt.predict.video import VideoPoses
 from hrnext_trt.progress import progress_bar
@@ -120,7 +120,7 @@ def run_predict(config: PredictConfig) -> PredictResult:
         with estimator:
             boxes_file = _boxes_file(config, source)
             detector_name = boxes_file.name if boxes_file is not None else estimator.detector.name
-            source_path = None if str(config.source).isdigit() else Path(config.source)
+            source_path = None if getattr(source, "camera", False) else Path(config.source)
             prepare_out_dir(config.out, source_path, config.overwrite)
             if source.kind == "images":
                 output = ImagesOutput(config.out)
@@ -142,6 +142,10 @@ def run_predict(config: PredictConfig) -> PredictResult:
     if failure is None and skipped and not loop.frames and not loop.interrupted:
         failure = HrnextError(f"none of the {len(skipped)} images of {config.source} could be read (first: "
                               f"{skipped[0]}): are they images? replace or remove them")
+    ended_early = source.ended_early(loop.frames) if isinstance(source, VideoSource) and failure is None \
+        and not loop.interrupted else None
+    if ended_early:
+        log.warning("%s", ended_early)
 
     # After the loop: the decoding thread joined, the network freed, the summary written.
     teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
@@ -155,6 +159,7 @@ def run_predict(config: PredictConfig) -> PredictResult:
                "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
                # A sequence's frames of another size than its first, scaled into the video.
                "rescaled_frames": getattr(loop.output, "rescaled", []),
+               "ended_early": ended_early,  # a video shorter than its header says, or null
                # A failed run's files hold the frames before the failure; --overwrite replaces them.
                "error": None if failure is None else str(failure)}
     summary_path = write_summary(config.out, summary)

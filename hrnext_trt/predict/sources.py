@@ -1,12 +1,12 @@
 """Where frames come from: an image, a folder of images, a video file or a camera.
 
-``open_source(spec)`` picks the kind from the argument (a number is a camera index, a folder is
-a folder of images, a file with an image suffix is one image, any other file a video) and
-checks it opens, so a bad source fails before any output is written. Folders are read in name
-order with numbers compared as numbers (frame2 before frame10). With ``sequence`` a folder's
-images are the frames of one video (PoseTrack's sequences, frames extracted with ffmpeg): read
-like a folder, tracked and written like a video. Videos and cameras are decoded by a background
-thread a few frames ahead of the consumer (OpenCV releases the GIL).
+``open_source(spec)`` picks the kind from the argument (a number that names no file or folder is
+a camera index, a folder is a folder of images, a file with an image suffix is one image, any
+other file a video) and checks it opens, so a bad source fails before any output is written.
+Folders are read in name order with numbers compared as numbers (frame2 before frame10). With
+``sequence`` a folder's images are the frames of one video (PoseTrack's sequences, frames
+extracted with ffmpeg): read like a folder, tracked and written like a video. Videos and cameras
+are decoded by a background thread a few frames ahead of the consumer (OpenCV releases the GIL).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Frame:
     index: int  # 0-based position in the source
     image: np.ndarray  # BGR uint8 (H, W, 3)
     name: str  # file name for images, "frame N" for videos
-    image_id: int  # the id results carry: the numeric file stem (COCO, CrowdPose names) or the index
+    image_id: int  # the id results carry: the numeric file stem (COCO, CrowdPose names), else image_ids' number
 
 
 class ImageSource:
@@ -90,14 +91,8 @@ class VideoSource:
 
     def __init__(self, capture_arg: str | int, label: str, max_frames: int | None = None):
         self.label = label
-        self._capture = cv2.VideoCapture(capture_arg)
-        camera = isinstance(capture_arg, int)
-        if not self._capture.isOpened():
-            self._capture.release()
-            if camera:
-                raise HrnextError(f"camera {capture_arg} cannot be opened: is it connected, free and readable by "
-                                  "this user (/dev/video*)?")
-            raise HrnextError(f"cannot open video {capture_arg}: not a video OpenCV can decode (or not a video)")
+        self._capture = open_capture(capture_arg)
+        self.camera = camera = isinstance(capture_arg, int)
         ok, first = self._capture.read()
         if not ok or first is None:
             self._capture.release()
@@ -107,7 +102,7 @@ class VideoSource:
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 30.0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not camera else 0
-        self.total = count if count > 0 else None
+        self.total = self._stated = count if count > 0 else None
         if max_frames is not None:
             self.total = min(self.total, max_frames) if self.total else max_frames
         self.max_frames = max_frames
@@ -122,7 +117,8 @@ class VideoSource:
         return self.total or 0
 
     def box_keys(self) -> range:
-        return range(max(len(self), 1))  # frame indices
+        # Frame indices; any where the container gives no frame count (a raw stream, a camera).
+        return range(self.total) if self.total else range(sys.maxsize)
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -165,13 +161,59 @@ class VideoSource:
         self._thread.join(timeout=5)
         self._capture.release()
 
+    def ended_early(self, frames: int) -> str | None:
+        """Why a video file that gave all its ``frames`` is shorter than its header says, or None.
+        Containers without an index only estimate their count: a frame or two (1 %) short is normal."""
+        stated = self._stated
+        if stated is None or (self.max_frames is not None and self.max_frames < stated) \
+                or frames >= stated - max(2, stated // 100):
+            return None
+        return (f"video {self.label} ended after {frames} of the {stated} frames its header states: the file is "
+                "truncated or damaged; the frames it gave are in the outputs")
+
+
+def open_capture(capture_arg: str | int, hint: str = "") -> cv2.VideoCapture:
+    """An opened OpenCV capture of a video file or (an int) a camera; ``hint`` ends the error's line."""
+    capture = cv2.VideoCapture(capture_arg)
+    if not capture.isOpened():
+        capture.release()
+        if isinstance(capture_arg, int):
+            raise HrnextError(f"camera {capture_arg} cannot be opened: is it connected, free and readable by "
+                              "this user (/dev/video*)?")
+        raise HrnextError(f"cannot open video {capture_arg}: not a video OpenCV can decode (or not a video){hint}")
+    return capture
+
+
+def folder_images(folder: Path, subfolder_note: str = "") -> list[Path]:
+    """A folder's images, in name order with numbers compared as numbers; none is an error that says
+    what to pass instead (``subfolder_note`` adds to the hint for a folder of image folders)."""
+    paths = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=_natural_order)
+    if not paths:
+        raise HrnextError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                          f"{_what_to_pass(folder, subfolder_note)}")
+    return paths
+
 
 def image_ids(paths: list[Path]) -> list[int]:
-    """The ids a folder's images carry (results, detections files): their numeric file stems where
-    every stem is a distinct number (COCO, CrowdPose names), else their positions."""
-    stems = [p.stem for p in paths]
-    numeric = bool(stems) and all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems)
-    return [int(s) for s in stems] if numeric else list(range(len(paths)))
+    """The ids a folder's images carry (results, detections files): each image's numeric file stem
+    (COCO, CrowdPose names: 000000000785.jpg is 785), the first of its number where two stems share
+    one; the others are numbered on from the largest such id, in the folder's order (from 0 in a
+    folder without numeric names), so a stray cover.jpg renumbers no other image."""
+    numbers: list[int | None] = []
+    seen: set[int] = set()
+    for path in paths:
+        number = int(path.stem) if path.stem.isdigit() else None
+        numbers.append(number if number not in seen else None)
+        if number is not None:
+            seen.add(number)
+    next_id = max((n for n in numbers if n is not None), default=-1) + 1
+    ids = []
+    for number in numbers:
+        if number is None:
+            number, next_id = next_id, next_id + 1
+        ids.append(number)
+    return ids
 
 
 def _natural_order(path: Path) -> list:
@@ -179,9 +221,9 @@ def _natural_order(path: Path) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name) if part]
 
 
-def _what_to_pass(folder: Path) -> str:
+def _what_to_pass(folder: Path, subfolder_note: str) -> str:
     """For a folder without images: the video in it to pass, else the subfolder of images (a dataset's
-    sequences, images/val/<sequence>/000001.jpg), else nothing."""
+    sequences, images/val/<sequence>/000001.jpg), else a folder that holds some."""
     videos = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     if videos:
         return (f"; it holds {len(videos)} video{'s' if len(videos) > 1 else ''} ({', '.join(videos[:3])}"
@@ -190,9 +232,8 @@ def _what_to_pass(folder: Path) -> str:
                         and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file()))
     if subfolders:
         return (f"; {len(subfolders)} of its subfolders {'hold' if len(subfolders) > 1 else 'holds'} images: pass "
-                f"one, e.g. {subfolders[0]} (one folder per run, as the outputs are named by file; with --sequence "
-                "if its images are a video's frames)")
-    return ""
+                f"one, e.g. {subfolders[0]}{subfolder_note}")
+    return ": pass a folder that holds images"
 
 
 def open_source(spec: str | Path, max_frames: int | None = None, sequence: bool = False) -> ImageSource | VideoSource:
@@ -204,24 +245,21 @@ def open_source(spec: str | Path, max_frames: int | None = None, sequence: bool 
         raise HrnextError(f"--sequence reads a folder of a video's frames, and {text} is "
                           f"{'not found' if not text.isdigit() and not path.exists() else 'no folder'}: "
                           "pass the folder, or leave --sequence out for a video, an image or a camera")
-    if text.isdigit():
+    if text.isdigit() and not path.exists():  # a folder named 2023 is a folder
         return VideoSource(int(text), f"camera{text}", max_frames)
     if not path.exists():
         raise HrnextError(f"source {path} not found: give an image, a folder of images, a video or a camera index")
     if path.is_dir():
-        paths = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=_natural_order)
-        if not paths:
-            raise HrnextError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}){_what_to_pass(path)}")
-        paths = paths[:max_frames]
+        paths = folder_images(path, " (one folder per run, as the outputs are named by file; with --sequence if "
+                                    "its images are a video's frames)")[:max_frames]
         if sequence:
             try:
                 first = read_image(paths[0])
             except HrnextError as exc:
                 raise HrnextError(f"the first frame of the sequence {path} sets the video's size and cannot be "
                                   f"read: {exc}") from None
-            return ImageSource(paths, path.name, first=first, sequence=True)
-        return ImageSource(paths, path.name)
+            return ImageSource(paths, path.resolve().name or "frames", first=first, sequence=True)
+        return ImageSource(paths, path.resolve().name or "images")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         # Read now: an unreadable image fails before any output is written.
         return ImageSource([path], path.stem, first=read_image(path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.contract import unavailable_reason
+from hrnext_trt.contract import resolve_input_size, unavailable_reason
 from hrnext_trt.engines.manifest_check import verify_folder, verify_model_file
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import MANIFEST_NAME, Manifest, load_manifest
@@ -59,6 +59,22 @@ class Artifact:
             have, want = "x".join(map(str, self.input_size)), "x".join(map(str, input_size))
             raise HrnextError(f"{self.path} was exported for {have} crops but {what} takes {want}: export again "
                               f"with --input-size {want}, or use the matching checkpoint")
+
+
+def run_input_size(requested, recorded, artifacts: list[Artifact], default=None) -> tuple[int, int] | None:
+    """The crop size of a run over a model and its export: the checkpoint's recorded one, else the one
+    asked for, else the export's, else ``default``. Asked for, it must agree with the checkpoint's and,
+    where the checkpoint records none, with the export's; then every file must be for it."""
+    exported = artifacts[0].input_size if artifacts else None
+    if requested is not None and not recorded and exported is not None and tuple(requested) != tuple(exported):
+        raise HrnextError(f"--input-size {'x'.join(map(str, requested))} differs from the "
+                          f"{'x'.join(map(str, exported))} the export {artifacts[0].path.parent} was made for: "
+                          "leave --input-size out")
+    size = resolve_input_size(requested, recorded, exported or default)
+    if size is not None:
+        for artifact in artifacts:
+            artifact.check_input_size(size, "the checkpoint" if recorded else artifacts[0].path.name)
+    return size
 
 
 def _precision_from_name(name: str) -> str:

@@ -110,6 +110,23 @@ def find_latest_checkpoint(work_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def latest_training_state(work_dir: str | Path) -> Path | None:
+    """What ``--resume auto`` continues: the latest ``epoch_N.pth``, or ``best.pth`` where it holds a
+    later epoch or is the only checkpoint (a run with evaluations more often than checkpoints,
+    killed after an evaluation's new best and before its next ``epoch_N.pth``). Both hold the whole
+    training state; an epoch's file wins a tie (it may owe that epoch's evaluation, which is redone)."""
+    from hrnext_trt.models.checkpoint import read_checkpoint  # torch
+
+    latest = find_latest_checkpoint(work_dir)
+    best = Path(work_dir) / BEST_NAME
+    if not best.is_file():
+        return latest
+    if latest is None:
+        return best
+    best_epoch = read_checkpoint(best).get("epoch", 0)
+    return best if best_epoch > int(_EPOCH_FILE.match(latest.name).group(1)) else latest
+
+
 def load_training_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint to resume from: it must be this project's and carry training state."""
     from hrnext_trt.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, read_checkpoint  # torch

@@ -289,7 +289,43 @@ def _check_values(cfg: TrainConfig, src: str) -> None:
         (cfg.runtime.log_interval > 0, "runtime.log_interval must be > 0"),
         # numpy seeds its generators with 32 bits: another seed failed with a traceback at the first epoch.
         (0 <= cfg.runtime.seed < 2 ** 32, f"runtime.seed must be from 0 to {2 ** 32 - 1}, got {cfg.runtime.seed}"),
+        # Values torch refuses only mid-run (betas, weight decay), or that train silently wrong:
+        # sigma 0 divides by zero, a negative one gives empty targets; a negative warm-up ratio a
+        # negative learning rate; grad_clip 0 clips every gradient to nothing.
+        (cfg.data.sigma > 0, f"data.sigma must be > 0 (the target Gaussians' spread in heatmap pixels), got "
+                             f"{cfg.data.sigma}"),
+        (all(0 <= b < 1 for b in cfg.optimizer.betas),
+         f"optimizer.betas must be two numbers from 0 to below 1, got {list(cfg.optimizer.betas)}"),
+        (cfg.optimizer.weight_decay >= 0, f"optimizer.weight_decay must be >= 0, got {cfg.optimizer.weight_decay}"),
+        (cfg.optimizer.grad_clip is None or cfg.optimizer.grad_clip > 0,
+         f"optimizer.grad_clip must be > 0 (a largest gradient norm), or null for none, got "
+         f"{cfg.optimizer.grad_clip}"),
+        (0 <= cfg.schedule.warmup_ratio <= 1, f"schedule.warmup_ratio must be from 0 to 1 (warm-up starts at lr x "
+                                              f"it), got {cfg.schedule.warmup_ratio}"),
+        (0 <= cfg.schedule.min_lr_ratio <= 1, f"schedule.min_lr_ratio must be from 0 to 1 (cosine ends at lr x it), "
+                                              f"got {cfg.schedule.min_lr_ratio}"),
+        (0 < cfg.schedule.gamma <= 1, f"schedule.gamma must be above 0 and at most 1 (step: lr x gamma at each "
+                                      f"milestone), got {cfg.schedule.gamma}"),
+        (all(m > 0 for m in cfg.schedule.milestones),
+         f"schedule.milestones must be epochs > 0, got {list(cfg.schedule.milestones)}"),
     ]
+    augment = cfg.data.augmentation
+    for name in ("shift_prob", "flip_prob", "half_body_prob", "rotation_prob"):
+        value = getattr(augment, name)
+        checks.append((0 <= value <= 1, f"data.augmentation.{name} must be a probability from 0 to 1, got {value}"))
+    checks += [
+        (augment.shift_factor >= 0, f"data.augmentation.shift_factor must be >= 0, got {augment.shift_factor}"),
+        (0 <= augment.scale_factor < 1, f"data.augmentation.scale_factor must be from 0 to below 1 (scales 1 +- it), "
+                                        f"got {augment.scale_factor}"),
+        (augment.rotation_factor >= 0, f"data.augmentation.rotation_factor must be >= 0 (degrees), got "
+                                       f"{augment.rotation_factor}"),
+        (augment.half_body_min_joints is None or augment.half_body_min_joints >= 1,
+         f"data.augmentation.half_body_min_joints must be >= 1, or null for the dataset's, got "
+         f"{augment.half_body_min_joints}"),
+    ]
+    for split in ("train", "val"):
+        thr = getattr(cfg.data, split).det_score_thr
+        checks.append((0 <= thr <= 1, f"data.{split}.det_score_thr must be from 0 to 1, got {thr}"))
     for ok, message in checks:
         if not ok:
             raise HrnextError(f"{_at(src, message.split()[0])}: {message}")  # every message starts with its key

@@ -17,11 +17,11 @@ from pathlib import Path
 from hrnext_trt.contract import resolve_device
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.evaluation import primary_metric
+from hrnext_trt.evaluation import format_metric, primary_metric
 from hrnext_trt.progress import progress_bar
 from hrnext_trt.training.cache import ImageCache
 from hrnext_trt.training.checkpointing import (BEST_NAME, atomic_torch_save, capture_rng_state,
-                                               epoch_checkpoint_name, find_latest_checkpoint,
+                                               epoch_checkpoint_name, find_latest_checkpoint, latest_training_state,
                                                load_training_checkpoint, restore_rng_state)
 from hrnext_trt.training.config import TrainConfig, save_config
 from hrnext_trt.training.distributed import (DistInfo, all_reduce_min, all_reduce_sum, barrier, broadcast_object,
@@ -196,9 +196,9 @@ class _Trainer:
         if resume is None:
             return None
         if str(resume) == "auto":
-            path = find_latest_checkpoint(self.work_dir)
+            path = latest_training_state(self.work_dir)
             if path is None:
-                self._say(f"resume auto: no epoch_N.pth in {self.work_dir}, starting from scratch")
+                self._say(f"resume auto: no checkpoint in {self.work_dir}, starting from scratch")
             return path
         path = Path(resume)
         if path.is_dir():
@@ -206,7 +206,7 @@ class _Trainer:
                               f"'--resume auto' with --work-dir {path} to take its latest")
         return path
 
-    def _read_resume(self, path: Path | None, force: bool) -> dict | None:
+    def _read_resume(self, path: Path | None, force: bool, weights_origin: str) -> dict | None:
         """The checkpoint to resume, checked against the config; None for a fresh start."""
         if path is None:
             return None
@@ -219,6 +219,13 @@ class _Trainer:
         trained = ckpt.get("config")
         if isinstance(trained, dict):  # the weights the run started from, as it recorded them
             load_from = trained.get("model", {}).get("load_from")
+            given = self.cfg.model.load_from
+            # The same --load-from again is a re-queued command line; another would be ignored.
+            if weights_origin == "--load-from" and \
+                    (load_from is None or Path(given).resolve() != Path(load_from).resolve()):
+                raise HrnextError(f"--load-from {given} gives a new run its first weights, and {path} continues a run "
+                                  f"that started from {load_from or 'scratch'}: drop --load-from to resume it, or "
+                                  "start the new run in another --work-dir")
             self.cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, load_from=load_from))
         if ckpt["epoch"] > self.cfg.schedule.epochs:
             raise HrnextError(f"{path} has trained {ckpt['epoch']} epochs, more than the {self.cfg.schedule.epochs} "
@@ -269,7 +276,7 @@ class _Trainer:
         # Every check first (config, data, weights, the checkpoint to resume, the work dir), then writes.
         resume_path = self._resume_path(resume)
         self._setup(resume_path is not None, weights_origin)
-        ckpt = self._read_resume(resume_path, force)
+        ckpt = self._read_resume(resume_path, force, weights_origin)
         if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and not ckpt.get("eval_pending", False):
             # A finished run resumed again (a re-queued job): nothing to train, nothing rewritten.
             self._say(f"{resume_path} completed all {ckpt['epoch']} epochs of the schedule: nothing to train "
@@ -436,7 +443,8 @@ class _Trainer:
         if owed or state.epoch % rt.eval_interval == 0 or last or stop:
             metrics = self._evaluate_or_save(state)
             self.logger.log("val", state.iteration, epoch=state.epoch, **metrics)
-            self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            val = self.cfg.data.val.name
+            self._say(f"epoch {state.epoch}: " + ", ".join(f"{k} {format_metric(val, v)}" for k, v in metrics.items()))
             if metrics[key] > state.best_ap:
                 state.best_ap, state.best_epoch, new_best = metrics[key], state.epoch, True
         # An owed evaluation saves its epoch again: the file holds the failure's mark until then.
@@ -445,7 +453,8 @@ class _Trainer:
             return None
         path = self._save(state, epoch_file=save, best_file=new_best)
         if new_best:
-            self._say(f"new best {key} {state.best_ap:.4f} -> {self.work_dir / BEST_NAME}")
+            self._say(f"new best {key} {format_metric(self.cfg.data.val.name, state.best_ap)} -> "
+                      f"{self.work_dir / BEST_NAME}")
         return path
 
     def _evaluate_or_save(self, state: _Progress) -> dict[str, float]:

@@ -170,6 +170,8 @@ def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) ->
     a dir holding checkpoints, or a ``config.yaml`` of another run, is refused unless ``force``,
     which deletes the old run's files first.
     """
+    if work_dir.exists() and not work_dir.is_dir():
+        raise HrnextError(f"work dir {work_dir} is a file, not a folder: choose another --work-dir")
     lock = acquire_lock(work_dir, force)
     try:
         found = run_files(work_dir)

@@ -25,7 +25,7 @@ from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import Column, Report, check_writable
 from hrnext_trt.runners import PyTorchRunner, Runner
 from hrnext_trt.runners.pytorch import TorchMode
-from hrnext_trt.runners.export_folder import discover_artifacts, run_input_size
+from hrnext_trt.runners.export_folder import check_outside_export, discover_artifacts, run_input_size
 from hrnext_trt.runners.timing import clock_note, time_fn, time_runner
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def person_batches(input_size: tuple[int, int], batches) -> dict[int, PersonBatc
 def run_bench(config: BenchConfig) -> Report:
     """Model-only and end-to-end latency of every backend x batch; rows of unavailable backends say why."""
     check_writable(config.json, "--json", folder=False)
+    check_outside_export(config.json, "--json", config.engines)
     device = resolve_device(config.device)
     artifacts = discover_artifacts(config.engines) if config.engines is not None else None
     check_backends_can_run(config.backends, device, model=True, artifacts=artifacts)

@@ -26,12 +26,14 @@ from hrnext_trt.contract import check_export_precisions, check_threads, resolve_
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
+from hrnext_trt.export.folder import check_target
 from hrnext_trt.training import load_config, train
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.predict import PredictConfig, PredictResult, run_predict
-from hrnext_trt.reports import Report, check_writable
+from hrnext_trt.predict.outputs import SUMMARY_NAME
+from hrnext_trt.reports import Report, check_output_folder, check_writable
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
-from hrnext_trt.visualize import VisualizeConfig, visualize
+from hrnext_trt.visualize import LISTING_NAME as VISUALIZE_LISTING, VisualizeConfig, visualize
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,11 @@ def run_demo(config: DemoConfig) -> "DemoResult":
     import torch
 
     check_writable(config.out, "--out", folder=True)
+    # A re-run replaces its own outputs; anybody else's file in its folders stops it now, not minutes in.
+    check_target(config.out / "engines")
+    for folder, listing in ((config.out / "poses", VISUALIZE_LISTING), (config.out / "predict" / "image", SUMMARY_NAME),
+                            (config.out / "predict" / "clip", SUMMARY_NAME)):
+        check_output_folder(folder, listing, True, "demo", way_out="a demo replaces only its previous run's files")
     device = resolve_device(config.device)
     if config.checkpoint is not None:
         check_demo_checkpoint(config.checkpoint, config.arch, config.num_joints)

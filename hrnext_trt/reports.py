@@ -129,15 +129,16 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def check_writable(path: str | Path | None, option: str, folder: bool) -> None:
-    """Fail in one line, before any work, when ``path`` (a folder, or a file) cannot be written."""
+def check_writable(path: str | Path | None, option: str, folder: bool, example: str = "report.json") -> None:
+    """Fail in one line, before any work, when ``path`` (a folder, or a file) cannot be written;
+    ``example`` names a file in the hint for a folder given where a file belongs."""
     if path is None:
         return
     path = Path(path)
     if folder and path.exists() and not path.is_dir():
         raise HrnextError(f"{option} {path} is a file, not a folder: choose a folder")
     if not folder and path.is_dir():
-        raise HrnextError(f"{option} {path} is a folder: give a file name, e.g. {path / 'report.json'}")
+        raise HrnextError(f"{option} {path} is a folder: give a file name, e.g. {path / example}")
     directory = path if folder else path.parent
     existing = next((p for p in (directory, *directory.parents) if p.exists()), Path("."))
     if not existing.is_dir():
@@ -148,34 +149,45 @@ def check_writable(path: str | Path | None, option: str, folder: bool) -> None:
 
 def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command: str) -> None:
     """Create ``out`` for a run of ``command``. A folder with files in it is refused (runs never mix)
-    unless ``overwrite`` and every file there is a previous run's (the ``files`` of its ``out/listing``
-    JSON, and the listing itself): those are removed. Anything else there (a user's own files, or a
-    run that was killed before it wrote its listing) is refused by name, before anything is removed."""
+    unless ``overwrite`` and every file there is a previous run's (``check_output_folder``): those
+    are removed."""
     out = Path(out)
-    check_writable(out, "--out", folder=True)
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise HrnextError(f"output folder {out} is not empty: choose another --out, or pass --overwrite to "
-                              f"replace a previous {command} run there")
-        try:
-            previous = json.loads((out / listing).read_text(encoding="utf-8")).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            previous = []
-        owned = {Path(str(name)).name for name in previous} | {listing}  # never outside the folder
-        others = sorted(p.name for p in out.iterdir() if p.name not in owned)
-        if others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise HrnextError(f"output folder {out} holds {len(others)} file{'s' if len(others) > 1 else ''} no "
-                              f"previous {command} run listed in its {listing} ({shown}): --overwrite replaces only "
-                              "a previous run's files; choose another --out, or move them")
-        for name in owned:
-            if (out / name).is_file():
-                (out / name).unlink()
+    owned = check_output_folder(out, listing, overwrite, command)
+    for name in owned:
+        if (out / name).is_file():
+            (out / name).unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HrnextError(f"cannot create the output folder {out}: {exc.strerror or exc}: choose another --out") \
             from None
+
+
+def check_output_folder(out: str | Path, listing: str, overwrite: bool, command: str,
+                        way_out: str = "--overwrite replaces only a previous run's files") -> set[str]:
+    """Refuse ``out`` for a run of ``command`` (nothing touched): a folder with files in it unless
+    ``overwrite``, and then anything there that is not a previous run's (the ``files`` of its
+    ``out/listing`` JSON, and the listing itself: a user's own files, or a run killed before it
+    wrote its listing), named. Returns the names a previous run owns there."""
+    out = Path(out)
+    check_writable(out, "--out", folder=True)
+    if not (out.is_dir() and any(out.iterdir())):
+        return set()
+    if not overwrite:
+        raise HrnextError(f"output folder {out} is not empty: choose another --out, or pass --overwrite to "
+                          f"replace a previous {command} run there")
+    try:
+        previous = json.loads((out / listing).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        previous = []
+    owned = {Path(str(name)).name for name in previous} | {listing}  # never outside the folder
+    others = sorted(p.name for p in out.iterdir() if p.name not in owned)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise HrnextError(f"output folder {out} holds {len(others)} file{'s' if len(others) > 1 else ''} no "
+                          f"previous {command} run listed in its {listing} ({shown}): {way_out}; choose another "
+                          "--out, or move them")
+    return owned
 
 
 def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str, label: str,

@@ -36,7 +36,7 @@ from hrnext_trt.pipeline import fill_batch, iter_batches, predict
 from hrnext_trt.manifest import Manifest, sha256_file
 from hrnext_trt.reports import Column, Report, check_writable, plot_accuracy_latency, write_atomic
 from hrnext_trt.runners import PyTorchRunner, Runner
-from hrnext_trt.runners.export_folder import discover_artifacts, run_input_size
+from hrnext_trt.runners.export_folder import check_outside_export, discover_artifacts, run_input_size
 from hrnext_trt.runners.timing import clock_note, time_runner
 
 LATENCY_FOOTNOTE = ("latency: model-only runner.infer on one batch of {batch} real crops, {iters} timed calls after "
@@ -122,10 +122,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
     # Every check that can fail runs here, before the evaluation passes (minutes on a real test set).
     check_writable(config.out, "--out", folder=True)
     check_writable(config.json, "--json", folder=False)
-    if config.out is not None and config.engines is not None and Path(config.out).resolve() == \
-            Path(config.engines).resolve():
-        raise HrnextError(f"--out {config.out} is the export folder: the reports would mix with the export's files "
-                          "(and a later export there is refused); choose another folder")
+    check_outside_export(config.out, "--out", config.engines)
+    check_outside_export(config.json, "--json", config.engines)
     if config.out is not None and config.dataset == OWN_IMAGES and Path(config.out).resolve() == \
             Path(config.data_root).resolve():
         raise HrnextError(f"--out {config.out} is the folder of the pictures: the next run would read its sheets "
@@ -205,6 +203,11 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
         toolkit = "the MPII toolkit's PCKh" if eval_mode == "pckh" else "poseval's AP"
         footnotes.insert(0, f"accuracy columns are percent (0 to 100), as {toolkit} is printed; d{key} is in "
                             "percentage points")
+    empty = [k for k in ACCURACY_COLUMNS[eval_mode] if any(r.status == "ok" and getattr(r, FIELDS.get(k, k)) is None
+                                                             for r in rows)]
+    if empty:
+        footnotes.append(f"{', '.join(empty)}: - where the split has no person of that category (the COCO tools' "
+                         "-1, not a score)")
     if flip_unknown:
         footnotes.append("flip test on (the paper's protocol): neither a checkpoint nor the files say whether their "
                          "recipe validated with it (files exported before hrnext-trt recorded it); pass --no-flip "
@@ -436,7 +439,9 @@ def _evaluate(runner: Runner, dataset, input_size, crops: np.ndarray, config: Tr
     metrics = evaluate_results(dataset.name, dataset.ann_file, results)
     return EvalRow.for_runner(
         runner, file=runner.path.name if runner.path is not None else None,
-        metric=metric, **{FIELDS.get(k, k): metrics[k] for k in METRIC_KEYS if k in metrics},
+        # The COCO tools' -1 marks a category without people (CrowdPose's easy or hard images): no score.
+        metric=metric, **{FIELDS.get(k, k): None if metrics[k] == -1 else metrics[k]
+                          for k in METRIC_KEYS if k in metrics},
         p50_ms=stats.median_ms, p95_ms=stats.p95_ms, images_per_s=stats.images_per_s,
         e2e_persons_per_s=len(dataset) / e2e_s, e2e_s=e2e_s, latency=stats.to_dict()), results
 

@@ -326,6 +326,8 @@ def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_ref
     crowd = ["--dataset", "crowdpose", "--data-root", data_dir / "crowdpose-mini"]
     for args, needle in [
         (["--engines", engines, "--out", engines], f"--out {engines} is the export folder"),
+        (["--engines", engines, "--out", engines / "reports"], f"is inside the export folder {engines}"),
+        (["--engines", engines, "--json", engines / "r.json"], f"--json {engines / 'r.json'} is inside the export"),
         (["--engines", engines, "--other-checkpoint"], "--other-checkpoint compares a --checkpoint other than"),
         (["--checkpoint", checkpoint, "--boxes", "gt", "--det-file", tmp_path / "dets.json"],
          "--det-file gives detector boxes and --boxes gt scores ground-truth boxes: drop one"),
@@ -334,6 +336,8 @@ def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_ref
     ]:
         code, out = _run("trt-eval", *args, *crowd)
         assert code == 2 and needle in _one_error_line(out), out
+    code, out = _run("bench", checkpoint, "--engines", engines, "--json", engines / "bench.json")
+    assert code == 2 and "is inside the export folder" in _one_error_line(out), out
     assert sorted(p.name for p in engines.iterdir() if p.name.startswith(("results", "trt_eval"))) == []
 
 

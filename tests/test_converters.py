@@ -187,6 +187,10 @@ def test_an_out_that_would_replace_or_join_the_source_is_refused_before_reading(
     result = CliRunner().invoke(main, ["convert", "posetrack", str(videos), "--out", str(videos / "all.json")])
     assert result.exit_code == 2 and "is inside the source folder" in result.output
     assert sorted(videos.iterdir()) == listed
+    # A folder as --out: the command's own line (was click's three-line usage error).
+    result = CliRunner().invoke(main, ["convert", "mpii", str(source), "--out", str(mpii)])
+    assert result.exit_code == 2 and result.output == \
+        f"error: --out {mpii} is a folder: give a file name, e.g. {mpii / 'keypoints.json'}\n", result.output
 
 
 def test_evaluate_on_a_release_file_names_its_conversion(data_dir, tmp_path):

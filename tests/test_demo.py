@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from hrnext_trt.contract import installed_builders, unavailable_reason
 from hrnext_trt.demo import OWN_DATA_NOTE, DemoConfig, TrainingProgress, demo_preset, run_demo
+from hrnext_trt.errors import HrnextError
 from hrnext_trt.models import write_arch_checkpoint
 from hrnext_trt.training.checkpointing import find_latest_checkpoint
 
@@ -65,6 +68,15 @@ def test_demo_trains_the_whole_recipe_exports_compares_draws_predicts_and_says_s
     frames = [json.loads(line) for line in (out / "predict" / "clip" / "clip.jsonl").read_text().splitlines()]
     assert len(frames) == 24 and sum(len(f["people"]) for f in frames) > 0
     assert str(out / "predict" / "clip" / "clip.mp4") in lines[-2]
+
+    # Run again into the same folder with somebody's file among the drawings: refused before any
+    # work (was: at the fourth stage, minutes in, after the export and reports were replaced).
+    (out / "poses" / "mine.png").write_bytes(b"mine")
+    manifest = (out / "engines" / "manifest.json").read_bytes()
+    with pytest.raises(HrnextError, match=r"poses holds 1 file no previous demo run listed in its visualize\.json "
+                                          r"\(mine\.png\): a demo replaces only its previous run's files"):
+        run_demo(DemoConfig(out=out, train_options=TINY, precisions=("fp32",), device="cpu"))
+    assert (out / "engines" / "manifest.json").read_bytes() == manifest
 
 
 def test_training_progress_tells_a_cut_run_from_a_whole_one(tmp_path):

@@ -150,3 +150,21 @@ def test_tensorrt_engine_needs_tensorrt_installed(export_dir):
     assert "\n" not in str(err.value)
     with pytest.raises(HrnextError, match="not found"):
         TensorRTEngine(export_dir / "missing.engine").activate()
+
+
+def test_a_runner_takes_fewer_crops_than_the_profile_s_min(export_dir):
+    """An export with --batch 8,16,16 met a dataset's last batch (or a frame's few people) of 6 crops
+    and stopped mid-run: the runner pads such a batch up to MIN (and drops the padding's outputs),
+    so only batches above MAX are refused. Where an engine runs, tests/test_engines_tensorrt.py
+    checks the padded outputs."""
+    from hrnext_trt.runners.tensorrt import TensorRTRunner
+
+    manifest_path = export_dir / "manifest.json"
+    document = json.loads(manifest_path.read_text())
+    document["batch_profile"] = {"min": 8, "opt": 16, "max": 16}
+    manifest_path.write_text(json.dumps(document))
+    runner = TensorRTRunner(export_dir / "model_fp16.engine", "fp16", manifest=load_manifest(export_dir))
+    for batch in (1, 6, 8, 16):
+        runner.check_batch(batch)
+    with pytest.raises(HrnextError, match=r"batch 17 is outside the engine's batch profile 8\.\.16"):
+        runner.check_batch(17)

@@ -82,3 +82,20 @@ def test_torch_cuda_tensor_runs_in_place(exported, fixtures_dir):
         host = engine.infer({"images": io["input"]})["heatmaps"]
     assert heatmaps.is_cuda and heatmaps.shape == images.shape[:1] + host.shape[1:]
     assert np.abs(heatmaps.cpu().numpy() - host).max() < 1e-5
+
+
+def test_a_runner_pads_a_batch_below_the_profile_s_min(tmp_path, fixtures_dir, data_dir):
+    """An export for batches 2..4 (--batch 2,2,4) takes one crop through the runner: padded to 2, the
+    padding's output dropped, the crop's heatmaps those of a full batch."""
+    from hrnext_trt.runners.tensorrt import TensorRTRunner
+
+    config = ExportConfig(checkpoint=fixtures_dir / "hrnext_tiny_crowdpose.pth", out_dir=tmp_path / "exp",
+                          arch="hrnext_tiny", num_joints=14, precisions=("fp32",), calib_data=data_dir / "coco-mini",
+                          verify_images=2, batch=(2, 2, 4))
+    manifest = export_artifacts(config)
+    images = np.load(fixtures_dir / "hrnext_tiny_crowdpose_io.npz")["input"][:2]
+    with TensorRTRunner(tmp_path / "exp" / "model_fp32.engine", "fp32", manifest=manifest) as runner:
+        one = runner.infer({"images": images[:1]})["heatmaps"]
+        both = runner.infer({"images": images})["heatmaps"]
+    assert one.shape == (1, *both.shape[1:])
+    np.testing.assert_allclose(one[0], both[0], atol=1e-4)

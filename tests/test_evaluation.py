@@ -89,6 +89,22 @@ def test_crowdpose_easy_and_hard_splits_equal_reference(data_dir, tmp_path):
     assert ours["AP_easy"] > 0 and ours["AP_hard"] > 0 and ours["AP_medium"] == -1  # -1: no such image
 
 
+@pytest.mark.parametrize("name", ["coco", "crowdpose"])
+def test_a_results_bbox_changes_no_score(data_dir, name):
+    """predict's results carry each person's bbox: the COCO tools' loadRes would then take the
+    detection branch and give results box areas, changing AP_M / AP_L (and a null bbox was a
+    traceback inside it). Scored fields only: the same scores with and without."""
+    sub, rel = ANN[name]
+    ann_file = data_dir / sub / rel
+    results = _noisy_predictions(ann_file, seed=7)
+    rng = np.random.default_rng(7)
+    with_boxes = [{**r, "bbox": [0.0, 0.0, float(w), float(h)]} for r, (w, h) in
+                  zip(results, rng.uniform(5, 400, (len(results), 2)))]
+    assert evaluate_results(name, ann_file, with_boxes) == evaluate_results(name, ann_file, results)
+    nulls = [{**r, "bbox": None} for r in results]
+    assert evaluate_results(name, ann_file, nulls) == evaluate_results(name, ann_file, results)
+
+
 def test_results_file_path_and_list_agree_and_list_is_untouched(data_dir, tmp_path):
     sub, rel = ANN["coco"]
     ann_file = data_dir / sub / rel

@@ -116,6 +116,15 @@ def test_mpii_results_must_cover_every_person_once(mpii_ann):
         evaluate_results("mpii", mpii_ann, results[1:])
     with pytest.raises(HrnextError, match="two results predict annotation 1"):
         evaluate_results("mpii", mpii_ann, results + results[:1])
+    # An id of another type, or of another image's person (was: a TypeError traceback; a string was
+    # "not in the annotation file"; another image's person scored silently).
+    for bad, message in (([1], r"annotation_id must be an integer, got list"),
+                         ("1", r"annotation_id is a string \('1'\) but ids are JSON numbers")):
+        with pytest.raises(HrnextError, match=message):
+            evaluate_results("mpii", mpii_ann, [{**results[0], "annotation_id": bad}, *results[1:]])
+    other = next(r["image_id"] for r in results if r["image_id"] != results[0]["image_id"])
+    with pytest.raises(HrnextError, match=f"result 0 names image {other}, but annotation 1 is a person of image"):
+        evaluate_results("mpii", mpii_ann, [{**results[0], "image_id": other}, *results[1:]])
     del results[0]["annotation_id"]
     with pytest.raises(HrnextError, match="has no annotation_id"):
         evaluate_results("mpii", mpii_ann, results)

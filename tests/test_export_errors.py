@@ -82,6 +82,9 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
     result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--int8", "--calib-data",
                                        str(tmp_path / "nope"), "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and f"calibration data root {tmp_path / 'nope'} not found" in result.output
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--calib-images", "100",
+                                       "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "--calib-images 100 counts INT8's calibration crops: add --int8" in result.output
     assert not (tmp_path / "none").exists()
 
 
@@ -106,3 +109,25 @@ def test_int8_calibrated_on_the_scored_split_is_said(project_checkpoint, data_di
     with caplog.at_level("WARNING"):
         export_artifacts(config)
     assert "INT8 is calibrated on the crowdpose test split, the one trt-eval scores by default" in caplog.text
+
+
+def test_a_builder_is_never_given_options_it_would_ignore(tmp_path):
+    """--timing-cache where TensorRT for RTX builds (it keeps none) is refused (was: ignored); a
+    re-export drops an old folder's timing cache that no builder used (was: kept, unlisted)."""
+    from hrnext_trt.cli import main
+    from hrnext_trt.contract import installed_builders, nvidia_gpu_present
+    from hrnext_trt.models import write_arch_checkpoint
+
+    checkpoint = write_arch_checkpoint("hrnext_tiny", 14, (64, 64), "crowdpose", tmp_path / "tiny.pth")
+    out = tmp_path / "exp"
+    if "tensorrt-rtx" in installed_builders() and not nvidia_gpu_present():
+        result = CliRunner().invoke(main, ["export-engine", str(checkpoint), "--timing-cache", str(tmp_path / "tc"),
+                                           "--verify-images", "2", "--out", str(out)])
+        assert result.exit_code == 2 and "--timing-cache: TensorRT for RTX builds here and keeps no timing cache" \
+            in result.output and not out.exists(), result.output
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["export-engine", str(checkpoint), "--no-engines", "--verify-images", "2",
+                                           "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
+        (out / "timing.cache").write_bytes(b"junk")  # as a GPU export would have left it

@@ -172,6 +172,13 @@ def test_pytorch_runner_runs_the_fastest_eager_dka_form_and_matches_the_model():
     assert modes == {DEFAULT_DKA_MODE} and runner.module is None
     assert heatmaps.shape == (2, 14, 16, 16) and heatmaps.dtype == np.float32
     np.testing.assert_allclose(heatmaps, expected, rtol=1e-4, atol=1e-5)
+    # Crops channels last, unbatched or as a list: one line, as every backend says it (were torch's errors).
+    with runner:
+        for bad, got in ((images.transpose(0, 2, 3, 1), r"\(2, 64, 64, 3\)"), (images[0], r"\(3, 64, 64\)"),
+                         (images.tolist(), "list")):
+            with pytest.raises(HrnextError, match=rf"takes normalised crops as an array of shape \(B, 3, H, W\), "
+                                                  rf"got .*{got}"):
+                runner.infer({"images": bad})
 
     with pytest.raises(HrnextError, match="needs --device cuda"):
         PyTorchRunner(model, "fp16", "cpu")

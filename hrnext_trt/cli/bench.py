@@ -37,7 +37,7 @@ from hrnext_trt.errors import HrnextError
 @click.option("--warmup", type=COUNT, default=10, show_default=True, help="Untimed calls before them.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the report as JSON here.")
 def command(model, arch, num_joints, engines, backends, batches, input_size, dataset, export_precisions,
             torch_precisions, torch_compile, iters, warmup, device, threads, json_path) -> None:

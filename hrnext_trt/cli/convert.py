@@ -12,7 +12,7 @@ FORMATS = ("mpii", "posetrack")
 @click.command("convert")
 @click.argument("dataset", type=click.Choice(FORMATS))
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=click.Path(path_type=Path), required=True,
               help="The COCO-format keypoint file to write (replaced whole, never half-written).")
 @click.option("--image-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset root the image paths are relative to (MPII: the folder holding images/; "

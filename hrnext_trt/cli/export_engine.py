@@ -80,6 +80,10 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
     # Options of a step that will not run are refused, not silently ignored.
     if calib_method is not None and not int8:
         raise HrnextError(f"--calib-method {calib_method} chooses INT8's calibration: add --int8, or drop it")
+    given = click.get_current_context().get_parameter_source("calib_images") != click.core.ParameterSource.DEFAULT
+    if given and not int8:
+        raise HrnextError(f"--calib-images {calib_images} counts INT8's calibration crops: add --int8, or drop it "
+                          "(--verify-images counts the held-out crops every file is checked on)")
     if sensitivity_level is not None and int8_budget is None and fp16_budget is None and not sensitivity:
         raise HrnextError(f"--sensitivity-level {sensitivity_level} cuts the groups of a sensitivity table or a "
                           "precision plan: add --sensitivity, --int8-budget or --fp16-budget, or drop it")

@@ -50,7 +50,7 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 @click.option("--warmup", type=COUNT, default=3, show_default=True, help="Untimed calls before them.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write trt_eval.{json,csv,md,png} here.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the JSON report here too.")
 def command(checkpoint, engines, other_checkpoint, arch, num_joints, input_size, dataset, data_root, split, boxes,
             det_file, detector, backends, batch, device, threads, flip_test, iters, warmup, out, json_path) -> None:

@@ -51,7 +51,7 @@ def check_out_path(out: Path, src: Path, *inputs: Path | None) -> None:
     """Refuse an ``out`` that cannot be written, is one of the files read (it would be replaced by the
     conversion) or sits in a source folder (whose every .json file the next conversion reads as one
     more video)."""
-    check_writable(out, "--out", folder=False)  # before the conversion's work, not after it
+    check_writable(out, "--out", folder=False, example="keypoints.json")  # before the conversion's work
     target = Path(out).resolve()
     for source in (src, *inputs):
         if source is not None and Path(source).is_file() and Path(source).resolve() == target:

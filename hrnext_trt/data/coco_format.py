@@ -168,7 +168,8 @@ def check_results(results: Any, source: str, num_joints: int, dataset: str, imag
                   category_ids: set[int] | None = None) -> list[dict]:
     """A checked copy of COCO-format keypoint results: a non-empty list of objects with an integer
     ``image_id`` of the annotation file, ``3 * num_joints`` finite keypoint numbers and a finite
-    ``score`` (``category_id`` defaults to 1 and must be one of ``category_ids``)."""
+    ``score`` (``category_id`` defaults to 1 and must be one of ``category_ids``); an integer
+    ``annotation_id`` where given. Other fields are left out of the copy."""
     if not isinstance(results, list):
         raise HrnextError(f"{source} must be a JSON list of {{image_id, category_id, keypoints, score}} objects, "
                           f"got {_describe(results) if not isinstance(results, dict) else 'an object'}")
@@ -190,9 +191,14 @@ def check_results(results: Any, source: str, num_joints: int, dataset: str, imag
         if image_id not in image_ids:
             raise rec.fail(f"image_id {image_id} is not in the annotation file: were these results made for "
                            "another dataset or split?")
-        # A fresh record of plain values: the COCO tools add fields to every result they score.
-        checked.append({**res, "image_id": image_id, "category_id": category_id,
-                        "keypoints": list(keypoints), "score": float(score)})
+        # A fresh record of the scored fields only: the COCO tools add fields to every result they
+        # score, and a result's bbox (predict writes one) would switch loadRes to detection areas,
+        # changing AP_M and AP_L (a bad bbox was a traceback inside it).
+        record = {"image_id": image_id, "category_id": category_id, "keypoints": list(keypoints),
+                  "score": float(score)}
+        if "annotation_id" in res:  # MPII scores per annotated person
+            record["annotation_id"] = _integer_id(rec, "annotation_id")
+        checked.append(record)
     return checked
 
 

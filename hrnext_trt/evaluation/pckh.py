@@ -39,6 +39,8 @@ def pckh_errors(gt_data: dict, results: list[dict], source: str = "results") -> 
     """Head-normalised errors (N, J) of the predictions and the annotated mask (N, J), one row per
     annotated person of ``gt_data`` (the converted COCO-format MPII file), in its order."""
     joints = MPII.num_joints
+    annotations = gt_data["annotations"]
+    image_of = {ann["id"]: ann["image_id"] for ann in annotations}
     predicted: dict[int, np.ndarray] = {}
     for i, res in enumerate(results):
         if "annotation_id" not in res:
@@ -47,13 +49,13 @@ def pckh_errors(gt_data: dict, results: list[dict], source: str = "results") -> 
         ann_id = res["annotation_id"]
         if ann_id in predicted:
             raise HrnextError(f"{source}: two results predict annotation {ann_id}; MPII takes one per person")
+        if ann_id not in image_of:
+            raise HrnextError(f"{source}: annotation_id {ann_id} is not in the annotation file: were these results "
+                              "made for another split?")
+        if res.get("image_id", image_of[ann_id]) != image_of[ann_id]:
+            raise HrnextError(f"{source}: result {i} names image {res['image_id']}, but annotation {ann_id} is a person "
+                              f"of image {image_of[ann_id]}: were the ids mixed up?")
         predicted[ann_id] = np.asarray(res["keypoints"], dtype=np.float64).reshape(joints, 3)[:, :2]
-    annotations = gt_data["annotations"]
-    known = {ann["id"] for ann in annotations}
-    stray = [a for a in predicted if a not in known]
-    if stray:
-        raise HrnextError(f"{source}: annotation_id {stray[0]} is not in the annotation file: were these results made "
-                          "for another split?")
     missing = [ann["id"] for ann in annotations if ann["id"] not in predicted]
     if missing:
         raise HrnextError(f"{source} lack {len(missing)} of the {len(annotations)} annotated people (first: annotation "

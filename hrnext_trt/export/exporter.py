@@ -21,7 +21,7 @@ from hrnext_trt.contract import (DEFAULT_INPUT_SIZE, INPUT_SIZE_HINT, OWN_IMAGES
                                  nvidia_gpu_present, resolve_input_size, unavailable_reason)
 from hrnext_trt.data import TEST_SPLIT, HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
-from hrnext_trt.engines.builders import TENSORRT, TITLES, choose_builder, rtx_targets
+from hrnext_trt.engines.builders import TENSORRT, TENSORRT_RTX, TITLES, choose_builder, rtx_targets
 from hrnext_trt.engines.cuda_device import gpu_info, import_pycuda
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export.calibration import make_crop_sets, source_label
@@ -65,14 +65,17 @@ def export_artifacts(config: ExportConfig) -> Manifest:
         if config.timing_cache is None and cache.is_file():  # the default cache lives in the folder: keep it
             shutil.copy2(cache, stage / cache.name)
         staged_cache = (config.timing_cache or stage / cache.name) if config.build_engines else None
-        manifest = _export_into(replace(config, out_dir=stage, timing_cache=staged_cache), cache)
+        manifest = _export_into(replace(config, out_dir=stage, timing_cache=staged_cache), cache,
+                                cache_given=config.timing_cache is not None)
+        if (stage / cache.name).is_file() and not manifest["engines"].get("timing_cache"):
+            (stage / cache.name).unlink()  # the old folder's cache, unused: a re-export replaces every file
         publish(stage, out)
     return manifest
 
 
-def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
+def _export_into(config: ExportConfig, timing_cache: Path, cache_given: bool = False) -> Manifest:
     """The export itself, into the (staging) folder ``config.out_dir``; ``timing_cache`` is the path
-    the manifest records."""
+    the manifest records, ``cache_given`` whether the user named it (--timing-cache)."""
     import numpy as np
     import onnx
 
@@ -110,6 +113,13 @@ def _export_into(config: ExportConfig, timing_cache: Path) -> Manifest:
             "not installed" in engines_reason else ""
         raise HrnextError(f"--builder {config.builder}: {engines_reason}{gpu_too}: install it, choose the other "
                           "builder, or leave --builder out")
+    # Options the chosen builder would ignore (the builder named outright: ExportConfig refused them).
+    if builder == TENSORRT and config.compute_capabilities is not None:
+        raise HrnextError("--compute-capability picks TensorRT for RTX's targets, and TensorRT builds here, for this "
+                          "GPU: pass --builder tensorrt-rtx, or drop --compute-capability")
+    if builder == TENSORRT_RTX and cache_given:
+        raise HrnextError("--timing-cache: TensorRT for RTX builds here and keeps no timing cache: drop it, or build "
+                          "with TensorRT on a GPU (--builder tensorrt)")
     gpu = gpu_info() if nvidia_gpu_present() else None
     targets = _engine_targets(config, builder, gpu) if builder else ()
     manifest = Manifest.create(spec, config.checkpoint, config.batch, gpu, package_versions())

@@ -18,6 +18,7 @@ import numpy as np
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.data import HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
+from hrnext_trt.pipeline import fill_batch
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
 
 CHUNK = 8  # crops per forward pass: bounds peak memory of the large models
@@ -29,9 +30,7 @@ def run_batched(infer: Callable[[np.ndarray], np.ndarray], images: np.ndarray, c
     out = []
     for i in range(0, len(images), chunk):
         part = images[i:i + chunk]
-        padded = np.concatenate([part, np.repeat(part[-1:], min_batch - len(part), axis=0)]) \
-            if len(part) < min_batch else part
-        out.append(infer(padded)[:len(part)])
+        out.append(infer(fill_batch(part, min_batch) if len(part) < min_batch else part)[:len(part)])
     return np.concatenate(out)
 
 

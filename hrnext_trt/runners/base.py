@@ -87,7 +87,17 @@ class Runner(abc.ABC):
             raise HrnextError(f"runner {self.name} is not active: use it inside `with runner:`")
         if INPUT_NAME not in feed:
             raise HrnextError(f"runner {self.name} needs an input named {INPUT_NAME!r}, got {sorted(feed)}")
+        images = feed[INPUT_NAME]
+        # Every backend alike (PyTorch raised its own errors, ONNX Runtime one line).
+        if not isinstance(images, np.ndarray) or images.ndim != 4:
+            raise self.crops_error(images)
         return self._infer(feed)
+
+    def crops_error(self, images) -> HrnextError:
+        """The line for input that is not a batch of normalised crops, channels first."""
+        got = f"an array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        return HrnextError(f"runner {self.name} takes normalised crops as an array of shape (B, 3, H, W), got {got}: "
+                           "channels first (transpose (B, H, W, 3) with .transpose(0, 3, 1, 2))")
 
     def check_batch(self, batch: int) -> None:
         """One line when the model cannot take batches of ``batch`` crops (engines: outside their profile)."""

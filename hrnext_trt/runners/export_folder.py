@@ -61,6 +61,18 @@ class Artifact:
                               f"with --input-size {want}, or use the matching checkpoint")
 
 
+def check_outside_export(path: str | Path | None, option: str, engines: str | Path | None) -> None:
+    """One line when a report would be written into the export folder ``engines`` (or below it): it
+    would mix with the export's files, and a later export there is refused."""
+    if path is None or engines is None:
+        return
+    target, folder = Path(path).resolve(), Path(engines).resolve()
+    if target == folder or folder in target.parents:
+        where = "is the export folder" if target == folder else f"is inside the export folder {engines}"
+        raise HrnextError(f"{option} {path} {where}: the reports would mix with the export's files (and a later "
+                          "export there is refused); choose another place")
+
+
 def run_input_size(requested, recorded, artifacts: list[Artifact], default=None) -> tuple[int, int] | None:
     """The crop size of a run over a model and its export: the checkpoint's recorded one, else the one
     asked for, else the export's, else ``default``. Asked for, it must agree with the checkpoint's and,

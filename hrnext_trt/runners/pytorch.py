@@ -222,6 +222,8 @@ class PyTorchRunner(Runner):
         import torch
 
         images = feed[INPUT_NAME]
+        if images.shape[1] != 3:  # the pose models take colour crops
+            raise self.crops_error(images)
         if self.device == "cuda":
             host = self._staging.view("input", images.shape)
             host.numpy()[...] = images  # casts to float32

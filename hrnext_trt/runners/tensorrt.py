@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnext_trt.contract import INPUT_NAME
 from hrnext_trt.engines import EngineNotRunnableHere, TensorRTEngine, check_engine_input_shape
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import Manifest
+from hrnext_trt.pipeline import fill_batch
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 
@@ -37,7 +39,8 @@ class TensorRTRunner(Runner):
 
     def check_batch(self, batch: int) -> None:
         if self.manifest is not None:  # an engine only takes the batch sizes of its optimisation profile
-            check_engine_input_shape(self.manifest, (batch, 3, *self.manifest.model.input_size))
+            low = self.manifest.batch_profile["min"]  # fewer crops are padded up to it (``_infer``)
+            check_engine_input_shape(self.manifest, (max(batch, low), 3, *self.manifest.model.input_size))
 
     def _deactivate(self) -> None:
         self._engine.deactivate()
@@ -48,5 +51,12 @@ class TensorRTRunner(Runner):
         return self._engine.stream if self._engine is not None else None
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = feed[INPUT_NAME]
+        low = self._engine.batch_profile["min"]
+        if 0 < len(images) < low:
+            # A dataset's last batch, a frame with few people: below the profile's MIN (an export with
+            # --batch 8,16,16) the engine refuses it; padded with repeated crops, their outputs dropped.
+            out = self._engine.infer({INPUT_NAME: fill_batch(images, low)})
+            return {name: value[:len(images)] for name, value in out.items()}
         return self._engine.infer(feed)
 

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 E2E_FOOTNOTE = ("model: runner.infer on a fixed batch of crops. e2e: crop the batch's people from decoded images in "
                 "memory (bundled coco-mini), infer, decode to image pixels; no flip test, image reading excluded. "
                 "{clock}; warm-up {warmup}, {iters} timed calls; cpu ms: median process CPU time of a model call "
-                "(all threads; steadier than wall time on a busy machine); speed-up = PyTorch p50 / row p50 at the "
-                "same batch.")
+                "(all threads; steadier than wall time on a busy machine); speed-up = PyTorch FP32 eager p50 (its "
+                "plain mode, where timed; else the first PyTorch row) / row p50 at the same batch.")
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ class BenchRow(Row):
         return self.batch
 
     def compare_with(self, reference: "BenchRow") -> None:
-        # Against the first PyTorch row of the same batch size (same run, same machine state).
+        # Against the PyTorch FP32 eager row of the same batch size (same run, same machine state).
         self.speedup = reference.p50_ms / self.p50_ms
         self.e2e_speedup = reference.e2e_p50_ms / self.e2e_p50_ms
 

@@ -18,6 +18,7 @@ from hrnext_trt.contract import unavailable_reason
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.runners import BackendUnavailable, Runner
 from hrnext_trt.runners.export_folder import Artifact, no_engine_reason
+from hrnext_trt.runners.pytorch import TorchMode
 
 # What a comparison table says beside FP16 / INT8 ONNX rows timed on ONNX Runtime's CPU provider,
 # and under the table when it has such rows.
@@ -39,11 +40,13 @@ class Row:
 
     OPTIONAL = ()
     cpu_low_precision = False  # FP16 / INT8 ONNX on ONNX Runtime's CPU provider (set by for_runner)
+    plain_fp32 = False  # PyTorch FP32 eager without flags: the row others are compared with (set by for_runner)
 
     @classmethod
     def for_runner(cls, runner: Runner, **values) -> "Row":
         row = cls(runner.backend, runner.precision, runner.device, **values)
         row.cpu_low_precision = is_cpu_low_precision(runner)
+        row.plain_fp32 = getattr(runner, "mode", None) == TorchMode()
         if row.cpu_low_precision:
             row.notes = " ".join(n for n in (CPU_LOW_PRECISION_NOTE, row.notes) if n)
         return row
@@ -97,10 +100,12 @@ def compare(runners: Iterable[Runner], measure: Callable[[Runner], list[Row]], r
         rows.append(row_type.unavailable("tensorrt", "-", "cuda", reason))
     if not any(row.status == "ok" for row in rows):  # an explicit request that yields nothing is an error
         raise HrnextError("nothing was measured: " + "; ".join(f"{r.backend} {r.precision}: {r.notes}" for r in rows))
+    # Each group's reference: its plain FP32 eager PyTorch row (bench may time several modes, in
+    # any order), else its first PyTorch row.
     references: dict = {}
-    for row in rows:
-        if row.backend == "pytorch" and row.status == "ok":
-            references.setdefault(row.group, row)
+    torch_rows = [r for r in rows if r.backend == "pytorch" and r.status == "ok"]
+    for row in sorted(torch_rows, key=lambda r: not r.plain_fp32):  # stable: the first of each kind
+        references.setdefault(row.group, row)
     for row in rows:
         if row.status == "ok" and row.group in references:
             row.compare_with(references[row.group])

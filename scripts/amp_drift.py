@@ -4,9 +4,10 @@ weights, crops, stochastic-depth draws) under fp16 and bf16 autocast vs float32.
     python scripts/amp_drift.py [CONFIG] [--checkpoint PATH] [--device cpu|cuda] [--batch 8,32]
         [--dtypes fp16,bf16] [--modes train,eval] [--out DIR] [--cfg-options KEY=VALUE ...]
 
-    # the CrowdPose fixture (14 joints) on bundled CrowdPose crops:
-    python scripts/amp_drift.py --checkpoint ../shared/fixtures/hrnext_tiny_crowdpose.pth \
-        --cfg-options data.train.name=crowdpose data.train.root=bundled:crowdpose-mini data.train.split=test
+    # the CrowdPose fixture (14 joints) on bundled CrowdPose crops, as the README's table:
+    python scripts/amp_drift.py --checkpoint ../shared/fixtures/hrnext_tiny_crowdpose.pth --batch 4 \
+        --cfg-options data.train.name=crowdpose data.train.root=bundled:crowdpose-mini data.train.split=test \
+        "data.input_size=[256,192]"
 
 CONFIG (default: the demo preset on the bundled coco-mini) gives the model, input size, heatmap
 sigma, augmentation and activation checkpointing; the crops are its training crops, augmented as
@@ -16,9 +17,9 @@ cosine and relative error vs float32 (fp16 through the loss scale a GradScaler w
 as the trainer runs it). Prints a table; ``--out`` writes amp_drift.json/.csv/.md.
 
 Why it exists: the recipe's runtime.amp is bf16, and a trained HRNeXt in train mode amplifies
-small changes through BatchNorm's batch statistics (the CrowdPose fixture at 256x192 on the CPU:
-one bf16 step's heatmaps 32 % off float32 and its gradient cosine 0.74, fp16 2.2 % and 0.998,
-against floors of 11 % and 1.3 %; eval mode 1.2 % and 0.35 %). Whether that costs accuracy is a
+small changes through BatchNorm's batch statistics (the CrowdPose fixture at 256x192 on the CPU,
+the command above: one bf16 step's heatmaps 31 % off float32, fp16 2.3 % with gradient cosine
+0.998, against floors of 11 % and 1.3 %; eval mode 1.3 % and 0.36 %). Whether that costs accuracy is a
 GPU training question; these are the numbers to put beside it on each device.
 """
 

@@ -9,6 +9,7 @@ and given heatmap targets, as in training. Timings on a shared machine are noisy
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def crops_per_second(dataset: TopDownDataset, workers: int, batch_size: int, epo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data" / "coco-mini")
+    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("HRNEXT_SHARED", REPO.parent / "shared")) / "data" / "coco-mini")
     parser.add_argument("--split", default="train")
     parser.add_argument("--input-size", default="256x192")
     parser.add_argument("--workers", default="0,2")

@@ -15,13 +15,15 @@ and prints one table: frames/s, people/s and ms per frame of every stage for eac
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import cv2
 
 REPO = Path(__file__).resolve().parents[1]
-POSETRACK = REPO.parent / "shared" / "data" / "posetrack18-mini" / "images" / "test" / "000001_mpiinew_test"
+SHARED = Path(os.environ.get("HRNEXT_SHARED", REPO.parent / "shared"))  # as the tests find it
+POSETRACK = SHARED / "data" / "posetrack18-mini" / "images" / "test" / "000001_mpiinew_test"
 
 
 def export_model(arch: str, work: Path) -> Path:

@@ -14,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CPU="${CPU:-EPYC-Rome}"
-PYTHON="${PYTHON:-$(command -v python)}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3 || true)}"
+[ -n "$PYTHON" ] || { echo "error: no python on PATH: activate the environment with hrnext-trt's tests, or set PYTHON" >&2; exit 2; }
 command -v qemu-x86_64-static >/dev/null || { echo "error: qemu-x86_64-static not found: apt-get install qemu-user-static" >&2; exit 2; }
 # QEMU warns once per CPU feature it cannot emulate (xsaves, ...): noise for this purpose.
 qemu-x86_64-static -cpu "$CPU" "$PYTHON" -c "import torch; print('emulated $CPU: PyTorch CPU capability', torch.backends.cpu.get_cpu_capability())" 2> >(grep -v "TCG doesn't support" >&2)

@@ -5,7 +5,8 @@
 #
 #   scripts/gpu_verify.sh [OUT] [STEPS]      STEPS: comma list of train,train_more,resume,export,
 #                                            trteval,bench,bench_compile,bench_engines,rtx,amp
-#                                            (default: all, in that order)
+#                                            (default: all, in that order; none: only the
+#                                            environment's checks and the GPU's description)
 #
 # Each step writes its own log and JSON; a failing step is recorded and the next one still runs,
 # so one refusal (TensorRT for RTX on a data-centre GPU, say) does not hide the other figures.
@@ -28,7 +29,19 @@ fi
 
 OUT=$(realpath -m "${1:-gpu_report}")
 cd "$(dirname "$0")/.."  # the recipes, scripts and bundled samples are named from the checkout's root
-STEPS=${2:-train,train_more,resume,export,trteval,bench,bench_compile,bench_engines,rtx,amp}
+ALL_STEPS=train,train_more,resume,export,trteval,bench,bench_compile,bench_engines,rtx,amp
+STEPS=${2:-$ALL_STEPS}
+for name in ${STEPS//,/ }; do  # a misspelt step would run nothing and exit 0 ("none": on purpose)
+  [[ ",$ALL_STEPS,none," == *",$name,"* ]] \
+    || { echo "error: unknown step $name: steps are $ALL_STEPS (or none)" >&2; exit 2; }
+done
+# The python that runs everything must hold hrnext-trt's environment (after gpu_offline_setup.sh
+# install: `. .venv-gpu/bin/activate`). hrnext_trt alone imports from the checkout's root with any
+# python: its dependencies tell the environment apart. Training starts through `python3 -m
+# torch.distributed.run`, not the torchrun script: that script's own python may be another's.
+python3 -c 'import click, pycocotools, onnx, hrnext_trt' 2> /dev/null \
+  || { echo "error: python3 lacks hrnext-trt's environment (click, pycocotools, onnx): activate it" \
+            "(. .venv-gpu/bin/activate)" >&2; exit 2; }
 # The samples the package carries (the same files as ../shared/data's, which a device machine
 # that receives only the checkout does not have).
 COCO=${COCO_ROOT:-hrnext_trt/bundled_data/coco-mini}
@@ -50,12 +63,6 @@ step() {  # step NAME COMMAND...: run, keep the log, record ok/FAILED with the e
   else echo "$name FAILED ($code) $((SECONDS - start)) s" >> "$status"; fi
   tail -n 25 "$OUT/$name.log"
 }
-
-# The python that runs everything must hold hrnext-trt (after gpu_offline_setup.sh install:
-# `. .venv-gpu/bin/activate`). Training starts through `python3 -m torch.distributed.run`, not the
-# torchrun script: that script's own python may be another environment's (the machine's).
-python3 -c 'import hrnext_trt' 2> /dev/null \
-  || { echo "error: python3 cannot import hrnext_trt: activate its environment (. .venv-gpu/bin/activate)" >&2; exit 2; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>&1
 python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))' \

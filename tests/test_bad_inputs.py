@@ -148,6 +148,14 @@ ANNOTATION_CASES = {
                                     ["annotation 0 (id", "48 values", "coco has 17"]),
     "annotations-string-image-id": ("coco", _image_ids_as_strings, ["image 0 (id '", "id is a string"]),
     "annotations-unknown-image": ("coco", _ann_set("image_id", 1), ["annotation 0 (id", "refers to image 1"]),
+    # The COCO tools key people by id (one repeated id scored the ground truth AP 0.007) and read
+    # num_keypoints (a KeyError traceback without it); a repeated image id cropped people from the other photo.
+    "annotations-repeated-id": ("coco", lambda d: {**d, "annotations": [{**a, "id": 1} for a in d["annotations"]]},
+                                ["annotation 1 (id 1)", "annotation ids must be unique"]),
+    "annotations-no-id-crowdpose": ("crowdpose", _drop("id"), ["annotation 0", "no 'id' field"]),
+    "annotations-no-num-keypoints": ("coco", _drop("num_keypoints"), ["annotation 0 (id", "no 'num_keypoints'"]),
+    "annotations-repeated-image-id": ("coco", lambda d: {**d, "images": d["images"] + d["images"][:1]},
+                                      ["image 4 (id", "is another image's id too: image ids must be unique"]),
 }
 
 

@@ -132,6 +132,25 @@ def test_posetrack_2017_layout_gives_the_same_people(data_dir, tmp_path):
     assert image["ignore_regions_x"] == video["images"][0]["ignore_regions_x"]
     assert image["file_name"] == video["images"][0]["file_name"] and image["width"] == 1920
 
+    # 2017 files list some people by their head box only: converted without a body box, they load
+    # and score as the others do (were refused by the loader, "has no 'bbox' field").
+    from hrnext_trt.converters import write_coco_file
+    from hrnext_trt.evaluation import evaluate_results
+
+    document = _as_2017(video)
+    document["annolist"][0]["annorect"][0].pop("annopoints")
+    old.write_text(json.dumps(document))
+    root = tmp_path / "root"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").symlink_to(data_dir / "posetrack18-mini" / "images")
+    ann_file = write_coco_file(convert_posetrack(old.parent, image_root=data_dir / "posetrack18-mini"),
+                               root / "annotations" / "posetrack18_val.json")
+    people = load_dataset("posetrack", root, "val", boxes="gt")
+    assert len(people) == 10  # the head-box-only person has no joints to crop for
+    results = [{"image_id": inst.image_id, "category_id": 1, "keypoints": inst.keypoints.ravel().tolist(),
+                "score": 1.0} for inst in people.instances]
+    assert evaluate_results("posetrack", ann_file, results)["mAP"] == pytest.approx(100)
+
 
 def test_convert_command_and_its_one_line_errors(data_dir, tmp_path):
     out = tmp_path / "mpii_val.json"

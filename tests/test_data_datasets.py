@@ -84,8 +84,12 @@ def test_a_missing_annotation_file_names_the_way_to_it(data_dir):
                                      "annotations/posetrack18_val.json")]:
         _one_line(_refused(name, data_dir / sub, "val"),
                   f"hrnext-trt convert {name} {data_dir / sub / source} --out {data_dir / sub / made}")
+    # The split it names is CrowdPose's published test split: said, as training there is no test.
     _one_line(_refused("crowdpose", data_dir / "crowdpose-mini", "train"), "mmpose_crowdpose_train.json",
-              "has the test split")
+              "has the test (where crowdpose's accuracy is published: train on it only to try the tool) split")
+    # OCHuman is a test set: a training split of it is no typo to fix but a dataset to change.
+    _one_line(_refused("ochuman", data_dir / "ochuman-mini", "train"), "choose one of val, test (ochuman has no "
+              "training split: its configs train on COCO and test on ochuman)")
     _one_line(_refused("coco", data_dir / "coco-mini", "train", boxes="det"), "--boxes gt")
 
 

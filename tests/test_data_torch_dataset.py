@@ -78,3 +78,18 @@ def test_unreadable_images_are_skipped_and_counted(data_dir, tmp_path):
     assert batch["image"].shape[0] == len(ds) - bad_count
     only_bad = collate_topdown([loader.dataset[0]])
     assert set(only_bad) == {"skipped"}
+
+    # A picture above OpenCV's 2^30 pixels (here a PNG header that says 40000 x 40000) is skipped
+    # like the others (was: a cv2.error traceback that ended training).
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0))
+                    + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
+    with pytest.raises(HrnextError, match=r"is larger than OpenCV decodes \(2\^30 pixels; .*: downscale it"):
+        strict[0]
+    (batch,) = list(loader)
+    assert len(batch["skipped"]) == bad_count and all("larger than OpenCV" in e for _, e in batch["skipped"])

@@ -41,6 +41,21 @@ def test_offline_setup_rejects_unknown_action_and_missing_folder(tmp_path):
     assert not (tmp_path / ".venv-gpu").exists()  # nothing made before the check
 
 
+def test_gpu_verify_refuses_a_misspelt_step_and_a_python_without_its_environment(tmp_path):
+    """A misspelt step ran nothing and exited 0; a python without hrnext-trt's environment passed
+    the check, since hrnext_trt imports from the checkout's root with any python."""
+    misspelt = _verify(tmp_path, "train,bench-engines")
+    assert misspelt.returncode == 2 and "unknown step bench-engines: steps are train," in misspelt.stderr
+    bare_python = tmp_path / "bin" / "python3"  # this python without any installed package
+    bare_python.parent.mkdir()
+    bare_python.write_text(f"#!/bin/sh\nexec {os.path.realpath(sys.executable)} -I -S \"$@\"\n")
+    bare_python.chmod(0o755)
+    bare = subprocess.run(["bash", str(SCRIPTS / "gpu_verify.sh"), str(tmp_path / "bare"), "train"],
+                          capture_output=True, text=True, env={"PATH": f"{bare_python.parent}:/usr/bin:/bin"})
+    assert bare.returncode == 2 and "lacks hrnext-trt's environment" in bare.stderr, bare.stderr
+    assert not (tmp_path / "report").exists() and not (tmp_path / "bare").exists()
+
+
 def test_gpu_probe_reports_what_the_plan_assumes(tmp_path):
     # Run with this environment's python3 first on the PATH: torch is there, a GPU is not.
     import torch

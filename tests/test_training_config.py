@@ -162,3 +162,24 @@ def test_schedule_warms_up_then_decays():
     assert lr_factor(169 * per_epoch, step, per_epoch) == pytest.approx(1.0)
     assert lr_factor(170 * per_epoch, step, per_epoch) == pytest.approx(0.1)
     assert lr_factor(200 * per_epoch, step, per_epoch) == pytest.approx(0.01)
+
+
+def test_a_split_without_a_detector_threshold_takes_the_protocol_s(data_dir, tmp_path):
+    """Validation on PoseTrack's detector boxes kept every box (0.0) where trt-eval keeps the
+    protocol's 0.4 (278 crops against 88): the best checkpoint was chosen on another AP."""
+    from hrnext_trt.data import load_dataset
+    from hrnext_trt.training.config import SplitConfig
+    from hrnext_trt.training.validation import load_split
+    from hrnext_trt.training.work_dir import config_changes
+    from tests.mini_roots import posetrack_root
+
+    root = posetrack_root(data_dir, tmp_path)
+    split = SplitConfig("posetrack", str(root), "val", boxes="det")
+    assert split.det_score_thr is None
+    protocol = load_dataset("posetrack", root, "val", boxes="det")
+    assert len(load_split(split)) == len(protocol) < len(load_dataset("posetrack", root, "val", boxes="det",
+                                                                      det_score_thr=0.0))
+    # Runs recorded 0.0 for ground-truth splits, where no threshold applies: they resume as before.
+    old = {"data": {"train": {"boxes": "gt", "det_score_thr": 0.0}, "val": {"boxes": "det", "det_score_thr": 0.0}}}
+    new = {"data": {"train": {"boxes": "gt", "det_score_thr": None}, "val": {"boxes": "det", "det_score_thr": None}}}
+    assert config_changes(old, new) == ["data.val.det_score_thr: 0.0 -> None"]

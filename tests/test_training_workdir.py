@@ -60,6 +60,8 @@ def test_a_finished_run_is_never_overwritten(data_dir, tmp_path):
     coco, work = data_dir / "coco-mini", tmp_path / "work"
     first = train_cli(work, tiny(coco))
     assert first.exit_code == 0, first.output
+    # The tiny run trains on coco-mini's val images, COCO's published test split: said.
+    assert "warning: data.train is coco val, the split coco's accuracy is published on" in first.stderr
     assert not (work / LOCK_NAME).exists()  # released at the end
     before = snapshot(work)
     assert {"best.pth", "epoch_1.pth", "config.yaml", "log.jsonl"} <= set(before)
@@ -260,3 +262,21 @@ def test_every_image_unreadable_fails_and_saves_nothing(data_dir, tmp_path):
     assert str(root / "val2017") in line
     assert not list(work.glob("*.pth")) and not (work / LOCK_NAME).exists()
     assert time.perf_counter() - started < 120
+
+
+def test_validation_data_is_checked_before_any_training(data_dir, tmp_path):
+    """A validation split without people, or with images missing, failed at the first evaluation:
+    an eval_interval of training (10 epochs of the paper's recipe) later. Now before any work."""
+    for damage, needle in (("no people", "data.val (coco val) has no person to evaluate"),
+                           ("missing image", "data.val (coco val): 1 of its images are not there (first: ")):
+        root = tmp_path / damage.replace(" ", "_")
+        shutil.copytree(data_dir / "coco-mini", root)
+        ann = root / "annotations" / "person_keypoints_val2017.json"
+        if damage == "no people":
+            ann.write_text(json.dumps({**json.loads(ann.read_text()), "annotations": []}))
+        else:
+            next((root / "val2017").iterdir()).unlink()
+        work = tmp_path / f"work_{root.name}"
+        line = one_error_line(train_cli(work, tiny_options(root)))
+        assert needle in line, line
+        assert not list(work.glob("*.pth"))

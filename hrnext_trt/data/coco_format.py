@@ -122,10 +122,12 @@ def _check_annotation_field(rec: _Record, field: str, num_joints: int, dataset: 
 
 def check_annotation_file(data: Any, path: str | Path, num_joints: int, dataset: str, *,
                           image_fields: Iterable[str] = (),
-                          annotation_fields: Iterable[str] = ("bbox", "keypoints")) -> None:
+                          annotation_fields: Iterable[str] = ("bbox", "keypoints"),
+                          unlabelled_need_fields: bool = True) -> None:
     """Check a COCO keypoint annotation file's dict: an ``images`` and an ``annotations`` list, each
     image's integer ``id`` and ``image_fields`` (of file_name, width, height), each annotation's
-    ``image_id`` (an image of the file) and ``annotation_fields``, and wherever present the other
+    ``image_id`` (an image of the file) and ``annotation_fields`` (of people without labelled joints
+    too unless ``unlabelled_need_fields`` is false), and wherever present the other
     fields the scorers and loaders read (bbox, keypoints, area, iscrowd, num_keypoints)."""
     source = f"annotation file {path}"
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -140,7 +142,10 @@ def check_annotation_file(data: Any, path: str | Path, num_joints: int, dataset:
         rec = _Record(source, "image", i, image)
         if not isinstance(image, dict):
             raise rec.fail(f"must be an object, got {_describe(image)}")
-        ids.add(_integer_id(rec, "id"))
+        image_id = _integer_id(rec, "id")
+        if image_id in ids:  # a dict by id would keep the last: its people cropped from the other photo
+            raise rec.fail(f"id {image_id} is another image's id too: image ids must be unique")
+        ids.add(image_id)
         for field in image_fields:
             if field == "file_name":
                 if not isinstance(rec.get("file_name"), str) or not image["file_name"]:
@@ -150,12 +155,22 @@ def check_annotation_file(data: Any, path: str | Path, num_joints: int, dataset:
                     raise rec.fail(f"{field} must be positive, got {image[field]}")
     required = tuple(annotation_fields)
     optional = [f for f in ("iscrowd", "area", "num_keypoints", "bbox", "keypoints") if f not in required]
+    annotation_ids = set()
     for i, ann in enumerate(data["annotations"]):
         rec = _Record(source, "annotation", i, ann)
         if not isinstance(ann, dict):
             raise rec.fail(f"must be an object, got {_describe(ann)}")
+        if "id" in ann or "id" in required:  # the COCO tools key people by it: a repeat scores one for many
+            ann_id = _integer_id(rec, "id")
+            if ann_id in annotation_ids:
+                raise rec.fail(f"id {ann_id} is another annotation's id too: annotation ids must be unique")
+            annotation_ids.add(ann_id)
+        # A loader that skips people without labelled joints needs nothing of them (PoseTrack 2017
+        # lists some with a head box only): their fields are checked only where present.
+        unlabelled = not ann.get("keypoints") or ann.get("num_keypoints", 1) == 0
         for field in required:
-            _check_annotation_field(rec, field, num_joints, dataset)
+            if field != "id" and (unlabelled_need_fields or not unlabelled or field in ann):
+                _check_annotation_field(rec, field, num_joints, dataset)
         for field in optional:
             # An empty keypoints list is COCO's way of saying "no keypoints" (e.g. some crowd regions).
             if field in ann and not (field == "keypoints" and ann["keypoints"] in ([], None)):

@@ -125,7 +125,10 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
     meta = get_meta(name)
     layout = _LAYOUTS[name]
     if split not in layout.splits:
-        raise HrnextError(f"unknown {name} split {split!r}: choose one of {', '.join(layout.splits)}")
+        # OCHuman is a test set: its models train on COCO (train/hrnext_s_ochuman_*.yaml).
+        untrained = "" if any("train" in s for s in layout.splits) else \
+            f" ({name} has no training split: its configs train on COCO and test on {name})"
+        raise HrnextError(f"unknown {name} split {split!r}: choose one of {', '.join(layout.splits)}{untrained}")
     if boxes not in ("gt", "det"):
         raise HrnextError(f"boxes must be 'gt' or 'det', got {boxes!r}")
     root = Path(root)
@@ -171,7 +174,9 @@ def _missing_annotation_hint(name: str, root: Path, split: str) -> str:
         return (f"make it from the release file: hrnext-trt convert {name} {root / source} "
                 f"--out {root / layout.ann.format(split=split)}")
     others = [s for s in layout.splits if s != split and (root / layout.ann.format(split=s)).is_file()]
-    hints = [f"this root has the {' and '.join(others)} split: pass it as the split (--split, --calib-split, "
+    named = [f"{s} (where {name}'s accuracy is published: train on it only to try the tool)"
+             if s == TEST_SPLIT.get(name) else s for s in others]
+    hints = [f"this root has the {' and '.join(named)} split: pass it as the split (--split, --calib-split, "
              "data.train.split or data.val.split)"] if others else []
     if source is not None:
         hints.append(f"make it from the release files with `hrnext-trt convert {name}`")
@@ -182,7 +187,7 @@ def _parse_annotations(data, ann_file: Path, meta: KeypointMeta,
                        image_dir: Path) -> tuple[dict[int, ImageInfo], dict[int, list[dict]]]:
     # Keypoints may be absent or empty (people without labels are skipped), never malformed.
     check_annotation_file(data, ann_file, meta.num_joints, meta.name, image_fields=("file_name", "width", "height"),
-                          annotation_fields=("bbox",))
+                          annotation_fields=("bbox",), unlabelled_need_fields=False)
     images = {int(im["id"]): ImageInfo(int(im["id"]), image_dir / im["file_name"], int(im["width"]),
                                        int(im["height"])) for im in data["images"]}
     by_image: dict[int, list[dict]] = {i: [] for i in images}

@@ -22,7 +22,14 @@ def read_image(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise HrnextError(f"cannot read image {path}: {exc.strerror or exc}") from None
     # imdecode (not imread) so a corrupt file is told apart from a missing one.
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:  # OpenCV asserts rather than fails on some files
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            raise HrnextError(f"image {path} is larger than OpenCV decodes (2^30 pixels; the environment variable "
+                              "OPENCV_IO_MAX_IMAGE_PIXELS raises the limit): downscale it") from None
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise HrnextError(f"unreadable image {path} (OpenCV: {reason}): replace or remove it") from None
     if image is None:
         raise HrnextError(f"unreadable image {path}: the file is empty, corrupt or not an image; replace or remove it")
     return image

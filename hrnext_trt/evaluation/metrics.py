@@ -33,6 +33,14 @@ METRIC_NAMES = {"coco": COCO_METRICS, "crowdpose": CROWDPOSE_METRICS, "pckh": PC
                 "posetrack": POSETRACK_METRICS}
 
 
+# What each protocol's scorer reads of every annotated person. pycocotools reads the area, CrowdPose's
+# scorer takes it from the box; both key people by id and skip those whose num_keypoints is 0
+# (KeyErrors inside them where missing). poseval matches by head box (bbox_head, checked where read).
+_SCORED_FIELDS = {"coco": ("bbox", "keypoints", "area", "id", "num_keypoints"),
+                  "crowdpose": ("bbox", "keypoints", "id", "num_keypoints"),
+                  "pckh": ("bbox", "keypoints", "area"), "posetrack": ("keypoints",)}
+
+
 def metric_in_percent(dataset_name: str) -> bool:
     """Whether a dataset's metrics are percent (0 to 100: MPII's PCKh, poseval's AP, as their toolkits
     print them) rather than a fraction (0 to 1: the COCO tools' AP)."""
@@ -75,9 +83,8 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
     ann_file = Path(ann_file)
     gt_data = read_json(ann_file, f"{meta.name} annotation file")
     _refuse_release_file(meta.name, gt_data, ann_file)
-    # pycocotools reads each person's area; CrowdPose's scorer takes it from the box.
-    fields = ("bbox", "keypoints") + (("area",) if meta.eval_mode != "crowdpose" else ())
-    check_annotation_file(gt_data, ann_file, meta.num_joints, meta.name, annotation_fields=fields)
+    check_annotation_file(gt_data, ann_file, meta.num_joints, meta.name,
+                          annotation_fields=_SCORED_FIELDS[meta.eval_mode])
     if not gt_data["annotations"]:
         raise HrnextError(f"annotation file {ann_file} holds no annotated people: there is nothing to score against")
     categories = {c.get("id") for c in gt_data.get("categories") or () if isinstance(c, dict)}

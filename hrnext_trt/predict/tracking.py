@@ -1,8 +1,9 @@
 """Track ids across video frames: greedy IoU matching of each detection round to the live tracks.
 
 Between detection rounds (``--detect-every N``) the boxes of the last round are carried over
-unchanged, so a person keeps its id and its box; a track that finds no match in ``max_missed``
-consecutive rounds ends, and its id is never reused.
+unchanged, so a person keeps its id and its box; a track may find no match for up to
+``max_missed`` consecutive rounds (a person briefly hidden keeps the id) and ends at one more,
+and its id is never reused.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class SplitConfig:
     split: str
     boxes: Literal["gt", "det"] = "gt"
     det_file: str | None = None
-    det_score_thr: float = 0.0
+    det_score_thr: float | None = None  # detector boxes kept from this score; None: the protocol's
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,8 @@ def _check_values(cfg: TrainConfig, src: str) -> None:
     ]
     for split in ("train", "val"):
         thr = getattr(cfg.data, split).det_score_thr
-        checks.append((0 <= thr <= 1, f"data.{split}.det_score_thr must be from 0 to 1, got {thr}"))
+        checks.append((thr is None or 0 <= thr <= 1, f"data.{split}.det_score_thr must be from 0 to 1, or null for "
+                                                      f"the protocol's, got {thr}"))
     for ok, message in checks:
         if not ok:
             raise HrnextError(f"{_at(src, message.split()[0])}: {message}")  # every message starts with its key

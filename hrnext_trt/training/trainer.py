@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hrnext_trt.contract import resolve_device
+from hrnext_trt.data import TEST_SPLIT
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation import format_metric, primary_metric
@@ -125,6 +126,11 @@ class _Trainer:
 
         pose_train = load_split(cfg.data.train)
         self.meta = pose_train.meta
+        # Allowed (a mini sample may hold no other split), and said once.
+        if self.dist.is_main and cfg.data.train.split == TEST_SPLIT.get(cfg.data.train.name):
+            log.warning("data.train is %s %s, the split %s's accuracy is published on (and trt-eval scores by "
+                        "default): the model's scores there will not be held-out", cfg.data.train.name,
+                        cfg.data.train.split, cfg.data.train.name)
         reader = read_image
         if cfg.data.cache_images:
             started = time.perf_counter()
@@ -139,6 +145,14 @@ class _Trainer:
             raise HrnextError(f"{cfg.source}: data.val is {cfg.data.val.name} ({self.val_set.meta.num_joints} joints), "
                               f"data.train {cfg.data.train.name} ({self.meta.num_joints}): validate on a dataset of "
                               "the training's joints (data.val.name and its root)")
+        val = f"data.val ({cfg.data.val.name} {self.val_set.split})"
+        if not len(self.val_set):  # else found at the first evaluation, an eval_interval of training later
+            raise HrnextError(f"{cfg.source}: {val} has no person to evaluate: point data.val at a split with "
+                              "annotated people (or detector boxes)")
+        missing = sorted({str(i.image_path) for i in self.val_set.instances if not i.image_path.is_file()})
+        if missing:
+            raise HrnextError(f"{cfg.source}: {val}: {len(missing)} of its images are not there (first: {missing[0]}): "
+                              "complete the dataset, or check data.val.root")
 
         model = build_pose_model(cfg.model.arch, self.meta.num_joints)
         if cfg.model.load_from is not None and not resuming:  # a resumed run takes the checkpoint's weights

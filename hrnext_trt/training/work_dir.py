@@ -56,9 +56,19 @@ def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _comparable(values: dict) -> dict[str, Any]:
+    """Leaf keys of a config; a detector threshold of a split on ground-truth boxes changes nothing
+    (configs written before its default became None, the protocol's, recorded 0.0): left out."""
+    flat = _flatten(values)
+    for split in ("train", "val"):
+        if flat.get(f"data.{split}.boxes", "gt") == "gt":
+            flat.pop(f"data.{split}.det_score_thr", None)
+    return flat
+
+
 def config_changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """'key: old -> new' for every differing leaf key not under ``ignore``."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = _comparable(old), _comparable(new)
     changes = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key) and not any(key == k or key.startswith(k + ".") for k in ignore):

@@ -65,12 +65,12 @@ def raw_detector(path: Path, pred: np.ndarray, size=(320, 320), transposed=False
     return _save(nodes, inputs, outputs, inits, path)
 
 
-def odd_detector(path: Path, shape=(1, 10)) -> Path:
-    """A graph whose one output matches no supported layout."""
+def odd_detector(path: Path, shape=(1, 10), input_shape=(1, 3, 64, 64)) -> Path:
+    """A graph of one output of ``shape`` (zeros) from an input of ``input_shape``."""
     nodes, inits = _input_mean_nodes(0.0)
     nodes += [helper.make_node("Add", ["const", "shift"], ["out"])]
     inits += [numpy_helper.from_array(np.zeros(shape, np.float32), "const")]
-    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 64, 64])]
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(input_shape))]
     outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, list(shape))]
     return _save(nodes, inputs, outputs, inits, path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -65,7 +66,8 @@ def test_raw_ultralytics_layout_nms_and_person_class(tmp_path, transposed):
                      [250, 150, 30, 60, 0.1, 0.9],  # another class
                      [200, 200, 30, 60, 0.2, 0.0]],  # person below threshold
                     dtype=np.float32).T
-    pred = np.concatenate([pred, np.zeros((6, 60), np.float32)], axis=1)  # real exports have thousands of anchors
+    # YOLOv8/11 anchors: 320 x 320 x 21 / 1024 = 2100 (strides 8, 16, 32).
+    pred = np.concatenate([pred, np.zeros((6, 2100 - 4), np.float32)], axis=1)
     path = raw_detector(tmp_path / "yolov8n.onnx", pred, transposed=transposed)
     detector = OnnxPersonDetector(path, score_thr=0.3, iou_thr=0.5)
     assert detector.layout == "raw" and detector.family == "ultralytics"
@@ -78,6 +80,41 @@ def test_raw_ultralytics_layout_nms_and_person_class(tmp_path, transposed):
 def test_detector_with_another_layout_names_the_shapes_it_saw(tmp_path):
     with pytest.raises(HrnextError, match=r"outputs \(1, 10\): supported are dets"):
         OnnxPersonDetector(odd_detector(tmp_path / "odd.onnx"))
+    # Single outputs that are no YOLOv8/11 raw output (were read as boxes: corners as centres,
+    # objectness as the person score): Ultralytics' end-to-end (1, 300, 6), YOLOv5's 3 anchors a
+    # cell, YOLOX's undecoded grid (objectness + 80 classes), RT-DETR's 300 queries.
+    for name, shape in (("yolo26n", (1, 300, 6)), ("yolov5s", (1, 25200, 85)), ("yolox_m", (1, 8400, 85)),
+                        ("rtdetr", (1, 300, 84))):
+        path = odd_detector(tmp_path / f"{name}.onnx", shape, input_shape=(1, 3, 640, 640))
+        with pytest.raises(HrnextError, match=rf"outputs {re.escape(str(shape))}: .*Ultralytics YOLOv8/11 raw, 8400 "
+                                              r"anchors for this 640x640 input"):
+            OnnxPersonDetector(path)
+    # Inputs a detector call cannot feed: one line, not an ONNX Runtime traceback.
+    for input_shape in ((1, 640, 640, 3), (4, 3, 640, 640)):
+        path = odd_detector(tmp_path / "nhwc.onnx", (1, 10), input_shape=input_shape)
+        with pytest.raises(HrnextError, match=r"expected one image input \(1, 3, H, W\) \(batch 1 or dynamic, "
+                                              r"channels first\)"):
+            OnnxPersonDetector(path)
+
+
+def test_an_anchor_is_the_class_it_scores_highest_and_end2end_files_name_their_family(tmp_path):
+    pred = np.zeros((6, 2100), np.float32)
+    pred[:, 0] = [100, 100, 40, 80, 0.35, 0.9]  # a bicycle first, a person second
+    pred[:, 1] = [200, 100, 40, 80, 0.8, 0.1]
+    boxes = OnnxPersonDetector(raw_detector(tmp_path / "yolov8n.onnx", pred), score_thr=0.3).detect(
+        np.zeros((320, 320, 3), np.uint8))
+    np.testing.assert_allclose(boxes.xyxy, [[180, 60, 220, 140]], atol=1e-4)
+    # mmdeploy and rtmlib name every export end2end.onnx: the folder (or pipeline.json) says RTMDet.
+    folder = tmp_path / "rtmdet_m_640-8xb32_coco-person"
+    folder.mkdir()
+    assert OnnxPersonDetector(end_to_end_detector(folder / "end2end.onnx", [[0, 0, 10, 10, 0.9]], [0])).family == \
+        "rtmdet"
+    plain = tmp_path / "export"
+    plain.mkdir()
+    path = end_to_end_detector(plain / "end2end.onnx", [[0, 0, 10, 10, 0.9]], [0])
+    assert OnnxPersonDetector(path).family == "yolox"
+    (plain / "pipeline.json").write_text(json.dumps({"pipeline": {"tasks": [{"type": "RTMDet"}]}}))
+    assert OnnxPersonDetector(path).family == "rtmdet"
 
 
 def test_detections_file_reads_coco_person_boxes(tmp_path):

@@ -21,17 +21,20 @@ from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner, read_onnx_metadata
 H, W, J = 32, 24, 3
 
 
-def write_conv_onnx(path, weight: np.ndarray, height=H, width=W):
-    """A one-Conv ONNX with the project's I/O names: images (B,3,H,W) -> heatmaps (B,J,H/4,W/4)."""
-    node = helper.make_node("Conv", ["images", "w"], ["heatmaps"], kernel_shape=[4, 4], strides=[4, 4])
+def write_conv_onnx(path, weight: np.ndarray, height=H, width=W, batch="batch", output="heatmaps",
+                    metadata: str | None = None):
+    """A one-Conv ONNX with the project's I/O names: images (B,3,H,W) -> heatmaps (B,J,H/4,W/4);
+    ``batch`` a fixed size or a symbol, ``output`` the output's name, ``metadata`` the raw metadata."""
+    node = helper.make_node("Conv", ["images", "w"], [output], kernel_shape=[4, 4], strides=[4, 4])
     graph = helper.make_graph(
         [node], "conv",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, height, width])],
-        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["batch", J, height // 4, width // 4])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, J, height // 4, width // 4])],
         [numpy_helper.from_array(weight, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    helper.set_model_props(model, {"hrnext_trt": json.dumps({"precision": "fp32", "input_size": [height, width]})})
+    helper.set_model_props(model, {"hrnext_trt": metadata if metadata is not None else
+                                   json.dumps({"precision": "fp32", "input_size": [height, width]})})
     onnx.save(model, str(path))
     return path
 
@@ -72,6 +75,46 @@ def test_onnxruntime_runner_rejects_another_input_shape_in_one_line(conv_onnx):
         with pytest.raises(HrnextError) as err:
             runner.infer({"images": np.zeros((1, 3, 64, 48), np.float32)})
     assert "(B, 3x32x24)" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_onnx_files_of_other_tools_run_or_are_one_line(tmp_path):
+    """A fixed batch size runs in chunks of it (was an ONNX Runtime traceback at any other batch);
+    another output name, metadata that is no JSON object, an empty file: one line each (were a
+    KeyError, a JSONDecodeError, an IndexError)."""
+    weight = np.random.default_rng(1).standard_normal((J, 3, 4, 4)).astype(np.float32)
+    images = np.random.default_rng(2).standard_normal((5, 3, H, W)).astype(np.float32)
+    for batch in (1, 2):
+        with OnnxRuntimeRunner(write_conv_onnx(tmp_path / f"b{batch}.onnx", weight, batch=batch), "fp32") as runner:
+            heatmaps = runner.infer({"images": images})["heatmaps"]
+        np.testing.assert_allclose(heatmaps, conv_reference(images, weight), rtol=1e-4, atol=1e-4)
+    with pytest.raises(HrnextError, match=r"has outputs \['out'\], not 'heatmaps'"):
+        OnnxRuntimeRunner(write_conv_onnx(tmp_path / "out.onnx", weight, output="out"), "fp32").activate()
+    for raw in ("{not json", "[1, 2]"):
+        with pytest.raises(HrnextError, match="metadata that is not a JSON object: the file was edited"):
+            read_onnx_metadata(write_conv_onnx(tmp_path / "meta.onnx", weight, metadata=raw))
+    from hrnext_trt.predict.model import load_pose_network
+
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(HrnextError, match=r"empty.onnx is not a pose network's ONNX file \(0 inputs, 0 outputs"):
+        load_pose_network(tmp_path / "empty.onnx", "cpu", 1, 4)
+    # Channels last: said so (was read as a 64x3 crop size).
+    nodes = [helper.make_node("Transpose", ["images"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "w"], ["heatmaps"], kernel_shape=[4, 4], strides=[4, 4])]
+    graph = helper.make_graph(nodes, "nhwc", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, H, W, 3])],
+                              [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, J, H // 4, W // 4])],
+                              [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "nhwc.onnx"))
+    with pytest.raises(HrnextError, match=r"takes input of shape \[1, 32, 24, 3\]: expected \(batch, 3, H, W\)"):
+        load_pose_network(tmp_path / "nhwc.onnx", "cpu", 1, 4)
+    # A folder without a manifest: each file's own precision over its name (a copied INT8 file).
+    from hrnext_trt.runners.export_folder import discover_artifacts
+
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    write_conv_onnx(copied / "model.onnx", weight, metadata=json.dumps({"precision": "int8", "input_size": [H, W]}))
+    assert [(a.path.name, a.precision) for a in discover_artifacts(copied)] == [("model.onnx", "int8")]
 
 
 def test_missing_onnx_file_is_one_clear_line(tmp_path):

@@ -92,11 +92,22 @@ def test_onnx_folder_without_manifest_is_read_by_file_names(tiny_export, data_di
     checkpoint, engines = tiny_export
     folder = tmp_path / "copied"
     folder.mkdir()
+    import onnx
+
     shutil.copy(engines / "model.onnx", folder / "model.onnx")
-    shutil.copy(engines / "model.onnx", folder / "model_int8.onnx")  # labelled INT8 by its name
+    # A file that records no precision is labelled by its name (INT8 here) ...
+    model = onnx.load(str(engines / "model.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "hrnext_trt":
+            prop.value = json.dumps({k: v for k, v in json.loads(prop.value).items() if k != "precision"})
+    onnx.save(model, str(folder / "model_int8.onnx"))
+    # ... one that records it, by its own word (a renamed FP32 file stays FP32).
+    shutil.copy(engines / "model.onnx", folder / "model_fp16.onnx")
     report = run_trt_eval(_config(checkpoint, folder, data_dir, backends=("onnxruntime",), flip_test=False))
-    assert [(r["backend"], r["precision"]) for r in report.rows] == [("onnxruntime", "fp32"), ("onnxruntime", "int8")]
-    assert report.rows[0]["notes"] == "" and report.rows[1]["notes"] == CPU_LOW_PRECISION_NOTE
+    assert [(r["backend"], r["precision"], r["file"]) for r in report.rows] == [
+        ("onnxruntime", "fp32", "model.onnx"), ("onnxruntime", "fp32", "model_fp16.onnx"),
+        ("onnxruntime", "int8", "model_int8.onnx")]
+    assert report.rows[0]["notes"] == "" and report.rows[2]["notes"] == CPU_LOW_PRECISION_NOTE
     assert report.rows[0]["delta_AP"] is None  # no PyTorch row asked for, nothing to compare with
     assert CPU_LOW_PRECISION_FOOTNOTE in report.footnotes
 

@@ -63,8 +63,9 @@ detector ONNX for crowds, sitting people or speed.
 @click.option("--det-iou-thr", type=FRACTION, default=DET_IOU_THR, show_default=True,
               help="NMS IoU of raw detector outputs.")
 @click.option("--det-family", type=click.Choice(["yolox", "rtmdet", "ultralytics"]), default=None,
-              help="Detector preprocessing (default: Ultralytics for the raw layout; RTMDet if the file name says "
-                   "rtmdet, else YOLOX, for the end-to-end layout).")
+              help="Detector preprocessing (default: Ultralytics for the raw layout; RTMDet if the file's or its "
+                   "folder's name, or mmdeploy's pipeline.json beside it, says rtmdet, else YOLOX, for the end-to-end "
+                   "layout).")
 @click.option("--kpt-thr", type=FRACTION, default=0.3, show_default=True, help="Draw joints scored above this.")
 @click.option("--flip/--no-flip", "flip_test", default=False, show_default=True, help="Flip test (2x network).")
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")

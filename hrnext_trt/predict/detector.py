@@ -6,9 +6,11 @@ by the shapes of a first run on a blank frame:
 - end to end (mmdeploy / rtmlib exports of YOLOX and RTMDet): ``dets (1, N, 5)`` = x1, y1, x2,
   y2, score in input pixels and ``labels (1, N)``; NMS is inside the graph. Input: the frame
   resized into the top-left corner of the input, padded with 114; YOLOX takes raw BGR 0-255,
-  RTMDet BGR normalised with its mean/std (``family``; a file named ``*rtmdet*`` is RTMDet).
+  RTMDet BGR normalised with its mean/std (``family``; RTMDet where the file's name, its
+  folder's or mmdeploy's pipeline.json beside it says so).
 - raw (Ultralytics YOLOv8 / YOLO11 exports): ``(1, 4 + classes, anchors)`` = cx, cy, w, h and
-  per-class scores; NMS here. Input: the frame centred in the input, padded with 114, RGB / 255.
+  per-class scores, H x W x 21 / 1024 anchors; NMS here, each anchor the class it scores highest.
+  Input: the frame centred in the input, padded with 114, RGB / 255.
 
 Only the person class (0 in COCO-trained detectors) is kept.
 """
@@ -65,9 +67,11 @@ class OnnxPersonDetector:
         self.score_thr, self.iou_thr, self.person_class = float(score_thr), float(iou_thr), int(person_class)
         self._session = _session(self.path, device, threads)
         inputs = self._session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        fixed = [d if isinstance(d, int) else None for d in inputs[0].shape] if len(inputs) == 1 else []
+        if len(fixed) != 4 or fixed[0] not in (1, None) or fixed[1] not in (3, None):  # None: a symbolic size
             shapes = ", ".join(f"{i.name} {i.shape}" for i in inputs)
-            raise HrnextError(f"detector {self.path} has inputs {shapes}: expected one image input (1, 3, H, W)")
+            raise HrnextError(f"detector {self.path} has inputs {shapes}: expected one image input (1, 3, H, W) "
+                              "(batch 1 or dynamic, channels first): export the detector so")
         self._input_name = inputs[0].name
         self._input_type = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         h, w = inputs[0].shape[2:]
@@ -75,7 +79,12 @@ class OnnxPersonDetector:
         self._output_names = [o.name for o in self._session.get_outputs()]
         # The layout from the shapes of a real run (exported shapes are often symbolic).
         blank = np.zeros((self.input_size[0], self.input_size[1], 3), dtype=np.uint8)
-        self.layout = output_layout(self._run(self._feed(blank, "yolox")), self.path)
+        try:
+            probe = self._run(self._feed(blank, "yolox"))
+        except Exception as exc:  # onnxruntime's own types: a graph that cannot run on an image
+            raise HrnextError(f"detector {self.path} does not run on a {self.input_size[0]}x{self.input_size[1]} "
+                              f"image: {str(exc).splitlines()[0][:200]}") from None
+        self.layout = output_layout(probe, self.path, self.input_size)
         if self.layout == "raw":
             if family not in (None, "ultralytics"):
                 raise HrnextError(f"detector {self.path} has the raw Ultralytics output layout, not {family}'s "
@@ -85,7 +94,7 @@ class OnnxPersonDetector:
             if family == "ultralytics":
                 raise HrnextError(f"detector {self.path} has the end-to-end dets/labels layout of YOLOX/RTMDet "
                                   "exports, not Ultralytics' raw one: pass --det-family yolox or rtmdet")
-            self.family = family or ("rtmdet" if "rtmdet" in self.path.name.lower() else "yolox")
+            self.family = family or _guess_family(self.path)
         self.name = f"{self.path.name} ({self.family}, {self.input_size[0]}x{self.input_size[1]})"
         log.info("detector %s: %s layout, %s preprocessing", self.path, self.layout, self.family)
 
@@ -126,23 +135,47 @@ class OnnxPersonDetector:
         if self.person_class >= pred.shape[0] - 4:
             raise HrnextError(f"detector {self.path} has {pred.shape[0] - 4} classes, no class {self.person_class}")
         scores = pred[4 + self.person_class]
-        keep = scores >= self.score_thr
+        # As Ultralytics' NMS: an anchor is the class it scores highest (a bicycle at 0.9 is no person at 0.35).
+        keep = (scores >= self.score_thr) & (pred[4:].argmax(axis=0) == self.person_class)
         cx, cy, w, h = pred[:4, keep]
         boxes = Boxes(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), scores[keep])
         return box_nms(boxes, self.iou_thr)
 
 
-def output_layout(outputs: list[np.ndarray], path: Path) -> str:
-    """"end_to_end" or "raw" from a run's output shapes; one line naming the shapes otherwise."""
+def output_layout(outputs: list[np.ndarray], path: Path, input_size: tuple[int, int]) -> str:
+    """"end_to_end" or "raw" from a run's output shapes on an ``input_size`` image; one line naming
+    the shapes otherwise. A raw output must have YOLOv8/11's anchor count (strides 8, 16 and 32:
+    H x W x 21 / 1024): other single outputs (Ultralytics' end-to-end (1, 300, 6), YOLOv5's 25200
+    anchors, YOLOX's undecoded grid, RT-DETR's queries) would otherwise be misread as boxes."""
     shapes = sorted((tuple(o.shape) for o in outputs), key=len, reverse=True)
     if len(shapes) == 2 and len(shapes[0]) == 3 and shapes[0][0] == 1 and shapes[0][2] == 5 \
             and shapes[1] == shapes[0][:2]:
         return "end_to_end"
-    if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1 and min(shapes[0][1:]) >= 5:
-        return "raw"
+    anchors = input_size[0] * input_size[1] * 21 // 1024
+    if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1:
+        a, b = shapes[0][1:]
+        if b == anchors and 5 <= a < anchors:
+            return "raw"
+        # Transposed by some exporters; 85 columns are objectness + 80 classes (YOLOv5, YOLOX), no v8.
+        if a == anchors and 5 <= b < anchors and b != 85:
+            return "raw"
     seen = ", ".join(str(s) for s in shapes) or "none"
     raise HrnextError(f"detector {path} outputs {seen}: supported are dets (1, N, 5) + labels (1, N) "
-                      "(mmdeploy/rtmlib YOLOX, RTMDet) and (1, 4 + classes, anchors) (Ultralytics YOLOv8/11)")
+                      "(mmdeploy/rtmlib YOLOX, RTMDet) and (1, 4 + classes, anchors) (Ultralytics YOLOv8/11 raw, "
+                      f"{anchors} anchors for this {input_size[0]}x{input_size[1]} input)")
+
+
+def _guess_family(path: Path) -> str:
+    """An end-to-end detector's preprocessing: RTMDet's where its name, its folder's or mmdeploy's
+    pipeline.json beside it says RTMDet (mmdeploy and rtmlib name every export end2end.onnx), else YOLOX's."""
+    said = [path.name, path.parent.name]
+    pipeline = path.parent / "pipeline.json"
+    if pipeline.is_file():
+        try:
+            said.append(pipeline.read_text(encoding="utf-8", errors="replace")[:100_000])
+        except OSError:
+            pass
+    return "rtmdet" if any("rtmdet" in text.lower() for text in said) else "yolox"
 
 
 def _session(path: Path, device: str, threads: int | None):

@@ -99,8 +99,15 @@ def _onnx(path: Path, device: str, threads: int | None) -> PoseNetwork:
     metadata = read_onnx_metadata(path)
     spec = ModelSpec.from_dict(metadata)
     graph = onnx.load(str(path), load_external_data=False).graph
+    if len(graph.input) != 1 or len(graph.output) < 1:  # an empty file loads as an empty graph
+        raise HrnextError(f"{path} is not a pose network's ONNX file ({len(graph.input)} inputs, "
+                          f"{len(graph.output)} outputs; empty or another model): export it with hrnext-trt "
+                          "export-engine")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in graph.input[0].type.tensor_type.shape.dim]
-    static = tuple(dims[2:4]) if len(dims) == 4 and None not in dims[2:4] else None
+    if len(dims) != 4 or dims[1] not in (3, None):
+        raise HrnextError(f"{path} takes input of shape {dims}: expected (batch, 3, H, W), colour crops channels "
+                          "first; export it with hrnext-trt export-engine")
+    static = tuple(dims[2:4]) if None not in dims[2:4] else None
     size = spec.input_size or static
     if size is None:
         raise HrnextError(f"{path} has a dynamic input size and no hrnext-trt metadata: export it with "

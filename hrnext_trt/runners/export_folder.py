@@ -5,7 +5,8 @@ lists every file with its precision, sha256 and the input size the export was ma
 listed file is re-hashed before anything runs, and a model file the manifest does not list makes
 the folder a mix of two exports: both are refused in one line. A folder without a manifest (ONNX
 files copied by hand) is read by file name: ``model.onnx`` (FP32), ``model_fp16.onnx``,
-``model_int8.onnx`` and ``*.engine``, with the input size taken from each ONNX file's metadata.
+``model_int8.onnx`` and ``*.engine``, with the precision and input size taken from each ONNX
+file's metadata where it has them.
 """
 
 from __future__ import annotations
@@ -154,7 +155,10 @@ def _from_file_names(folder: Path) -> list[Artifact]:
     for name, precision in _FALLBACK_ONNX.items():
         path = folder / name
         if path.is_file():
-            spec = ModelSpec.from_dict(read_onnx_metadata(path))
+            metadata = read_onnx_metadata(path)
+            spec = ModelSpec.from_dict(metadata)
+            # The file's own word over its name (a copied model_int8.onnx named model.onnx is INT8).
+            precision = metadata.get("precision") or precision
             artifacts.append(Artifact(path, "onnxruntime", precision, spec.input_size, spec=spec))
     for path in sorted(folder.glob("*.engine")):
         artifacts.append(Artifact(path, "tensorrt", _precision_from_name(path.stem), None))

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.contract import INPUT_NAME, METADATA_KEY
+from hrnext_trt.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from hrnext_trt.engines.manifest_check import verify_model_file
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.pipeline import fill_batch
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -59,7 +60,16 @@ def read_onnx_metadata(path: str | Path) -> dict:
         raise HrnextError(f"{path} is not a readable ONNX file ({type(exc).__name__}; truncated or not ONNX): "
                           "export again") from None
     props = {p.key: p.value for p in model.metadata_props}
-    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else {}
+    if METADATA_KEY not in props:
+        return {}
+    try:
+        meta = json.loads(props[METADATA_KEY])
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise HrnextError(f"{path} carries {METADATA_KEY!r} metadata that is not a JSON object: the file was edited "
+                          "or made by another tool; export again, or drop that metadata_props entry")
+    return meta
 
 
 class OnnxRuntimeRunner(Runner):
@@ -73,6 +83,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(name or f"onnxruntime-{precision}", precision, device)
         self._session = None
         self._input_shape: tuple = ()
+        self._fixed_batch: int | None = None
 
     def _activate(self) -> None:
         if not self.path.is_file():
@@ -87,6 +98,7 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3  # warnings about unused initialisers would flood the table
+        ort.set_default_logger_severity(3)  # a load error is said in one line below, not also in ORT's log
         options.add_session_config_entry(*UNFUSED_QDQ)  # TensorRT's INT8 arithmetic on any CPU (see above)
         try:
             session = ort.InferenceSession(str(self.path), sess_options=options,
@@ -100,9 +112,17 @@ class OnnxRuntimeRunner(Runner):
         if INPUT_NAME not in inputs:
             raise HrnextError(f"{self.path} has inputs {sorted(inputs)}, not {INPUT_NAME!r}: "
                               "export it with `hrnext-trt export-engine`")
+        dims = [d if isinstance(d, int) else None for d in inputs[INPUT_NAME].shape]  # None: symbolic
+        if len(dims) != 4:
+            raise HrnextError(f"{self.path} takes {INPUT_NAME!r} of shape {inputs[INPUT_NAME].shape}: expected "
+                              "(batch, C, H, W), channels first; export it with hrnext-trt export-engine")
         self._input_type = np.float16 if inputs[INPUT_NAME].type == "tensor(float16)" else np.float32
-        self._input_shape = tuple(d if isinstance(d, int) else None for d in inputs[INPUT_NAME].shape[1:])
+        self._fixed_batch = dims[0]  # some ONNX files take exactly one batch size: run in chunks of it
+        self._input_shape = tuple(dims[1:])
         self._output_names = [o.name for o in session.get_outputs()]
+        if OUTPUT_NAME not in self._output_names:
+            raise HrnextError(f"{self.path} has outputs {self._output_names}, not {OUTPUT_NAME!r}: export it with "
+                              "`hrnext-trt export-engine`")
         self._session = session
 
     def _deactivate(self) -> None:
@@ -117,6 +137,15 @@ class OnnxRuntimeRunner(Runner):
         images = feed[INPUT_NAME]
         _check_fixed_shape(f"{self.path}", self._input_shape, images)
         images = np.ascontiguousarray(images, dtype=self._input_type)
+        size = self._fixed_batch
+        if size is None or len(images) == size:
+            return self._run(images)
+        # A fixed batch size: chunks of it, the last padded with repeated crops whose outputs are dropped.
+        chunks = [(self._run(fill_batch(images[i:i + size], size)), min(size, len(images) - i))
+                  for i in range(0, len(images), size)]
+        return {name: np.concatenate([out[name][:n] for out, n in chunks]) for name in self._output_names}
+
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self._session.run(self._output_names, {INPUT_NAME: images})
         return {name: np.asarray(out, dtype=np.float32) for name, out in zip(self._output_names, outputs)}
 

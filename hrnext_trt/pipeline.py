@@ -106,6 +106,19 @@ def fill_batch(crops: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(np.resize(crops, (batch,) + crops.shape[1:]))
 
 
+def run_batched(infer: Callable, images: np.ndarray, chunk: int, min_batch: int = 1):
+    """``infer`` (images -> an array, or a dict of arrays) over ``images`` in chunks of ``chunk``; a
+    chunk below ``min_batch`` (a model's smallest or only batch size) is padded with repeated crops
+    (``fill_batch``) whose outputs are dropped."""
+    parts = []
+    for i in range(0, len(images), chunk):
+        part = images[i:i + chunk]
+        parts.append((infer(fill_batch(part, min_batch) if len(part) < min_batch else part), len(part)))
+    if parts and isinstance(parts[0][0], dict):
+        return {name: np.concatenate([out[name][:n] for out, n in parts]) for name in parts[0][0]}
+    return np.concatenate([out[:n] for out, n in parts])
+
+
 def mirror_images(images: np.ndarray) -> np.ndarray:
     """Horizontally mirrored copy of crops (B, 3, H, W) (OpenCV: fast, and releases the GIL)."""
     rows = np.ascontiguousarray(images).reshape(-1, images.shape[-1])

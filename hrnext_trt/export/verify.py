@@ -10,7 +10,6 @@ Every artifact is compared with the same PyTorch FP32 heatmaps:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,10 @@ import numpy as np
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.data import HeatmapCodec
 from hrnext_trt.engines import TensorRTEngine
-from hrnext_trt.pipeline import fill_batch
+from hrnext_trt.pipeline import run_batched
 from hrnext_trt.runners.onnxruntime import OnnxRuntimeRunner
 
 CHUNK = 8  # crops per forward pass: bounds peak memory of the large models
-
-
-def run_batched(infer: Callable[[np.ndarray], np.ndarray], images: np.ndarray, chunk: int = CHUNK,
-                min_batch: int = 1) -> np.ndarray:
-    """``infer`` over ``images`` in chunks; a last chunk below ``min_batch`` is padded, then trimmed."""
-    out = []
-    for i in range(0, len(images), chunk):
-        part = images[i:i + chunk]
-        out.append(infer(fill_batch(part, min_batch) if len(part) < min_batch else part)[:len(part)])
-    return np.concatenate(out)
 
 
 def torch_heatmaps(model, images: np.ndarray) -> np.ndarray:
@@ -39,13 +28,13 @@ def torch_heatmaps(model, images: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        return run_batched(lambda x: model(torch.from_numpy(x)).numpy(), images)
+        return run_batched(lambda x: model(torch.from_numpy(x)).numpy(), images, CHUNK)
 
 
 def onnx_heatmaps(path: Path, precision: str, images: np.ndarray) -> np.ndarray:
     """One ONNX file through ONNX Runtime's CPU provider (the project's own runner)."""
     with OnnxRuntimeRunner(path, precision, "cpu") as runner:
-        return run_batched(runner.heatmap_fn(), images)
+        return run_batched(runner.heatmap_fn(), images, CHUNK)
 
 
 def engine_heatmaps(engine: TensorRTEngine, images: np.ndarray) -> np.ndarray:

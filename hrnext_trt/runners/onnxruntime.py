@@ -21,7 +21,7 @@ import numpy as np
 from hrnext_trt.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from hrnext_trt.engines.manifest_check import verify_model_file
 from hrnext_trt.errors import HrnextError
-from hrnext_trt.pipeline import fill_batch
+from hrnext_trt.pipeline import run_batched
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -140,10 +140,7 @@ class OnnxRuntimeRunner(Runner):
         size = self._fixed_batch
         if size is None or len(images) == size:
             return self._run(images)
-        # A fixed batch size: chunks of it, the last padded with repeated crops whose outputs are dropped.
-        chunks = [(self._run(fill_batch(images[i:i + size], size)), min(size, len(images) - i))
-                  for i in range(0, len(images), size)]
-        return {name: np.concatenate([out[name][:n] for out, n in chunks]) for name in self._output_names}
+        return run_batched(self._run, images, size, size)  # a fixed batch size: chunks of it, the last padded
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self._session.run(self._output_names, {INPUT_NAME: images})

@@ -13,7 +13,7 @@ from hrnext_trt.contract import INPUT_NAME
 from hrnext_trt.engines import EngineNotRunnableHere, TensorRTEngine, check_engine_input_shape
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.manifest import Manifest
-from hrnext_trt.pipeline import fill_batch
+from hrnext_trt.pipeline import run_batched
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
 
@@ -56,7 +56,6 @@ class TensorRTRunner(Runner):
         if 0 < len(images) < low:
             # A dataset's last batch, a frame with few people: below the profile's MIN (an export with
             # --batch 8,16,16) the engine refuses it; padded with repeated crops, their outputs dropped.
-            out = self._engine.infer({INPUT_NAME: fill_batch(images, low)})
-            return {name: value[:len(images)] for name, value in out.items()}
+            return run_batched(lambda x: self._engine.infer({INPUT_NAME: x}), images, len(images), low)
         return self._engine.infer(feed)
 

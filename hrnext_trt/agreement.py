@@ -17,6 +17,7 @@ it runs):
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,12 @@ class OwnPeople:
 
 
 def gather_people(path: str | Path, input_size: tuple[int, int], detector: Path | None = None,
-                  boxes: Path | None = None) -> OwnPeople:
+                  boxes: Path | None = None, det_family: str | None = None) -> OwnPeople:
     """Every person in the images of folder ``path`` (or the sampled frames of video ``path``),
     cropped; people from ``boxes`` (a detections file), ``detector`` (an ONNX) or OpenCV's HOG."""
     path = Path(path)
     pictures = open_pictures(path, "the backends are compared over many people")
-    finder = PeopleFinder(pictures, detector, boxes)
+    finder = PeopleFinder(pictures, detector, boxes, det_family)
     input_size = (int(input_size[0]), int(input_size[1]))
 
     def people_of(image: np.ndarray, key, name: str):
@@ -137,7 +138,8 @@ def disagreement_sheet(people: OwnPeople, keypoints: np.ndarray, reference: np.n
             panels.append(draw_poses(crop, pose[None], meta, kpt_thr=0.0))
         pair = np.concatenate([panels[0], np.full((height, PANEL_GAP, 3), 255, np.uint8), panels[1],
                                np.zeros((height, PAIR_GAP, 3), np.uint8)], axis=1)
-        pairs.append(_caption(pair, f"{people.pictures[i]}: OKS {oks[i]:.3f}"))
+        # The score first: a long file name is cut at the picture's edge, never the score.
+        pairs.append(_caption(pair, f"OKS {oks[i]:.3f}  {people.pictures[i]}"))
     columns = min(SHEET_COLUMNS, len(pairs))
     blank = np.zeros_like(pairs[0])
     rows = [np.concatenate((pairs[r:r + columns] + [blank] * columns)[:columns], axis=1)
@@ -148,5 +150,8 @@ def disagreement_sheet(people: OwnPeople, keypoints: np.ndarray, reference: np.n
 
 def _caption(image: np.ndarray, text: str, top: bool = False) -> np.ndarray:
     bar = np.zeros((22, image.shape[1], 3), dtype=np.uint8)
+    # OpenCV's fonts are ASCII: accents are dropped (café -> cafe), other letters become "?".
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = text.encode("ascii", "replace").decode("ascii")
     cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([bar, image] if top else [image, bar], axis=0)

@@ -43,6 +43,10 @@ OWN_DATA_NOTE = ("evaluated on coco-mini's own 80 training images with ground-tr
                  "fit of the training set, not generalisation")
 
 
+# In ``out/train``: the run there is a demo's, which the next demo replaces (it trains anew there).
+DEMO_RUN_MARK = "demo_run.txt"
+
+
 def demo_preset() -> Path:
     """The training preset of the demo (``train/presets/coco_mini_demo.yaml``, installed with the package)."""
     return recipe_path("presets/coco_mini_demo.yaml")
@@ -104,6 +108,8 @@ def run_demo(config: DemoConfig) -> "DemoResult":
 
     check_writable(config.out, "--out", folder=True)
     # A re-run replaces its own outputs; anybody else's file in its folders stops it now, not minutes in.
+    if config.checkpoint is None:
+        check_demo_training_folder(config.out / "train")
     check_target(config.out / "engines")
     for folder, listing in ((config.out / "poses", VISUALIZE_LISTING), (config.out / "predict" / "image", SUMMARY_NAME),
                             (config.out / "predict" / "clip", SUMMARY_NAME)):
@@ -183,9 +189,26 @@ def check_demo_checkpoint(path: Path, arch: str | None, num_joints: int | None) 
                           f"joints{f' ({dataset})' if dataset else ''}: pass a COCO checkpoint{hint}")
 
 
+def check_demo_training_folder(folder: Path) -> None:
+    """The demo trains anew in ``folder``, deleting the run there: only a previous demo's (its mark)."""
+    if folder.exists() and not folder.is_dir():
+        raise HrnextError(f"{folder} is a file, where the demo trains: choose another --out, or move it")
+    if not folder.is_dir() or (folder / DEMO_RUN_MARK).is_file():
+        return
+    found = sorted(p.name for p in folder.iterdir())
+    if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise HrnextError(f"{folder} holds files no demo made ({shown}): the demo trains anew there, deleting a "
+                          "training run's checkpoints; choose another --out, or move them")
+
+
 def train_demo_model(work_dir: Path, device: str, options: tuple[str, ...] = ()) -> Path:
     """Train the whole demo preset into ``work_dir`` (no time limit); the checkpoint's path."""
     config = load_config(demo_preset(), [f"runtime.device={device}", *options])
+    check_demo_training_folder(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / DEMO_RUN_MARK).write_text("a demo's training run: the next `hrnext-trt demo` with this --out trains "
+                                          "anew here, deleting it\n", encoding="utf-8")
     # The demo's folder is its own: running the demo again trains anew (force), never mixes runs.
     return train(config, work_dir, force=True)
 

@@ -1,10 +1,15 @@
-"""Ctrl-C: a stop within seconds, one line, no child process left behind.
+"""Ctrl-C and SIGTERM: a stop within seconds, one line, no child process left behind.
+
+SIGTERM (``kill``, ``timeout``, docker stop, a batch scheduler's end of time) is taken as a Ctrl-C:
+the CLI turns it into the same KeyboardInterrupt, so every ``finally`` runs (a video is closed
+playable, a staging folder removed, predict writes its summary), and the process ends with the
+signal's own exit code (143).
 
 Python runs signal handlers in the main thread between bytecodes, so a Ctrl-C during a long call
 into C (a TensorRT build, an ONNX Runtime session) waits for that call to return. The CLI installs
-a watchdog: when the main thread has not stopped ``GRACE_S`` seconds after SIGINT, the watchdog runs
-the cleanups registered with :func:`on_interrupt` (kill worker processes, remove staging folders),
-prints the same line the CLI prints for a normal interruption, and ends the process.
+a watchdog: when the main thread has not stopped ``GRACE_S`` seconds after the signal, the watchdog
+runs the cleanups registered with :func:`on_interrupt` (kill worker processes, remove staging
+folders), prints the same line the CLI prints for a normal interruption, and ends the process.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ log = logging.getLogger(__name__)
 GRACE_S = 3.0
 EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 MESSAGE = "interrupted (Ctrl-C): stopped before the end; only complete files were kept"
+_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+_received: int = signal.SIGINT  # the signal of the interruption under way (a KeyboardInterrupt is Ctrl-C's)
 
 _cleanups: dict[int, Callable[[], None]] = {}
 _lock = threading.Lock()
@@ -68,11 +75,34 @@ def run_cleanups() -> None:
             log.warning("cleanup after Ctrl-C failed: %s", exc)
 
 
+def message() -> str:
+    """The line that ends an interrupted command, naming its signal."""
+    return MESSAGE.replace("Ctrl-C", _NAMES.get(_received, "Ctrl-C"))
+
+
+def exit_code() -> int:
+    """128 + the signal's number: what shells report for a process that signal ended."""
+    return 128 + int(_received)
+
+
+def by_sigterm() -> bool:
+    return _received == signal.SIGTERM
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _received
+    _received = signum
+    raise KeyboardInterrupt  # Ctrl-C's path: every finally runs, and the CLI says which signal it was
+
+
 def install_watchdog(grace_s: float = GRACE_S) -> bool:
-    """Start the watchdog (main thread only, once per process); False where it cannot run."""
+    """Start the watchdog and take SIGTERM as a Ctrl-C (main thread only, once per process); False
+    where the watchdog cannot run."""
     global _installed
     if _installed or threading.current_thread() is not threading.main_thread():
         return _installed
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # another owner's handler stays
+        signal.signal(signal.SIGTERM, _on_sigterm)
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     try:
@@ -95,10 +125,13 @@ def _watch(read_fd: int, grace_s: float) -> None:
         data = os.read(read_fd, 64)
         if not data:
             return
-        if signal.SIGINT in data and not _handled_by_caller:
+        signum = next((s for s in (signal.SIGTERM, signal.SIGINT) if s in data), None)
+        if signum is not None and not _handled_by_caller:
             time.sleep(grace_s)
             # Still running: the main thread is stuck in C code (or ignoring the KeyboardInterrupt).
+            global _received
+            _received = signum
             run_cleanups()
-            sys.stderr.write(f"error: {MESSAGE}\n")
+            sys.stderr.write(f"error: {message()}\n")
             sys.stderr.flush()
-            os._exit(EXIT_CODE)
+            os._exit(exit_code())

@@ -20,6 +20,7 @@ from pathlib import Path
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.model_spec import ModelSpec
+from hrnext_trt.reports import json_safe
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "hrnext-trt-export"
@@ -79,7 +80,8 @@ class Manifest(Mapping):
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST_NAME
-        path.write_text(json.dumps(self._doc, indent=1) + "\n", encoding="utf-8")
+        # An overflowed check's infinite error is null: a bare Infinity is not JSON.
+        path.write_text(json.dumps(json_safe(self._doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
         return path
 
     # -- the reader's side ------------------------------------------------------------------------

@@ -54,7 +54,8 @@ def iter_batches(dataset: PoseDataset, input_size: tuple[int, int], batch_size: 
     image_starts = _image_starts(dataset)
 
     def crop_run(out: np.ndarray, lo: int, hi: int) -> None:
-        image = read_image(dataset.instances[lo].image_path)
+        inst = dataset.instances[lo]
+        image = dataset.check_image(inst.image_id, read_image(inst.image_path))
         matrices = affine_matrix(centers[lo:hi], scales[lo:hi], 0.0, input_size)
         normalize_crops(warp_crops(image, matrices, input_size), out=out)
 

@@ -3,19 +3,24 @@
 A ``Report`` is a list of rows, the columns to show (key, header, number format), footnotes and
 free-form metadata. A row is a flat dict or a typed record with ``to_dict()`` (the comparisons'
 ``Row``), serialised here. Rows keep every value (a column may show only some); a missing value
-prints as "-", so a backend that did not run is still a row with its reason.
+prints as "-", so a backend that did not run is still a row with its reason. A value that is no
+number (NaN, infinity: a metric with nothing to score) is missing: "-", JSON null, an empty CSV
+cell (a bare NaN is not JSON, and strict parsers refuse the file).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.folder_lock import FolderLock, Holder, acquire
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,8 @@ class Report:
     meta: dict = field(default_factory=dict)
 
     def row_dicts(self) -> list[dict]:
-        """The rows as the flat dicts every format writes."""
-        return [row.to_dict() if hasattr(row, "to_dict") else row for row in self.rows]
+        """The rows as the flat dicts every format writes, values that are no number as None."""
+        return [json_safe(row.to_dict() if hasattr(row, "to_dict") else row) for row in self.rows]
 
     def _cells(self) -> list[list[str]]:
         return [[c.cell(row) for c in self.columns] for row in self.row_dicts()]
@@ -77,13 +82,10 @@ class Report:
     def to_dict(self) -> dict:
         return {"title": self.title, "meta": self.meta, "rows": self.row_dicts(), "footnotes": self.footnotes}
 
-    def write_json(self, path: str | Path) -> Path:
-        return _write(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+    def json_text(self) -> str:
+        return json.dumps(json_safe(self.to_dict()), indent=2, default=str, allow_nan=False) + "\n"
 
-    def write_markdown(self, path: str | Path) -> Path:
-        return _write(path, self.markdown())
-
-    def write_csv(self, path: str | Path) -> Path:
+    def csv_text(self) -> str:
         """Every key of every row (not only the shown columns), one row per line."""
         rows = self.row_dicts()
         keys = list(dict.fromkeys(k for row in rows for k in row))
@@ -92,41 +94,77 @@ class Report:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(row.get(k)) for k in keys})
-        return _write(path, text.getvalue())
+        return text.getvalue()
+
+    def write_json(self, path: str | Path) -> Path:
+        return write_atomic(path, self.json_text().encode("utf-8"))
+
+    def files(self, out_dir: str | Path, stem: str) -> dict[str, tuple[Path, bytes]]:
+        """``stem.json``, ``stem.csv`` and ``stem.md`` in ``out_dir``, by kind, as (path, content)."""
+        out_dir = Path(out_dir)
+        return {"json": (out_dir / f"{stem}.json", self.json_text().encode("utf-8")),
+                "csv": (out_dir / f"{stem}.csv", self.csv_text().encode("utf-8")),
+                "markdown": (out_dir / f"{stem}.md", self.markdown().encode("utf-8"))}
 
     def write_all(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
-        """``stem.json``, ``stem.csv`` and ``stem.md`` in ``out_dir``."""
-        out_dir = Path(out_dir)
-        return {"json": self.write_json(out_dir / f"{stem}.json"),
-                "csv": self.write_csv(out_dir / f"{stem}.csv"),
-                "markdown": self.write_markdown(out_dir / f"{stem}.md")}
+        """:meth:`files` written together (all or none)."""
+        files = self.files(out_dir, stem)
+        write_files(dict(files.values()))
+        return {kind: path for kind, (path, _) in files.items()}
+
+
+def json_safe(value):
+    """``value`` (dicts, lists, numbers) with every NaN and infinity as None: valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def is_number(value) -> bool:
+    """A finite int or float (not a bool): what a chart can place."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _csv_value(value):
     return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
-def _write(path: str | Path, text: str) -> Path:
-    return write_atomic(path, text.encode("utf-8"))
-
-
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``path`` whole or not at all (a temporary sibling renamed over it): an interrupted run
     never leaves a half-written report that a later command would read."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:  # also where permissions say yes and the file system no (/proc, read-only mounts)
-        raise HrnextError(f"cannot write {path}: {exc.strerror or exc}: choose another place") from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+    write_files({path: data})
     return path
+
+
+def write_files(files: dict[Path, bytes]) -> None:
+    """Write every file or none: each goes to a temporary sibling first, and only when all are
+    written are they renamed over their names; a failure (a full disk) or an interruption before
+    that leaves the previous files as they were, never old and new ones mixed."""
+    staged: list[tuple[Path, Path]] = []
+    current = None
+    try:
+        for path, data in files.items():
+            current = Path(path)
+            tmp = current.with_name(f".{current.name}.{os.getpid()}.tmp")
+            current.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((tmp, current))
+            tmp.write_bytes(data)
+        for tmp, current in staged:
+            os.replace(tmp, current)
+    except OSError as exc:  # also where permissions say yes and the file system no (/proc, read-only mounts)
+        full = "free some space or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise HrnextError(f"cannot write {current}: {exc.strerror or exc}: {full}choose another place") from None
+    finally:
+        for tmp, _ in staged:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def check_writable(path: str | Path | None, option: str, folder: bool, example: str = "report.json") -> None:
@@ -147,20 +185,48 @@ def check_writable(path: str | Path | None, option: str, folder: bool, example: 
         raise HrnextError(f"{option} {path} is not writable (permission denied in {existing}): choose another place")
 
 
-def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command: str) -> None:
-    """Create ``out`` for a run of ``command``. A folder with files in it is refused (runs never mix)
-    unless ``overwrite`` and every file there is a previous run's (``check_output_folder``): those
-    are removed."""
+# The file each command's output folder is known by (export-engine's manifest, trt-eval's report,
+# predict's and visualize's listings, a training run's log and lock; tests/test_project.py holds them
+# equal to the modules' own names): another command writing there would mix its files in, and the
+# folder's own command would then refuse its folder.
+OUTPUT_MARKS = (("manifest.json", "export-engine"), ("trt_eval.json", "trt-eval"), ("summary.json", "predict"),
+                ("visualize.json", "visualize"), ("log.jsonl", "train"), ("train.lock", "train"))
+
+
+def check_not_another_commands(folder: str | Path, option: str, command: str) -> None:
+    """One line when ``folder`` is the output folder of a command other than ``command``."""
+    folder = Path(folder)
+    for mark, owner in OUTPUT_MARKS:
+        if owner != command and (folder / mark).is_file():
+            article = "an" if owner[0] in "aeiou" else "a"
+            raise HrnextError(f"{option} {folder} is {article} {owner} output folder (it holds {mark}): {command} "
+                              f"would mix its files with {owner}'s; choose another {option}")
+
+
+def output_lock_name(command: str) -> str:
+    """The lock file a run of ``command`` holds in its output folder while it writes there."""
+    return f".{command}.lock"
+
+
+def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command: str) -> FolderLock:
+    """Create and lock ``out`` for a run of ``command`` (a second run there at once is refused). A
+    folder with files in it is refused (runs never mix) unless ``overwrite`` and every file there
+    is a previous run's (``check_output_folder``): those are removed. The caller releases the lock."""
     out = Path(out)
-    owned = check_output_folder(out, listing, overwrite, command)
-    for name in owned:
-        if (out / name).is_file():
-            (out / name).unlink()
+    check_writable(out, "--out", folder=True)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        lock = acquire(out, output_lock_name(command), Holder("output folder", f"{command} run", "--out"))
     except OSError as exc:
         raise HrnextError(f"cannot create the output folder {out}: {exc.strerror or exc}: choose another --out") \
             from None
+    try:
+        for name in check_output_folder(out, listing, overwrite, command):
+            if (out / name).is_file():
+                (out / name).unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def check_output_folder(out: str | Path, listing: str, overwrite: bool, command: str,
@@ -171,7 +237,9 @@ def check_output_folder(out: str | Path, listing: str, overwrite: bool, command:
     wrote its listing), named. Returns the names a previous run owns there."""
     out = Path(out)
     check_writable(out, "--out", folder=True)
-    if not (out.is_dir() and any(out.iterdir())):
+    locks = {output_lock_name(c) for c in ("predict", "visualize", command)}  # a live run's is refused on its own
+    entries = [p for p in out.iterdir() if p.name not in locks] if out.is_dir() else []
+    if not entries:
         return set()
     if not overwrite:
         raise HrnextError(f"output folder {out} is not empty: choose another --out, or pass --overwrite to "
@@ -181,7 +249,7 @@ def check_output_folder(out: str | Path, listing: str, overwrite: bool, command:
     except (OSError, ValueError, AttributeError):
         previous = []
     owned = {Path(str(name)).name for name in previous} | {listing}  # never outside the folder
-    others = sorted(p.name for p in out.iterdir() if p.name not in owned)
+    others = sorted(p.name for p in entries if p.name not in owned)
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise HrnextError(f"output folder {out} holds {len(others)} file{'s' if len(others) > 1 else ''} no "
@@ -194,14 +262,19 @@ def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str,
                           x_label: str, y_label: str, title: str, caption: str = "") -> Path:
     """Scatter of ``y`` against ``x`` (one labelled point per row that has both), saved as a PNG;
     ``caption`` is printed under the axes."""
+    return write_atomic(path, accuracy_latency_png(rows, x=x, y=y, label=label, x_label=x_label, y_label=y_label,
+                                                   title=title, caption=caption))
+
+
+def accuracy_latency_png(rows: list[dict], **kwargs) -> bytes:
+    """The PNG of :func:`accuracy_latency_figure` (its keyword arguments)."""
     import matplotlib.pyplot as plt
 
-    fig = accuracy_latency_figure(rows, x=x, y=y, label=label, x_label=x_label, y_label=y_label, title=title,
-                                  caption=caption)
+    fig = accuracy_latency_figure(rows, **kwargs)
     image = io.BytesIO()
     fig.savefig(image, format="png")
     plt.close(fig)
-    return write_atomic(path, image.getvalue())
+    return image.getvalue()
 
 
 LABEL_FONT_SIZE = 8
@@ -221,7 +294,7 @@ def accuracy_latency_figure(rows: list[dict], *, x: str, y: str, label: str, x_l
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
     import matplotlib.pyplot as plt
 
-    points = [r for r in rows if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float))]
+    points = [r for r in rows if is_number(r.get(x)) and is_number(r.get(y))]
     texts = [str(r[label]) for r in points]
     # Enough height for every label at its minimum spacing (about 0.2 inch each).
     fig, ax = plt.subplots(figsize=(8, max(4.5, 1.8 + 0.2 * len(points))), dpi=120)
@@ -233,6 +306,8 @@ def accuracy_latency_figure(rows: list[dict], *, x: str, y: str, label: str, x_l
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.1, y=0.15)
+    if points and min(r[y] for r in points) >= 0:
+        ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # accuracies are never negative: no axis below 0
     if caption:
         fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     if not points:

@@ -9,6 +9,7 @@ refused unless ``overwrite``, which replaces the listed pictures of the previous
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from hrnext_trt.evaluation.metrics import read_results
 from hrnext_trt.keypoints import KeypointMeta
 from hrnext_trt.progress import progress_bar
 from hrnext_trt.reports import claim_output_folder, write_atomic
+
+log = logging.getLogger(__name__)
 
 LISTING_NAME = "visualize.json"
 _SIDE_COLORS_BGR = {"left": (0, 140, 255), "right": (255, 128, 0), "middle": (60, 200, 60)}
@@ -107,11 +110,13 @@ def visualize(config: VisualizeConfig) -> list[Path]:
             poses[inst.image_id].append(np.concatenate([inst.keypoints[:, :2], inst.keypoints[:, 2:] > 0], axis=1))
         kpt_thr = 0.5
     else:
-        for res in read_results(config.results, meta, set(dataset.images)):
+        predicted = read_results(config.results, meta, set(dataset.images))
+        for res in predicted:
             if res["score"] >= config.score_thr:
                 poses[res["image_id"]].append(np.asarray(res["keypoints"], dtype=np.float64).reshape(-1, 3))
                 scores[res["image_id"]].append(float(res["score"]))
         kpt_thr = config.kpt_thr
+        _warn_if_nothing_shows(predicted, poses, config.score_thr, kpt_thr)
 
     out_dir = Path(config.out_dir)
     image_ids = list(dataset.images)[:config.max_images]
@@ -120,7 +125,14 @@ def visualize(config: VisualizeConfig) -> list[Path]:
         raise HrnextError(f"--out {out_dir} is the folder of the dataset's images: the drawings would replace or "
                           "mix with them; choose another folder")
     names = picture_names([dataset.images[i].path for i in image_ids], config.image_format)
-    claim_output_folder(out_dir, LISTING_NAME, config.overwrite, "visualize")
+    with claim_output_folder(out_dir, LISTING_NAME, config.overwrite, "visualize"):
+        return _draw(config, dataset, image_ids, names, poses, scores, kpt_thr, out_dir)
+
+
+def _draw(config: VisualizeConfig, dataset, image_ids: list[int], names: list[str], poses: dict, scores: dict,
+          kpt_thr: float, out_dir: Path) -> list[Path]:
+    """The pictures, into the claimed ``out_dir``, listed before the first is drawn."""
+    meta = dataset.meta
     # Listed before drawing: a later --overwrite removes also the pictures of a run that stopped half-way.
     results = config.results if config.results is None or isinstance(config.results, (str, Path)) else "(in memory)"
     write_atomic(out_dir / LISTING_NAME, (json.dumps({
@@ -133,8 +145,23 @@ def visualize(config: VisualizeConfig) -> list[Path]:
         pose_array = np.array(poses[image_id]).reshape(-1, meta.num_joints, 3)
         canvas = draw_poses(read_image(info.path), pose_array, meta, kpt_thr,
                             np.array(scores[image_id]) if config.results is not None else None)
-        path = out_dir / name
-        if not cv2.imwrite(str(path), canvas):
-            raise HrnextError(f"cannot write {path}: check that the folder is writable")
-        written.append(path)
+        ok, encoded = cv2.imencode(f".{config.image_format}", canvas)
+        if not ok:
+            raise HrnextError(f"OpenCV cannot encode {name}")
+        written.append(write_atomic(out_dir / name, encoded.tobytes()))  # a full disk: the reason, in one line
     return written
+
+
+def _warn_if_nothing_shows(predicted: list[dict], kept: dict[int, list[np.ndarray]], score_thr: float,
+                           kpt_thr: float) -> None:
+    """Say so when the thresholds leave no person or no joint to draw: pictures identical to the
+    photos would otherwise pass for people not found."""
+    if not predicted:
+        return
+    if not any(kept.values()):
+        best = max(float(r["score"]) for r in predicted)
+        log.warning("none of the %d predicted people scores --score-thr %g or more (the best: %.3g): the pictures "
+                    "show the images without poses; lower --score-thr", len(predicted), score_thr, best)
+    elif not any((pose[:, 2] > kpt_thr).any() for image in kept.values() for pose in image):
+        log.warning("no joint scores above --kpt-thr %g: the pictures show the images without poses; lower "
+                    "--kpt-thr", kpt_thr)

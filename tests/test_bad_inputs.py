@@ -302,3 +302,24 @@ def test_in_memory_results_with_numpy_floats_pass_the_check():
     with pytest.raises(HrnextError, match=r"keypoints\[2\] is nan"):
         check_results([{"image_id": 1, "category_id": 1, "keypoints": keypoints[:2] + [np.float64("nan")] + keypoints[3:],
                         "score": 0.9}], "results", 17, "coco", {1})
+
+
+def test_a_full_disk_deep_in_a_save_is_one_line():
+    """torch.save on a full disk raises a RuntimeError over the OSError (a 71-line chained traceback
+    from train): the CLI finds the storage error in the chain and says it in one line."""
+    import errno
+
+    from hrnext_trt.cli import _storage_error
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/runs/a/best.pth")
+        except OSError as exc:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0") from exc
+    except RuntimeError as exc:
+        wrapped = exc
+    assert _storage_error(wrapped) == ("cannot write /runs/a/best.pth: No space left on device: free some space (or "
+                                       "pick a writable place) and run again")
+    assert _storage_error(OSError(errno.EROFS, "Read-only file system")).startswith("cannot write: Read-only")
+    assert _storage_error(RuntimeError("a bug")) is None
+    assert _storage_error(OSError(errno.ENOENT, "No such file or directory", "x")) is None

@@ -4,6 +4,7 @@ before the long work (see docs/BAD_INPUTS.md)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -129,6 +130,32 @@ def test_late_failures_are_checked_first(tiny, tmp_path, data_dir):
         code, out = _run(*args, option, a_file)
         assert code == 2 and "a_file is a file, not a folder" in _one_error_line(out), (args, out)
     assert a_file.read_text() == ""
+
+
+def test_another_commands_output_folder_is_refused(tiny, tmp_path, data_dir):
+    """trt-eval's --out and train's --work-dir in a folder another command made (an export, a
+    predict or visualize output, a training run): one line before any work, the folder as it was
+    (was: their files mixed in, and that command then refused its own folder)."""
+    from tests.test_training_loop import CONFIG, tiny_options
+
+    checkpoint, engines = tiny
+    folders = {"predict": ("summary.json", "predict"), "visualize": ("visualize.json", "visualize"),
+               "work": ("log.jsonl", "train"), "report": ("trt_eval.json", "trt-eval")}
+    for name, (mark, _) in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / mark).write_text("{}")
+    for name in ("predict", "visualize", "work"):
+        code, out = _trt_eval(checkpoint, engines, tmp_path / "no_data_here", "--out", tmp_path / name)
+        mark, owner = folders[name]
+        assert code == 2 and _one_error_line(out) == (
+            f"error: --out {tmp_path / name} is a {owner} output folder (it holds {mark}): trt-eval would mix its "
+            f"files with {owner}'s; choose another --out")
+    for folder, owner in ((engines, "export-engine"), (tmp_path / "report", "trt-eval"),
+                          (tmp_path / "predict", "predict")):
+        before = sorted(p.name for p in Path(folder).iterdir())
+        code, out = _run("train", CONFIG, "--work-dir", folder, "--cfg-options", *tiny_options(data_dir / "coco-mini"))
+        assert code == 2 and f" {owner} output folder (it holds" in _one_error_line(out) and "--work-dir" in out, out
+        assert sorted(p.name for p in Path(folder).iterdir()) == before
 
 
 @pytest.mark.skipif(nvidia_gpu_present(), reason="this machine has an NVIDIA GPU")

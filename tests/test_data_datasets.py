@@ -132,3 +132,17 @@ def test_bad_names_and_protocol_gaps_are_one_line(data_dir):
     _one_line(_refused("ochuman", data_dir / "ochuman-mini", "test", boxes="det"), "ground-truth boxes (--boxes gt)",
               "(--det-file)")
     _one_line(_refused("coco", data_dir / "no-such-root", "val"), "no-such-root")
+
+
+def test_detector_boxes_on_a_split_without_labelled_joints_are_refused(crowdpose_copy):
+    """Scoring would give NaN or -1 for every row after the whole run: one line before it."""
+    ann_file = crowdpose_copy / "annotations" / "mmpose_crowdpose_test.json"
+    data = json.loads(ann_file.read_text())
+    for ann in data["annotations"]:
+        ann["keypoints"] = [0] * len(ann["keypoints"])
+        ann["num_keypoints"] = 0
+    ann_file.write_text(json.dumps(data))
+    people = sum(not ann.get("iscrowd", 0) for ann in data["annotations"])
+    _one_line(_refused("crowdpose", crowdpose_copy, "test", boxes="det"),
+              f"none of its {people} people has a labelled joint, so detector boxes would have nothing to be scored "
+              "against: check the file")

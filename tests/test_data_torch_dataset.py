@@ -1,7 +1,9 @@
 """TopDownDataset with a DataLoader: targets, worker seeding, and skipping unreadable images."""
 
+import re
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -93,3 +95,26 @@ def test_unreadable_images_are_skipped_and_counted(data_dir, tmp_path):
         strict[0]
     (batch,) = list(loader)
     assert len(batch["skipped"]) == bad_count and all("larger than OpenCV" in e for _, e in batch["skipped"])
+
+
+def test_an_image_of_another_size_than_its_annotation_is_refused(data_dir, tmp_path):
+    """A resized (or rotated) copy of a dataset image would put every box and keypoint on other pixels:
+    training skips it with the reason, evaluation refuses it in one line (was: silently wrong)."""
+    from hrnext_trt.pipeline import predict
+
+    root = tmp_path / "coco"
+    shutil.copytree(data_dir / "coco-mini", root, ignore=shutil.ignore_patterns("train2017"))
+    ds = load_dataset("coco", root, "val", boxes="gt")
+    small = ds.instances[0].image_path
+    image = cv2.imread(str(small))
+    cv2.imwrite(str(small), cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2)))
+    info = ds.images[ds.instances[0].image_id]
+    said = (f"image {small} is {image.shape[1] // 2}x{image.shape[0] // 2} but person_keypoints_val2017.json records "
+            f"{info.width}x{info.height} for it")
+    with pytest.raises(HrnextError, match=re.escape(said)):
+        TopDownDataset(ds, INPUT, train=True)[0]
+    (batch,) = list(DataLoader(TopDownDataset(ds, INPUT, train=True, skip_unreadable=True), batch_size=len(ds),
+                               collate_fn=collate_topdown))
+    assert batch["skipped"] and all(said in error for _, error in batch["skipped"])
+    with pytest.raises(HrnextError, match=re.escape(said)):
+        predict(ds, lambda x: np.zeros((len(x), 17, INPUT[0] // 4, INPUT[1] // 4), np.float32), INPUT, progress=False)

@@ -79,6 +79,22 @@ def test_demo_trains_the_whole_recipe_exports_compares_draws_predicts_and_says_s
     assert (out / "engines" / "manifest.json").read_bytes() == manifest
 
 
+def test_a_training_run_the_demo_did_not_make_is_never_deleted(tmp_path):
+    """--out DIR whose DIR/train holds one's own training run: refused before any work (was: the demo
+    trained there with --force and deleted that run's checkpoints)."""
+    train_dir = tmp_path / "project" / "train"
+    train_dir.mkdir(parents=True)
+    for name in ("best.pth", "epoch_2.pth", "config.yaml"):
+        (train_dir / name).write_bytes(b"mine")
+    with pytest.raises(HrnextError, match=r"train holds files no demo made \(best\.pth, config\.yaml, epoch_2\.pth\): "
+                                          r"the demo trains anew there, deleting a training run's checkpoints; "
+                                          r"choose another --out, or move them"):
+        run_demo(DemoConfig(out=tmp_path / "project", train_options=TINY, precisions=("fp32",), device="cpu"))
+    assert sorted(p.name for p in train_dir.iterdir()) == ["best.pth", "config.yaml", "epoch_2.pth"]
+    assert all(p.read_bytes() == b"mine" for p in train_dir.iterdir())
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["train"]
+
+
 def test_training_progress_tells_a_cut_run_from_a_whole_one(tmp_path):
     from hrnext_trt.training import load_config, train
 

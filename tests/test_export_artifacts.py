@@ -152,8 +152,14 @@ def test_the_printed_trt_eval_command_finds_the_model_s_dataset(data_dir, tmp_pa
     split = {"name": "mpii", "root": str(root)}
     ckpt["config"] = {"data": {"train": split, "val": split}}
     torch.save(ckpt, path)
+    out = tmp_path / "my export"  # a space: the printed command quotes it (was: pasted as two arguments)
     result = CliRunner().invoke(main, ["export-engine", str(path), "--no-engines", "--verify-images", "2",
-                                       "--out", str(tmp_path / "exp")])
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f"--dataset mpii --data-root {root.resolve()}" in result.stdout
-    assert load_manifest(tmp_path / "exp")["source_checkpoint"]["data_root"] == str(root.resolve())
+    assert load_manifest(out)["source_checkpoint"]["data_root"] == str(root.resolve())
+    import shlex
+
+    line = next(line for line in result.stdout.splitlines() if "hrnext-trt trt-eval" in line)
+    args = shlex.split(line[line.index("hrnext-trt"):])
+    assert args[args.index("--engines") + 1] == str(out)

@@ -86,6 +86,11 @@ def test_cli_reports_one_line_and_exit_code_2(fixtures_dir, tmp_path):
                                        "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and "--calib-images 100 counts INT8's calibration crops: add --int8" in result.output
     assert not (tmp_path / "none").exists()
+    # A refusal with the default --out (engines/<stem>) leaves no empty engines/ folder behind either.
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / FIXTURE), "--arch", "hrnext_tiny",
+                                       "--joints", "14", "--builder", "tensorrt",
+                                       "--out", str(tmp_path / "engines" / "deeper" / "model")])
+    assert result.exit_code == 2 and "tensorrt" in result.output and not (tmp_path / "engines").exists()
 
 
 def test_a_calibration_set_too_small_for_its_held_out_crops_names_both_ways_out(data_dir):

@@ -208,10 +208,11 @@ def test_ctrl_c_during_int8_and_fp16_workers(export_copy):
     assert sorted(p.name for p in folder.parent.iterdir()) == ["engines"]
 
 
-def test_watchdog_ends_a_main_thread_stuck_in_c_code(tmp_path):
-    """A Ctrl-C the main thread does not act on (in real runs: a long call into C code; here, for a
-    deterministic test, a SIGINT handler that swallows it) still ends the process after the grace
-    period, with the cleanups run and one line."""
+@pytest.mark.parametrize("signum, name, code", [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)])
+def test_watchdog_ends_a_main_thread_stuck_in_c_code(tmp_path, signum, name, code):
+    """A Ctrl-C or SIGTERM the main thread does not act on (in real runs: a long call into C code;
+    here, for a deterministic test, a handler that swallows it) still ends the process after the
+    grace period, with the cleanups run, one line naming the signal and its exit code."""
     marker = tmp_path / "cleaned"
     script = f"""
 import signal, sys, time
@@ -219,7 +220,7 @@ from pathlib import Path
 from hrnext_trt import interrupts
 assert interrupts.install_watchdog(grace_s=0.5)
 with interrupts.on_interrupt(lambda: Path({str(marker)!r}).write_text("yes")):
-    signal.signal(signal.SIGINT, lambda *args: None)
+    signal.signal({int(signum)}, lambda *args: None)
     print("ready", flush=True)
     time.sleep(60)
 """
@@ -227,9 +228,34 @@ with interrupts.on_interrupt(lambda: Path({str(marker)!r}).write_text("yes")):
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().strip() == b"ready"
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=20)
     assert time.monotonic() - started < 5
-    assert proc.returncode == 130 and marker.read_text() == "yes"
+    assert proc.returncode == code and marker.read_text() == "yes"
     assert stderr.decode().strip().splitlines() == [
-        "error: interrupted (Ctrl-C): stopped before the end; only complete files were kept"]
+        f"error: interrupted ({name}): stopped before the end; only complete files were kept"]
+
+
+def test_sigterm_is_taken_as_a_ctrl_c():
+    """kill, timeout, docker stop: the main thread gets a KeyboardInterrupt (every finally runs) and
+    the line and exit code name SIGTERM (was: the default action, death without a word or cleanup)."""
+    script = """
+import sys, time
+from hrnext_trt import interrupts
+assert interrupts.install_watchdog(grace_s=5)
+try:
+    print("ready", flush=True)  # inside the try: the signal may come at once
+    time.sleep(60)
+except KeyboardInterrupt:
+    print("finally ran", flush=True)
+    sys.stderr.write(f"error: {interrupts.message()}\\n")
+    sys.exit(interrupts.exit_code())
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == b"ready"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 143 and stdout.decode().strip() == "finally ran"
+    assert stderr.decode().strip() == ("error: interrupted (SIGTERM): stopped before the end; only complete files "
+                                       "were kept")

@@ -220,3 +220,56 @@ def test_fp16_plan_is_what_the_graph_holds_and_meets_its_budget(export, crops, r
         check = agreement(reference, runner.infer({"images": crops.heldout})["heatmaps"], HeatmapCodec(INPUT))
     assert check["mean_px"] <= FP16_BUDGET and 0 < check["rel_err"] < 1e-2
     assert "FP16 plan" in output
+
+
+def test_an_overflowed_group_is_valid_json_and_the_longest_bar(tmp_path):
+    """A graph whose outputs overflow has infinite errors: null in sensitivity.json (a bare Infinity
+    is no JSON), "overflow" in the table, and a hatched bar past every other (was: no bar at all,
+    so the worst group looked harmless)."""
+    import matplotlib.pyplot as plt
+
+    from hrnext_trt.export import sensitivity
+
+    inf = float("inf")
+    rows = [{"name": "stage2.fuse", "nodes": ["a"], "rel_err": inf, "kpt_px": inf, "within_2px": 0.0,
+             "without": {"rel_err": 0.01, "kpt_px": 0.2, "within_2px": 1.0}},
+            {"name": "stem", "nodes": ["b", "c"], "rel_err": 0.02, "kpt_px": 0.4, "within_2px": 0.9,
+             "without": {"rel_err": inf, "kpt_px": inf, "within_2px": 0.0}}]
+    path = sensitivity.write_sensitivity(rows, tmp_path)
+    saved = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert saved[0]["kpt_px"] is None and saved[1]["without"]["kpt_px"] is None
+    table = sensitivity.format_sensitivity(saved, 4).splitlines()
+    assert "overflow" in table[3] and table[4].rstrip().split()[-2:] == ["overflow", "0.0%"]
+    complexity = {"stages": [{"name": "stem", "macs": 1e9}, {"name": "stage2", "macs": 2e9}]}
+    fig = sensitivity.sensitivity_figure(rows, complexity, "t")
+    bars = [(bar.get_width(), bar.get_hatch()) for bar in fig.axes[0].patches]
+    plt.close(fig)
+    (worst,) = [width for width, hatch in bars if hatch == "//"]
+    assert worst > max(width for width, hatch in bars if hatch is None) > 0
+    assert sensitivity.plot_sensitivity(rows, complexity, tmp_path / "s.png", "t").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_group_in_fp16_leaves_integer_outputs_integer():
+    """A group moved to FP16 holding a Shape node (HRNeXt's stages have them): its int64 output stays
+    int64 (was: a Cast to float behind it, and ONNX Runtime refused the candidate graph: "Type
+    (tensor(int64)) of output arg ... Shape_5_output_0", ending --int8-budget exports)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from hrnext_trt.export.precision_plan import cast_fp16
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Shape", ["r"], ["s"], name="shape"),
+             helper.make_node("Reshape", ["r", "s"], ["y"], name="reshape")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    half = cast_fp16(model, {"relu", "shape", "reshape"})
+    onnx.checker.check_model(half, full_check=True)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in onnx.shape_inference.infer_shapes(half).graph.value_info}
+    assert types["s"] == TensorProto.INT64 and types["r__fp16"] == TensorProto.FLOAT16
+    x = np.array([[-1, 2, 3], [4, -5, 6]], np.float32)
+    session = ort.InferenceSession(half.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], np.maximum(x, 0))

@@ -143,7 +143,9 @@ def test_export_calibrates_on_own_pictures(pictures, tmp_path, fixtures_dir):
     # Said in the quantizing worker process, passed on to the user (was: lost with the worker's log).
     assert "warning: entropy calibration over one batch of 8 crops equals max calibration" in result.output
     # The next command the export suggests scores on the model's own dataset, not on the pictures.
-    assert "--dataset crowdpose" in result.output and str(folder) not in result.output.split("trt-eval")[-1]
+    assert "--dataset crowdpose" in result.output and str(folder) not in result.output.split("trt-eval")[1]
+    # ... and the next check on one's own pictures, those the calibration did not see.
+    assert f"hrnext-trt trt-eval --engines {out} --dataset images --data-root OTHER_PICTURES" in result.output
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -153,6 +155,8 @@ def test_export_calibrates_on_own_pictures(pictures, tmp_path, fixtures_dir):
     (["--calib-data", "{folder}", "--calib-boxes", "{boxes}", "--calib-detector", "{boxes}"],
      "pass --calib-detector or --calib-boxes, not both"),
     (["--calib-data", "{folder}", "--calib-detector", "{missing}"], "--calib-detector .* not found"),
+    (["--calib-data", "{folder}", "--calib-det-family", "rtmdet"],
+     "--calib-det-family rtmdet picks a --calib-detector ONNX's preprocessing, and none is given"),
 ])
 def test_own_picture_options_are_checked_first(extra, message, tmp_path, fixtures_dir, pictures):
     from hrnext_trt.cli import main
@@ -205,3 +209,16 @@ def test_pictures_that_cannot_calibrate_are_one_line(tmp_path, pictures):
         shutil.copy(path, few)
     with pytest.raises(HrnextError, match="held-out crops took them all, leaving none to calibrate on"):
         own_crop_sets(few, INPUT, 8, 100, boxes=detections)
+
+
+def test_the_calibration_detector_takes_the_family_given(tmp_path, pictures):
+    """--calib-det-family sets the detector's preprocessing, as predict's --det-family (a YOLOX-named
+    export of RTMDet would otherwise be fed unnormalised pixels)."""
+    from tests.predict_graphs import end_to_end_detector
+
+    folder, _ = pictures
+    detector = end_to_end_detector(tmp_path / "yolox_s.onnx", [[40, 60, 300, 600, 0.9]], [0])
+    guessed = own_crop_sets(folder, INPUT, 4, 2, detector=detector)
+    chosen = own_crop_sets(folder, INPUT, 4, 2, detector=detector, det_family="rtmdet")
+    assert "(yolox, 640x640)" in guessed.source["people_from"]
+    assert "(rtmdet, 640x640)" in chosen.source["people_from"]

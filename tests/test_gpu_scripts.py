@@ -71,10 +71,12 @@ def test_gpu_probe_reports_what_the_plan_assumes(tmp_path):
     assert "onnx MISSING" not in probe.stdout and "CPUs this process may use: " in probe.stdout
 
 
-def _report(path: Path, aps: dict[str, float]) -> Path:
-    rows = [{"backend": b, "precision": "fp32", "status": "ok", "AP": ap} for b, ap in aps.items()]
-    rows.append({"backend": "tensorrt", "precision": "int8", "status": "ok", "AP": 0.1})  # not compared
-    path.write_text(json.dumps({"rows": rows}), encoding="utf-8")
+def _report(path: Path, aps: dict[str, float], metric: str = "AP", **meta) -> Path:
+    rows = [{"backend": b, "precision": "fp32", "status": "ok", metric: ap} for b, ap in aps.items()]
+    rows.append({"backend": "tensorrt", "precision": "int8", "status": "ok", metric: 0.1})  # not compared
+    meta = {"dataset": "crowdpose", "split": "test", "boxes": "det", "persons": 9, "input_size": [256, 192],
+            "metric": metric, **meta}
+    path.write_text(json.dumps({"meta": meta, "rows": rows}), encoding="utf-8")
     return path
 
 
@@ -88,12 +90,28 @@ def test_compare_devices_bounds_the_fp32_ap_difference(tmp_path, second_ap, code
     assert "pytorch" in run.stdout and "onnxruntime" in run.stdout
 
 
+def test_compare_devices_reads_each_reports_metric_and_refuses_other_evaluations(tmp_path):
+    """An MPII report compares PCKh Mean (was: a TypeError on the missing AP); a group without a score
+    is no score; reports of another dataset are refused (was: "diff 0.0000", exit 0)."""
+    gpu = _report(tmp_path / "gpu.json", {"pytorch": 88.52, "onnxruntime": None}, "Mean", dataset="mpii")
+    cpu = _report(tmp_path / "cpu.json", {"pytorch": 88.5205, "onnxruntime": 88.0}, "Mean", dataset="mpii")
+    run = subprocess.run([sys.executable, str(SCRIPTS / "compare_devices.py"), str(gpu), str(cpu)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "pytorch      fp32 Mean 88.5200 vs 88.5205" in run.stdout, run.stdout + run.stderr
+    assert "onnxruntime" not in run.stdout and "Traceback" not in run.stderr
+    coco = _report(tmp_path / "coco.json", {"pytorch": 0.7}, dataset="coco", persons=12)
+    run = subprocess.run([sys.executable, str(SCRIPTS / "compare_devices.py"), str(gpu), str(coco)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and "are of different evaluations (dataset " \
+        "'mpii' vs 'coco'; persons 9 vs 12; metric 'Mean' vs 'AP')" in run.stderr, run.stderr
+
+
 def test_compare_devices_fails_when_nothing_is_common(tmp_path):
     gpu = _report(tmp_path / "gpu.json", {"pytorch": 0.5})
     cpu = _report(tmp_path / "cpu.json", {"onnxruntime": 0.5})
     run = subprocess.run([sys.executable, str(SCRIPTS / "compare_devices.py"), str(gpu), str(cpu)],
                          capture_output=True, text=True)
-    assert run.returncode == 1 and "no FP32 backend" in run.stdout
+    assert run.returncode == 1 and "no FP32 backend scored in both" in run.stdout
 
 
 def test_amp_drift_measures_each_dtype_against_float32(tmp_path):

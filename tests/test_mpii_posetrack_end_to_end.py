@@ -83,6 +83,7 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path, caplog):
     assert "dMean" in report.table()
     assert "accuracy columns are percent (0 to 100), as the MPII toolkit's PCKh is printed; dMean is in " \
            "percentage points" in report.table()
+    assert "decode; no NMS: one pose per annotated person" in report.table()  # was: "... decode, NMS"
 
 
 def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir, tmp_path):
@@ -98,6 +99,27 @@ def test_trt_eval_scores_posetrack_detector_boxes_with_poseval_metrics(data_dir,
     assert all(0 <= row[k] <= 100 for k in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"))
     assert "mAP" in report.table() and "dmAP" in report.table()
     assert "accuracy columns are percent (0 to 100), as poseval's AP is printed" in report.table()
+
+
+def test_a_group_without_labelled_joints_is_no_score(data_dir, tmp_path):
+    """poseval gives NaN for a joint group nobody labelled: the row says "-" (JSON null) with a
+    footnote, and the other groups and mAP stand (was: NaN in the table and a bare NaN in the JSON)."""
+    root = posetrack_root(data_dir, tmp_path)
+    ann_file = root / "annotations" / "posetrack18_val.json"
+    data = json.loads(ann_file.read_text())
+    for ann in data["annotations"]:
+        for joint in (15, 16):  # the ankles
+            ann["keypoints"][3 * joint:3 * joint + 3] = [0, 0, 0]
+    ann_file.write_text(json.dumps(data))
+    checkpoint = write_arch_checkpoint("hrnext_tiny", 17, (64, 64), "posetrack", tmp_path / "tiny.pth")
+    out = tmp_path / "report"
+    report = run_trt_eval(TrtEvalConfig(checkpoint, None, "posetrack", root, backends=("pytorch",), batch=32,
+                                        iters=1, warmup=0, device="cpu", threads=1, progress=False, out=out))
+    (row,) = report.rows
+    assert row["Ankle"] is None and 0 <= row["Knee"] <= 100 and 0 <= row["mAP"] <= 100
+    assert "Ankle: - where the split has no labelled joint of that group (NaN, not a score)" in report.table()
+    saved = json.loads((out / "trt_eval.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert saved["rows"][0]["Ankle"] is None
 
 
 @pytest.mark.parametrize("name", ["mpii", "posetrack"])

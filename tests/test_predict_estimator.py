@@ -392,3 +392,52 @@ def test_a_pil_image_is_named_with_the_conversion_to_use(models):
         as_bgr = estimator(cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR), boxes=[[50, 30, 200, 410]])
     assert not np.asarray(picture).flags.writeable
     np.testing.assert_array_equal(from_pil.keypoints, as_bgr.keypoints)
+
+
+def test_a_duplicate_box_suppressed_by_oks_nms_takes_no_track_id(models):
+    """A detector's second box on one person is dropped by OKS-NMS; it must not become a track: the
+    next round's box of that person, nearer the dropped duplicate, keeps the person's id, and ids
+    count people shown (no gaps)."""
+    image = cv2.imread(str(IMAGE))
+    person, duplicate, moved = [100, 60, 260, 380], [104, 62, 264, 382], [110, 64, 270, 384]
+    rounds = iter([Boxes([person, duplicate], [0.9, 0.8]), Boxes([moved], [0.9]),
+                   Boxes([moved, [400, 60, 560, 380]], [0.9, 0.9])])
+
+    class Scripted:
+        def detect(self, frame):
+            return next(rounds)
+
+    def iou(a, b):
+        w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+        inter = max(w, 0) * max(h, 0)
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    assert iou(moved, duplicate) > iou(moved, person)  # the duplicate would win the match
+    with PoseEstimator(models["pose"], Scripted(), device="cpu") as estimator:
+        assert len(estimator.predict_many([image], [[person, duplicate]])[0]) == 2  # given boxes: both kept
+        video = estimator.video()
+        first, second, third = video(image), video(image), video(image)
+    assert len(first) == 1 and first.box_rows.tolist() == [0]  # the duplicate is suppressed
+    assert first.track_ids.tolist() == second.track_ids.tolist() == [1]
+    assert third.track_ids.tolist() == [1, 2]
+
+
+def test_a_carried_frame_shows_the_people_of_its_detection_round(models):
+    """Between detections a frame shows only the people its round kept, under the round's ids, even
+    where OKS-NMS on that frame alone would keep a duplicate."""
+    image = cv2.imread(str(IMAGE))
+    boxes = Boxes([[100, 60, 260, 380], [104, 62, 264, 382]], [0.9, 0.8])
+
+    class Fixed:
+        def detect(self, frame):
+            return boxes
+
+    with PoseEstimator(models["pose"], Fixed(), device="cpu") as estimator:
+        video = estimator.video(detect_every=2)
+        first = video(image)
+        # The next frame is another picture: its poses differ, yet it carries the round's one person.
+        second = video(np.ascontiguousarray(image[::-1]))
+        alone = estimator.estimate([estimator.prepare(np.ascontiguousarray(image[::-1]), boxes)])[0]
+    assert len(first) == 1 and first.track_ids.tolist() == [1]
+    assert second.track_ids.tolist() == [1] and second.box_rows.tolist() == [0]
+    assert len(alone) in (1, 2)  # whatever NMS alone keeps there, the carried frame keeps the round's

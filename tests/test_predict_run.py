@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -406,7 +408,10 @@ def test_an_unreadable_image_in_a_folder_is_skipped_and_listed(tmp_path, models,
     assert summary["files"] == ["results.json"]
 
 
-def test_ctrl_c_leaves_complete_files(tmp_path, models):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 0), (signal.SIGTERM, 143)])
+def test_ctrl_c_leaves_complete_files(tmp_path, models, signum, code):
+    """Ctrl-C, or SIGTERM (kill, timeout, docker stop: was death with an unplayable mp4 and no
+    summary), ends the run between frames with every file whole; SIGTERM's exit code is 143."""
     video = make_video(tmp_path / "long.mp4", frames=400, size=(160, 120))
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -417,9 +422,9 @@ def test_ctrl_c_leaves_complete_files(tmp_path, models):
     deadline = time.time() + 120
     while time.time() < deadline and not (lines.exists() and lines.read_text().count("\n") >= 5):
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
+    assert process.returncode == code, stderr[-2000:]
     assert "interrupted after" in stdout
     records = [json.loads(line) for line in lines.read_text().splitlines()]  # every line whole
     assert 5 <= len(records) < 400
@@ -430,3 +435,70 @@ def test_ctrl_c_leaves_complete_files(tmp_path, models):
     assert frames == len(records)  # the mp4 was finalised with exactly the frames reported
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] and summary["frames"] == len(records)
+
+
+def _can_mount_tmpfs() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs user namespaces to mount a small tmpfs (a full disk)")
+def test_a_full_disk_is_one_line_and_the_summary_lists_what_was_written(tmp_path, models):
+    """predict into a folder on a disk that fills up: one line naming the file and the full disk,
+    exit 2 (was: a 47-line traceback), no temporary file left, and the files written are listed so a
+    rerun with --overwrite may replace them."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    big = cv2.resize(cv2.imread(str(bundled_dataset_root("coco-mini") / "val2017" / "000000040083.jpg")), (800, 600))
+    for i in range(6):
+        cv2.imwrite(str(pictures / f"{i}.jpg"), np.clip(big.astype(np.int16) + i, 0, 255).astype(np.uint8))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    room = 2.5 * (pictures / "0.jpg").stat().st_size // 1024  # about two annotated pictures
+    command = (f"mount -t tmpfs -o size={room:.0f}k tmpfs {disk} && {sys.executable} -m hrnext_trt predict {pictures} "
+               f"--model {models['pose']} --detector {models['detector']} --out {disk}/out; echo rc=$?; "
+               f"ls -a {disk}/out; cat {disk}/out/summary.json")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "rc=2" in done.stdout and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and str(disk / "out") in errors[0], errors
+    listing = done.stdout.split("rc=2", 1)[1]
+    assert ".tmp" not in listing
+    summary = json.loads(listing[listing.index("{"):])
+    written = set(listing[:listing.index("{")].split()) - {".", "..", "summary.json"}
+    assert any(name.endswith(".jpg") for name in written) and len(written) < 7  # some pictures, not all
+    assert set(summary["files"]) == written and "No space left on device" in summary["error"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(tmp_path, models, caplog):
+    video = make_video(tmp_path / "long.mp4", frames=400, size=(160, 120))
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "hrnext_trt", "predict", str(video), "--model",
+                                str(models["pose"]), "--detector", str(models["detector"]), "--out", str(out),
+                                "--batch", "2"], env={**os.environ, "PYTHONPATH": str(REPO)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not ((out / "long.jsonl").exists()
+                                              and (out / "long.jsonl").read_text().count("\n") >= 2):
+            time.sleep(0.05)
+        with pytest.raises(HrnextError, match=rf"output folder {re.escape(str(out))} is in use by another predict "
+                                              rf"run \(pid {process.pid} on .*\): wait for it to finish or use another "
+                                              r"--out"):
+            run_predict(PredictConfig(str(video), models["pose"], detector=models["detector"], out=out,
+                                      overwrite=True, progress=False))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(summary["files"] + ["summary.json"])  # no lock left
+    # A killed run's lock is stale: the next run takes the folder over, saying so.
+    (out / ".predict.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": socket.gethostname()}))
+    run_predict(PredictConfig(str(video), models["pose"], detector=models["detector"], out=out, overwrite=True,
+                              max_frames=2, progress=False))
+    assert "removing the stale lock" in caplog.text and not (out / ".predict.lock").exists()

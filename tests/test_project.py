@@ -121,3 +121,15 @@ def test_imports_run_in_the_documented_direction():
                 if parts[0] == "hrnext_trt" and len(parts) > 1 and rank.get(parts[1], -1) > rank.get(own, 99):
                     wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_output_folder_marks_are_the_commands_own_file_names():
+    from hrnext_trt.manifest import MANIFEST_NAME
+    from hrnext_trt.predict.outputs import SUMMARY_NAME
+    from hrnext_trt.reports import OUTPUT_MARKS
+    from hrnext_trt.training.logging import LOG_NAME
+    from hrnext_trt.training.work_dir import LOCK_NAME
+    from hrnext_trt.visualize import LISTING_NAME
+
+    assert dict(OUTPUT_MARKS) == {MANIFEST_NAME: "export-engine", "trt_eval.json": "trt-eval", SUMMARY_NAME: "predict",
+                                  LISTING_NAME: "visualize", LOG_NAME: "train", LOCK_NAME: "train"}

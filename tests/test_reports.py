@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from hrnext_trt.reports import Column, Report, plot_accuracy_latency
 
 ROWS = [
@@ -113,3 +115,53 @@ def _text_box(label, renderer):
     from matplotlib.text import Text
 
     return Text.get_window_extent(label, renderer)
+
+
+def test_values_that_are_no_number_are_missing_everywhere(tmp_path):
+    """NaN and infinity (a metric with nothing to score) print as "-", are JSON null (a bare NaN is no
+    JSON: strict parsers refuse the file) and empty CSV cells; a chart leaves such a point out."""
+    import matplotlib.pyplot as plt
+
+    from hrnext_trt.reports import accuracy_latency_figure
+
+    rows = [{"backend": "pytorch", "precision": "fp32", "AP": float("nan"), "p50_ms": 12.5, "status": "ok",
+             "notes": "", "latency": {"p99_ms": float("inf")}},
+            {"backend": "onnxruntime", "precision": "fp32", "AP": 0.5, "p50_ms": float("inf"), "status": "ok",
+             "notes": ""},
+            {"backend": "onnxruntime", "precision": "int8", "AP": 0.0, "p50_ms": 30.0, "status": "ok", "notes": ""}]
+    report = Report("comparison", COLUMNS, rows)
+    assert [line.split()[2] for line in report.table().splitlines()[4:7]] == ["-", "0.500", "0.000"]
+    paths = report.write_all(tmp_path, "cmp")
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in the JSON")
+
+    data = json.loads(paths["json"].read_text(), parse_constant=refuse)
+    assert data["rows"][0]["AP"] is None and data["rows"][0]["latency"] == {"p99_ms": None}
+    assert data["rows"][1]["p50_ms"] is None
+    with paths["csv"].open() as f:
+        assert next(csv.DictReader(f))["AP"] == ""
+    # Only the one row with both numbers is drawn (a NaN point was a matplotlib StopIteration), and
+    # accuracies of 0 put no negative values on the axis.
+    fig = accuracy_latency_figure([{**r, "label": r["precision"]} for r in rows], x="p50_ms", y="AP", label="label",
+                                  x_label="ms", y_label="AP", title="t")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1 and ax.get_ylim()[0] == 0.0
+    plt.close(fig)
+
+
+def test_files_written_together_are_all_or_none(tmp_path):
+    """A failure on the last file (here: its folder is a file; in real runs a full disk) leaves every
+    earlier one as it was and no temporary file (was: new reports beside the old plot)."""
+    from hrnext_trt.errors import HrnextError
+    from hrnext_trt.reports import write_files
+
+    (tmp_path / "report.json").write_text("old")
+    (tmp_path / "blocked").write_text("a file where a folder would be")
+    with pytest.raises(HrnextError, match=r"cannot write .*blocked.*plot\.png: "):
+        write_files({tmp_path / "report.json": b"new", tmp_path / "blocked" / "plot.png": b"png"})
+    assert (tmp_path / "report.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "report.json"]
+    write_files({tmp_path / "report.json": b"new", tmp_path / "plot.png": b"png"})
+    assert (tmp_path / "report.json").read_text() == "new" and (tmp_path / "plot.png").read_bytes() == b"png"

@@ -169,6 +169,19 @@ def test_overrides_before_the_config_are_named_as_such():
     assert "data.batch_size=4 is a KEY=VALUE override where the config file goes: put the config first" in line
 
 
+def test_a_gpu_device_in_the_config_is_blamed_on_the_config(tmp_path, data_dir):
+    """runtime.device=cuda from --cfg-options (or the YAML) on a machine without a GPU names that key,
+    not a --device flag nobody passed."""
+    from hrnext_trt.contract import nvidia_gpu_present
+
+    if nvidia_gpu_present():
+        pytest.skip("this machine has an NVIDIA GPU")
+    result = CliRunner().invoke(cli, ["train", str(CONFIG), "--work-dir", str(tmp_path / "w"), "--cfg-options",
+                                      *tiny_options(data_dir / "coco-mini"), "runtime.device=cuda"])
+    assert one_error_line(result) == ("error: runtime.device is cuda (--device, or the config) but this machine has "
+                                      "no NVIDIA GPU (no driver device found): use --device cpu, or auto")
+
+
 @pytest.mark.parametrize("case, extra, options, needle", [
     ("bad-resume-path", ["--resume", "nothere.pth"], {}, "checkpoint not found"),
     ("resume-a-folder", ["--resume", "{work}"], {}, "is a folder"),

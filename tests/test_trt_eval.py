@@ -103,13 +103,23 @@ def test_onnx_folder_without_manifest_is_read_by_file_names(tiny_export, data_di
     onnx.save(model, str(folder / "model_int8.onnx"))
     # ... one that records it, by its own word (a renamed FP32 file stays FP32).
     shutil.copy(engines / "model.onnx", folder / "model_fp16.onnx")
-    report = run_trt_eval(_config(checkpoint, folder, data_dir, backends=("onnxruntime",), flip_test=False))
+    out = tmp_path / "report"
+    report = run_trt_eval(_config(checkpoint, folder, data_dir, backends=("onnxruntime",), flip_test=False, out=out))
     assert [(r["backend"], r["precision"], r["file"]) for r in report.rows] == [
         ("onnxruntime", "fp32", "model.onnx"), ("onnxruntime", "fp32", "model_fp16.onnx"),
         ("onnxruntime", "int8", "model_int8.onnx")]
     assert report.rows[0]["notes"] == "" and report.rows[2]["notes"] == CPU_LOW_PRECISION_NOTE
     assert report.rows[0]["delta_AP"] is None  # no PyTorch row asked for, nothing to compare with
     assert CPU_LOW_PRECISION_FOOTNOTE in report.footnotes
+    # Two rows of one backend and precision: each keeps its results file (was: the second overwrote the
+    # first's, whose row said null), named by absolute path, and the table shows which file is which.
+    results = [r["results"] for r in report.rows]
+    assert results == [str((out / name).resolve()) for name in ("results_onnxruntime_fp32.json",
+                                                                  "results_onnxruntime_fp32_model_fp16.json",
+                                                                  "results_onnxruntime_int8.json")]
+    assert all(json.loads(open(path).read()) for path in results)
+    assert [line.split()[2] for line in report.table().splitlines()[4:7]] == ["model.onnx", "model_fp16.onnx",
+                                                                              "model_int8.onnx"]
 
 
 def _one_line_error(config) -> str:

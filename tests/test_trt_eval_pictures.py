@@ -94,6 +94,8 @@ def test_agreement_is_oks_as_oks_nms_computes_it():
     (["--dataset", "images", "--data-root", "{one}"], "is one image, and the backends are compared over many people"),
     (["--dataset", "crowdpose", "--data-root", "{folder}", "--detector", "{boxes}"],
      "--detector finds the people of your own pictures"),
+    (["--dataset", "images", "--data-root", "{folder}", "--det-family", "rtmdet"],
+     "--det-family rtmdet picks a --detector ONNX's preprocessing, and none is given: pass --detector, or drop it"),
     (["--dataset", "images", "--data-root", "{folder}", "--out", "{folder}"],
      "--out .*site is the folder of the pictures: the next run would read its sheets and charts as pictures"),
 ])
@@ -139,3 +141,29 @@ def test_a_damaged_video_counts_the_frames_it_gave(tmp_path, data_dir, caplog):
     frames = people.source["pictures"]
     assert 0 < frames < 12 and people.source["persons"] == frames
     assert f"gave {frames} of the 12 frames sampled over the length its header states" in caplog.text
+
+
+def test_the_detector_takes_the_family_given(tmp_path, pictures):
+    from hrnext_trt.agreement import gather_people
+    from tests.predict_graphs import end_to_end_detector
+
+    folder, _, _ = pictures
+    detector = end_to_end_detector(tmp_path / "end2end.onnx", [[40, 60, 300, 600, 0.9]], [0])
+    assert "(yolox, 640x640)" in gather_people(folder, (64, 48), detector).source["people_from"]
+    assert "(rtmdet, 640x640)" in gather_people(folder, (64, 48), detector, det_family="rtmdet").source["people_from"]
+
+
+def test_without_a_pytorch_row_the_first_row_is_the_reference_of_every_column(fixture_export, pictures):
+    """The agreement's reference is the first row measured; dOKS and speed-up compare with it too
+    (was: both columns empty on every row while the title named that reference)."""
+    from hrnext_trt.trt_eval import run_trt_eval
+
+    folder, boxes, _ = pictures
+    export, _ = fixture_export
+    report = run_trt_eval(TrtEvalConfig(None, export, "images", folder, det_file=boxes, backends=("onnxruntime",),
+                                        batch=8, iters=2, warmup=1, device="cpu", progress=False))
+    rows = [r for r in report.rows if r.status == "ok"]
+    assert len(rows) >= 2 and report.meta["reference"] == "onnxruntime fp32"
+    assert (rows[0].delta_AP, rows[0].speedup) == (0.0, 1.0)
+    assert all(r.delta_AP == pytest.approx(r.OKS - 1.0) and r.speedup > 0 for r in rows[1:])
+    assert "speed-up = onnxruntime fp32 p50 / row p50" in report.table()

@@ -103,3 +103,24 @@ def test_visualize_names_every_picture_and_owns_its_folder(data_dir, tmp_path):
     replaced = runner.invoke(main, crowd + ["--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert sorted(p.name for p in out.iterdir()) == ["103319.png", "106848.png", "visualize.json"]
+
+
+def test_thresholds_that_leave_nothing_to_draw_are_said(data_dir, tmp_path, caplog):
+    """Pictures identical to the photos passed for people not found (was: no word, "wrote 2 pictures")."""
+    import logging
+
+    results = _gt_results(data_dir / CROWDPOSE_ANN)
+    for r in results:
+        r["keypoints"] = [v if k % 3 < 2 else 0.8 for k, v in enumerate(r["keypoints"])]  # joint scores 0..1
+    caplog.set_level(logging.WARNING, logger="hrnext_trt")
+    visualize(VisualizeConfig("crowdpose", data_dir / "crowdpose-mini", "test", tmp_path / "a", results=results,
+                              score_thr=0.95))
+    assert f"none of the {len(results)} predicted people scores --score-thr 0.95 or more (the best: 0.9)" \
+        in caplog.text
+    caplog.clear()
+    visualize(VisualizeConfig("crowdpose", data_dir / "crowdpose-mini", "test", tmp_path / "b", results=results,
+                              kpt_thr=1.0))
+    assert "no joint scores above --kpt-thr 1: the pictures show the images without poses" in caplog.text
+    caplog.clear()
+    visualize(VisualizeConfig("crowdpose", data_dir / "crowdpose-mini", "test", tmp_path / "c", results=results))
+    assert "warning" not in caplog.text.lower() and not caplog.records

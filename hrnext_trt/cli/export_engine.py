@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, INPUT_SIZE, POSITIVE_FLOAT, POSITIVE_INT,
-                                   model_record_options)
+from hrnext_trt.cli.params import (BATCH_PROFILE, COMPUTE_CAPABILITIES, DET_FAMILY, DET_FAMILY_HELP, INPUT_SIZE,
+                                   POSITIVE_FLOAT, POSITIVE_INT, model_record_options)
 from hrnext_trt.engines.builders import BUILDERS, RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
@@ -31,6 +31,7 @@ from hrnext_trt.export.groups import LEVELS
                    "will see), people found by --calib-detector, --calib-boxes or OpenCV's HOG.")
 @click.option("--calib-detector", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --calib-dataset images: a person detector ONNX (as predict's --detector).")
+@click.option("--calib-det-family", type=DET_FAMILY, default=None, help="The --calib-detector's " + DET_FAMILY_HELP)
 @click.option("--calib-boxes", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --calib-dataset images: a COCO-format detections file (as predict's --boxes).")
 @click.option("--calib-images", type=POSITIVE_INT, default=512, show_default=True, help="INT8 calibration crops.")
@@ -72,9 +73,9 @@ from hrnext_trt.export.groups import LEVELS
 @click.option("--no-engines", is_flag=True,
               help="ONNX files only, even where a builder is installed (e.g. a GPU TensorRT for RTX does not target).")
 def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_data, calib_dataset, calib_detector,
-            calib_boxes, calib_images, calib_method, calib_split, calib_study, int8_budget, fp16_budget, sensitivity,
-            sensitivity_level, verify_images, batch, out_dir, workspace_gb, timing_cache, builder,
-            compute_capabilities, no_engines) -> None:
+            calib_det_family, calib_boxes, calib_images, calib_method, calib_split, calib_study, int8_budget,
+            fp16_budget, sensitivity, sensitivity_level, verify_images, batch, out_dir, workspace_gb, timing_cache,
+            builder, compute_capabilities, no_engines) -> None:
     """Export CHECKPOINT to ONNX (FP32, and FP16/INT8 if asked), build an engine of each with TensorRT (on a GPU)
     or TensorRT for RTX (GPU or not), check every artifact against PyTorch and write manifest.json."""
     # Options of a step that will not run are refused, not silently ignored.
@@ -97,6 +98,7 @@ def command(checkpoint: Path, arch, num_joints, input_size, fp16, int8, calib_da
         calib_data=calib_data,
         calib_dataset=calib_dataset,
         calib_detector=calib_detector,
+        calib_det_family=calib_det_family,
         calib_boxes=calib_boxes,
         calib_images=calib_images,
         calib_method=calib_method or "entropy",

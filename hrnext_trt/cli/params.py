@@ -15,6 +15,7 @@ from hrnext_trt.contract import BACKENDS, DEVICES, EXPORT_PRECISIONS, validate_i
 from hrnext_trt.engines.builders import parse_compute_capabilities
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import DATASETS
+from hrnext_trt.predict.detector import FAMILIES
 from hrnext_trt.runners.pytorch import TorchMode
 
 
@@ -46,6 +47,9 @@ def parse_batches(text: str, flag: str = "--batch") -> tuple[int, ...]:
         raise HrnextError(f"{flag} {text!r} is not a comma-separated list of batch sizes: write e.g. 1,8,32") from None
     if min(batches) < 1:
         raise HrnextError(f"{flag} needs positive batch sizes, got {text}")
+    repeated = sorted({b for b in batches if batches.count(b) > 1})
+    if repeated:  # each size is one group of rows: a repeat would be dropped without a word
+        raise HrnextError(f"{flag} {text} names batch {', '.join(map(str, repeated))} twice: give each size once")
     return batches
 
 
@@ -121,6 +125,9 @@ FRACTION = Parsed("FLOAT", _number(float, zero_ok=True, most=1))  # score and Io
 DEVICE = click.Choice(["auto", *DEVICES])  # auto: the GPU where an NVIDIA driver sees one
 # Every dataset the keypoint metadata knows (a new dataset joins the choices by registering there).
 DATASET = click.Choice(sorted(DATASETS))
+DET_FAMILY = click.Choice(FAMILIES)  # a detector ONNX's preprocessing
+DET_FAMILY_HELP = ("preprocessing (default: Ultralytics for the raw layout; RTMDet if the file's or its folder's "
+                   "name, or mmdeploy's pipeline.json beside it, says rtmdet, else YOLOX, for the end-to-end layout).")
 
 
 def model_record_options(command):

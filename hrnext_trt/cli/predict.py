@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import DEVICE, FRACTION, INPUT_SIZE, POSITIVE_FLOAT, POSITIVE_INT, model_record_options
+from hrnext_trt import interrupts
+from hrnext_trt.cli.params import (DET_FAMILY, DET_FAMILY_HELP, DEVICE, FRACTION, INPUT_SIZE, POSITIVE_FLOAT,
+                                   POSITIVE_INT, model_record_options)
 from hrnext_trt.contract import INPUT_SIZE_HINT
 from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR
 from hrnext_trt.predict.hog import HOG_LIMITS
@@ -62,10 +65,7 @@ detector ONNX for crowds, sitting people or speed.
               help="Keep person boxes above this.")
 @click.option("--det-iou-thr", type=FRACTION, default=DET_IOU_THR, show_default=True,
               help="NMS IoU of raw detector outputs.")
-@click.option("--det-family", type=click.Choice(["yolox", "rtmdet", "ultralytics"]), default=None,
-              help="Detector preprocessing (default: Ultralytics for the raw layout; RTMDet if the file's or its "
-                   "folder's name, or mmdeploy's pipeline.json beside it, says rtmdet, else YOLOX, for the end-to-end "
-                   "layout).")
+@click.option("--det-family", type=DET_FAMILY, default=None, help="The --detector's " + DET_FAMILY_HELP)
 @click.option("--kpt-thr", type=FRACTION, default=0.3, show_default=True, help="Draw joints scored above this.")
 @click.option("--flip/--no-flip", "flip_test", default=False, show_default=True, help="Flip test (2x network).")
 @click.option("--threads", type=POSITIVE_INT, default=None, help="Intra-op threads of PyTorch and ONNX Runtime.")
@@ -92,3 +92,5 @@ def command(source, model, arch, num_joints, input_size, detector, boxes, out, o
                    + ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "") + "; summary.json lists them)")
     click.echo(f"wrote {len(result.files)} files to {result.out}: " + ", ".join(f.name for f in result.files[:6])
                + (", ..." if len(result.files) > 6 else ""))
+    if result.interrupted and interrupts.by_sigterm():
+        sys.exit(interrupts.exit_code())  # the files are whole; whoever sent SIGTERM sees its exit code

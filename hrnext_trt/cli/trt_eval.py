@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hrnext_trt.cli.params import BACKEND_LIST, COUNT, DEVICE, INPUT_SIZE, POSITIVE_INT, model_record_options
+from hrnext_trt.cli.params import (BACKEND_LIST, COUNT, DET_FAMILY, DET_FAMILY_HELP, DEVICE, INPUT_SIZE, POSITIVE_INT,
+                                   model_record_options)
 from hrnext_trt.contract import BACKENDS, INPUT_SIZE_HINT, OWN_IMAGES, TRT_EVAL_BATCH
 from hrnext_trt.keypoints import DATASETS
 from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
@@ -37,6 +38,7 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 @click.option("--detector", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"With --dataset {OWN_IMAGES}: a person detector ONNX, as predict's (default: --det-file, else "
                    "OpenCV's HOG).")
+@click.option("--det-family", type=DET_FAMILY, default=None, help="The --detector's " + DET_FAMILY_HELP)
 @click.option("--backends", type=BACKEND_LIST, default=None,
               help="Comma-separated: pytorch,onnxruntime,tensorrt (default: all).")
 @click.option("--batch", type=POSITIVE_INT, default=TRT_EVAL_BATCH, show_default=True, help="Crops per network call.")
@@ -53,12 +55,14 @@ from hrnext_trt.trt_eval import TrtEvalConfig, run_trt_eval
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the JSON report here too.")
 def command(checkpoint, engines, other_checkpoint, arch, num_joints, input_size, dataset, data_root, split, boxes,
-            det_file, detector, backends, batch, device, threads, flip_test, iters, warmup, out, json_path) -> None:
+            det_file, detector, det_family, backends, batch, device, threads, flip_test, iters, warmup, out,
+            json_path) -> None:
     """Evaluate the PyTorch model and every artifact of an export folder on the same person boxes."""
     config = TrtEvalConfig(
         checkpoint=checkpoint, engines=engines, dataset=dataset, data_root=data_root, split=split, boxes=boxes,
-        det_file=det_file, detector=detector, backends=backends or BACKENDS, batch=batch, device=device,
-        threads=threads, flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path, arch=arch,
+        det_file=det_file, detector=detector, det_family=det_family, backends=backends or BACKENDS, batch=batch,
+        device=device, threads=threads, flip_test=flip_test, iters=iters, warmup=warmup, out=out, json=json_path,
+        arch=arch,
         num_joints=num_joints, input_size=input_size, other_checkpoint=other_checkpoint)
     report = run_trt_eval(config)
     click.echo(report.table())

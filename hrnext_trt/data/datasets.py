@@ -110,6 +110,17 @@ class PoseDataset:
     def __len__(self) -> int:
         return len(self.instances)
 
+    def check_image(self, image_id: int, image: np.ndarray) -> np.ndarray:
+        """``image`` as decoded, refused where its size is not the one the annotation file records for
+        it: every box and keypoint would land on other pixels (a resized or rotated copy of the image)."""
+        info = self.images.get(image_id)
+        height, width = image.shape[:2]
+        if info is not None and (width, height) != (info.width, info.height):
+            raise HrnextError(f"image {info.path} is {width}x{height} but {self.ann_file.name} records "
+                              f"{info.width}x{info.height} for it: its boxes and keypoints would land on other pixels; "
+                              "use the images the annotations were made for (not a resized or rotated copy)")
+        return image
+
 
 def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det_file: str | Path | None = None,
                  det_score_thr: float | None = None) -> PoseDataset:
@@ -160,6 +171,11 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
                                   "boxes): use ground-truth boxes (--boxes gt) or pass a detections file "
                                   "(--det-file)")
             det_file = root / layout.det
+        people = [ann for anns in annotations.values() for ann in anns if not ann.get("iscrowd", 0)]
+        if people and not any(max(ann.get("keypoints") or [0]) > 0 for ann in people):
+            # Every score would be NaN (PCKh, poseval) or -1 (the COCO tools) after the whole run.
+            raise HrnextError(f"annotation file {ann_file}: none of its {len(people)} people has a labelled joint, so "
+                              "detector boxes would have nothing to be scored against: check the file")
         thr = DET_SCORE_THR.get(name, 0.0) if det_score_thr is None else det_score_thr
         instances = _det_instances(images, Path(det_file), thr)
     return PoseDataset(name=name, split=split, boxes=boxes, meta=meta, ann_file=ann_file, image_dir=image_dir,

@@ -55,7 +55,7 @@ class TopDownDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         inst = self.dataset.instances[index]
         try:
-            image = self.image_reader(inst.image_path)
+            image = self.dataset.check_image(inst.image_id, self.image_reader(inst.image_path))
         except HrnextError as exc:
             if not self.skip_unreadable:
                 raise

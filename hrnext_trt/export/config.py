@@ -31,6 +31,7 @@ class ExportConfig:
     calib_dataset: str = "coco"  # a dataset layout, or OWN_IMAGES
     calib_detector: Path | None = None  # OWN_IMAGES: a detector ONNX finds the people (None: OpenCV's HOG)
     calib_boxes: Path | None = None  # OWN_IMAGES: a COCO-format detections file gives them
+    calib_det_family: str | None = None  # calib_detector's preprocessing; None: from its layout and name
     calib_images: int = 512
     calib_method: str = "entropy"
     calib_split: str | None = None  # None: the dataset's training split (OCHuman: val, it has no other)
@@ -62,6 +63,9 @@ class ExportConfig:
                               f"{', '.join(CALIB_DATASETS)}")
         if self.calib_data is not None:
             set_(self, "calib_data", Path(self.calib_data))
+        if self.calib_det_family is not None and self.calib_detector is None:
+            raise HrnextError(f"--calib-det-family {self.calib_det_family} picks a --calib-detector ONNX's "
+                              "preprocessing, and none is given: pass --calib-detector, or drop it")
         if self.calib_dataset == OWN_IMAGES:
             self._check_own_images()
         else:

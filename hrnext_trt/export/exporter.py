@@ -9,6 +9,7 @@ numbers go into the manifest and the printed table.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import tempfile
 import time
@@ -130,7 +131,8 @@ def _export_into(config: ExportConfig, timing_cache: Path, cache_given: bool = F
     with step("crops", "cropped held-out and calibration images, ran PyTorch on the held-out ones"):
         calib_images = config.calib_images if "int8" in config.precisions else 0
         crops = own_crop_sets(config.calib_data, input_size, calib_images, config.verify_images,
-                              config.calib_detector, config.calib_boxes) if config.calib_dataset == OWN_IMAGES else \
+                              config.calib_detector, config.calib_boxes, config.calib_det_family) \
+            if config.calib_dataset == OWN_IMAGES else \
             make_crop_sets(config.calib_dataset, config.calib_data, input_size, calib_images, config.verify_images,
                            config.calib_split)
         reference = torch_heatmaps(model, crops.heldout)
@@ -299,6 +301,10 @@ def summary(manifest: Manifest, folder: Path, evaluate_hint: bool = True) -> str
         lines.append(f"engines not built: {engines['reason']}")
     if evaluate_hint:
         lines += ["", "evaluate what was made:", "  " + eval_command(manifest, folder)]
+        if manifest["crops"]["dataset"] == OWN_IMAGES:  # calibrated on one's pictures: check on others of them
+            lines += ["and on pictures of your own the calibration did not see (agreement with PyTorch, no labels):",
+                      f"  hrnext-trt trt-eval --engines {shlex.quote(str(folder))} --dataset {OWN_IMAGES} "
+                      "--data-root OTHER_PICTURES"]
     return "\n".join(lines)
 
 
@@ -325,5 +331,6 @@ def eval_command(manifest: Manifest, folder: Path) -> str:
     # trt-eval's default batch (32) must fit the engines' profile.
     largest = manifest.batch_profile["max"] if manifest["engines"].get("built") else TRT_EVAL_BATCH
     batch = f" --batch {largest}" if largest < TRT_EVAL_BATCH else ""
-    return (f"hrnext-trt trt-eval --checkpoint {manifest['source_checkpoint']['path']} --engines {folder} "
-            f"--dataset {dataset} --data-root {root}{batch}")
+    # Quoted: a path with spaces (or a shell's special characters) pastes as one argument.
+    return (f"hrnext-trt trt-eval --checkpoint {shlex.quote(str(manifest['source_checkpoint']['path']))} "
+            f"--engines {shlex.quote(str(folder))} --dataset {dataset} --data-root {shlex.quote(str(root))}{batch}")

@@ -39,13 +39,14 @@ def check_target(out: Path) -> None:
             raise HrnextError(f"--out {out} holds files an export does not make ({', '.join(foreign[:3])}"
                               f"{', ...' if len(foreign) > 3 else ''}): a re-export replaces the whole folder; "
                               "choose a new or empty folder")
+    # Nothing is created here: a later refusal must leave no empty folder behind (the staging
+    # folder makes the missing ones). The nearest folder that exists must let them be made.
     parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HrnextError(f"cannot create the folder of --out {out} ({exc.strerror}): choose a writable place") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise HrnextError(f"cannot write in {parent} (permission denied): choose a writable --out")
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise HrnextError(f"cannot create the folder of --out {out}: {existing} is a file; choose another place")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HrnextError(f"cannot write in {existing} (permission denied): choose a writable --out")
 
 
 @contextlib.contextmanager
@@ -55,8 +56,22 @@ def staging_folder(out: Path) -> Iterator[Path]:
     remove_leftovers(out)
     stage = out.with_name(f".{out.name}.staging-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    remove = lambda: shutil.rmtree(stage, ignore_errors=True)  # noqa: E731
+    made = [p for p in (stage.parent, *stage.parent.parents) if not p.exists()]  # deepest first
+    try:
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+    except OSError as exc:
+        raise HrnextError(f"cannot create {stage.parent} for --out {out}: {exc.strerror}: choose a writable place") \
+            from None
+
+    def remove() -> None:  # the staging folder, and the folders made for it: a refusal leaves nothing
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something else is there now) or gone
+                break
+
     with interrupts.on_interrupt(remove):
         try:
             yield stage

@@ -23,13 +23,13 @@ from hrnext_trt.predict.pictures import PeopleFinder, open_pictures
 
 
 def own_crop_sets(path: Path, input_size: tuple[int, int], calib_images: int, verify_images: int,
-                  detector: Path | None = None, boxes: Path | None = None) -> CropSets:
+                  detector: Path | None = None, boxes: Path | None = None, det_family: str | None = None) -> CropSets:
     """Held-out crops first (``verify_images``), then up to ``calib_images`` calibration crops, of
     the people in the images of folder ``path`` or the frames of video ``path``; people from
     ``detector`` (an ONNX), ``boxes`` (a detections file) or, with neither, OpenCV's HOG."""
     path = Path(path)
     pictures = open_pictures(path, "calibration splits pictures into held-out and calibration ones")
-    people = PeopleFinder(pictures, detector, boxes)
+    people = PeopleFinder(pictures, detector, boxes, det_family)
     input_size = (int(input_size[0]), int(input_size[1]))
 
     def crops_of(image: np.ndarray, key, name: str) -> np.ndarray:

@@ -129,6 +129,8 @@ def cast_fp16(model, names: set[str]):
             node.input[i] = casted[name]
         new_nodes.append(node)
         for k, out in enumerate(node.output):
+            if types.get(out, TensorProto.FLOAT) != TensorProto.FLOAT:
+                continue  # an integer output (Shape's) is the same in either precision: no cast
             half = casted[out] = f"{out}__fp16"  # float16 consumers read it directly, without a round trip
             node.output[k] = half
             new_nodes.append(helper.make_node("Cast", [half], [out], to=TensorProto.FLOAT,

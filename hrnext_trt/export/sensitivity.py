@@ -26,6 +26,7 @@ from hrnext_trt.export.groups import group_nodes
 from hrnext_trt.export.precision_plan import (cast_fp16, choose_fp16_plan, choose_plan, quantized_nodes,
                                               restrict_int8)
 from hrnext_trt.export.verify import agreement, onnx_heatmaps
+from hrnext_trt.reports import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,26 @@ def _numbers(check: dict) -> dict:
     return {"rel_err": check["rel_err"], "kpt_px": check["mean_px"], "within_2px": check["within_2px"]}
 
 
+def _px(value, width: int, fmt: str = ".3f") -> str:
+    """A distance, or "overflow" where the graph's outputs overflowed (infinite here, null in the JSON)."""
+    return f"{'overflow':>{width}}" if value is None or not math.isfinite(value) else f"{value:>{width}{fmt}}"
+
+
 def format_sensitivity(rows: list[dict], crops: int) -> str:
     header = (f"{'group':<34} {'nodes':>5} {'rel err':>9} {'kpt px':>7} {'<=2 px':>7}   "
               f"{'all but it: kpt px':>18} {'<=2 px':>7}")
     lines = [f"INT8 sensitivity on {crops} held-out crops (worst first): only the group quantized | "
              "everything but the group", header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['name']:<34} {len(r['nodes']):>5} {r['rel_err']:>9.2e} {r['kpt_px']:>7.3f} "
-                     f"{r['within_2px']:>7.1%}   {r['without']['kpt_px']:>18.3f} {r['without']['within_2px']:>7.1%}")
+        lines.append(f"{r['name']:<34} {len(r['nodes']):>5} {_px(r['rel_err'], 9, '.2e')} {_px(r['kpt_px'], 7)} "
+                     f"{r['within_2px']:>7.1%}   {_px(r['without']['kpt_px'], 18)} {r['without']['within_2px']:>7.1%}")
     return "\n".join(lines)
 
 
 def write_sensitivity(rows: list[dict], out_dir: Path, name: str = SENSITIVITY_JSON) -> Path:
+    """The rows as JSON; an overflowed graph's infinite errors are null (a bare Infinity is not JSON)."""
     path = out_dir / name
-    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(rows), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -106,11 +113,21 @@ def plan_line(precision: str, plan: dict) -> str:
     return (f"{precision.upper()} plan for {plan['budget_px']} px ({plan['level']} groups): "
             f"{len(plan['groups']) - len(moved)} of {len(plan['groups'])} groups {default.upper()}"
             + ("; " + ", ".join(f"{g} {p.upper()}" for g, p in moved.items()) if moved else "")
-            + f"; held-out {plan['steps'][-1]['mean_px']:.3f} px from FP32")
+            + f"; held-out {_px(plan['steps'][-1]['mean_px'], 0)} px from FP32")
 
 
 def plot_sensitivity(rows: list[dict], complexity: dict, path: Path, title: str) -> Path:
-    """Harm per group (left, worst on top, coloured by stage) beside the MACs of each stage (right)."""
+    """Harm per group (left, worst on top, coloured by stage) beside the MACs of each stage (right), as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = sensitivity_figure(rows, complexity, title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sensitivity_figure(rows: list[dict], complexity: dict, title: str):
+    """The figure of :func:`plot_sensitivity`."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
@@ -122,7 +139,15 @@ def plot_sensitivity(rows: list[dict], complexity: dict, path: Path, title: str)
     height = max(3.0, 0.22 * len(rows) + 1.2)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(rows))[::-1]
-    left.barh(y, [r["kpt_px"] for r in rows], color=[colours.get(s, "grey") for s in stage_of])
+    finite = [r["kpt_px"] for r in rows if math.isfinite(r["kpt_px"])]
+    # An overflowed group (no decodable keypoints) is the worst there is: a hatched bar past every other.
+    full = max(finite, default=0.0) * 1.15 or 1.0
+    widths = [r["kpt_px"] if math.isfinite(r["kpt_px"]) else full for r in rows]
+    bars = left.barh(y, widths, color=[colours.get(s, "grey") for s in stage_of])
+    for bar, row in zip(bars, rows):
+        if not math.isfinite(row["kpt_px"]):
+            bar.set_hatch("//")
+            left.text(full, bar.get_y() + bar.get_height() / 2, " overflow", va="center", ha="left", fontsize=7)
     left.set_yticks(y, [r["name"] for r in rows], fontsize=7)
     left.set_xlabel("mean keypoint distance to FP32 (px), only this group INT8")
     left.set_title("harm: INT8 sensitivity per group")
@@ -132,9 +157,7 @@ def plot_sensitivity(rows: list[dict], complexity: dict, path: Path, title: str)
     right.set_title("cost: MACs per stage")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def plan_int8(int8_model, level: str, budget_px: float | None, evaluate: Callable[[object], dict],

@@ -45,7 +45,6 @@ class PersonCrops:
 
     image_hw: tuple[int, int]
     boxes: Boxes
-    track_ids: np.ndarray | None
     centers: np.ndarray
     scales: np.ndarray
     crops: np.ndarray
@@ -155,11 +154,10 @@ class PoseEstimator:
         """The detector's person boxes scored at least ``det_score_thr``, cut to the image."""
         return detect_people(self.detector, image_bgr, self._det_args[0])
 
-    def prepare(self, image_bgr: np.ndarray, boxes: Boxes, track_ids: np.ndarray | None = None,
-                keep_all: bool = False) -> PersonCrops:
+    def prepare(self, image_bgr: np.ndarray, boxes: Boxes, keep_all: bool = False) -> PersonCrops:
         centers, scales = box_to_center_scale(boxes.xywh(), self.input_size)
         crops = crop_images(image_bgr, centers, scales, self.input_size)
-        return PersonCrops(image_bgr.shape[:2], boxes, track_ids, centers, scales, crops, keep_all)
+        return PersonCrops(image_bgr.shape[:2], boxes, centers, scales, crops, keep_all)
 
     def estimate(self, people: list[PersonCrops], timer=None) -> list[FramePoses]:
         """Network, decoding and OKS-NMS for the people of several images; ``timer`` (a
@@ -186,8 +184,7 @@ class PoseEstimator:
     def _poses(self, p: PersonCrops, keypoints: np.ndarray | None) -> FramePoses:
         joints = self.meta.num_joints
         if keypoints is None:
-            return FramePoses(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                              None if p.track_ids is None else np.zeros(0, np.int64),
+            return FramePoses(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None,
                               np.zeros((0, joints, 3), np.float32), np.zeros(0))
         # A joint in the crop's padding beyond the image border is reported at the border.
         height, width = p.image_hw
@@ -196,8 +193,8 @@ class PoseEstimator:
         scores = instance_scores(keypoints, p.boxes.scores)
         keep = np.arange(len(p.boxes)) if p.keep_all else np.sort(pose_nms(keypoints, scores, p.scales,
                                                                             self.meta.sigmas))
-        return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None if p.track_ids is None else p.track_ids[keep],
-                          keypoints[keep], scores[keep])
+        return FramePoses(p.boxes.xyxy[keep], p.boxes.scores[keep], None, keypoints[keep], scores[keep],
+                          keep.astype(np.int64))
 
     def as_bgr(self, image) -> np.ndarray:
         """``image`` as the contiguous (H, W, 3) uint8 BGR array the steps take, or one line saying why not."""

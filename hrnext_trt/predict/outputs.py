@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.folder_lock import FolderLock
 from hrnext_trt.predict.poses import FramePoses
-from hrnext_trt.reports import claim_output_folder
+from hrnext_trt.reports import claim_output_folder, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,10 @@ SUMMARY_NAME = "summary.json"
 RESULTS_NAME = "results.json"
 
 
-def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> None:
-    """Create ``out``; refuse a folder with files in it (never mix runs) unless ``overwrite`` and they
-    are a previous run's (listed in its summary): those are removed."""
+def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> FolderLock:
+    """Create and lock ``out``; refuse a folder with files in it (never mix runs) unless ``overwrite``
+    and they are a previous run's (listed in its summary): those are removed. The lock is the
+    caller's to release when the run's files are written."""
     out = Path(out)
     if source is not None and source.is_dir() and out.resolve() == source.resolve():
         raise HrnextError(f"--out {out} is the source folder: the annotated images would replace the inputs; "
@@ -51,7 +52,7 @@ def prepare_out_dir(out: Path, source: Path | None, overwrite: bool) -> None:
             out.resolve() in (source.resolve().parent, source.absolute().parent.resolve()):
         raise HrnextError(f"--out {out} is the folder of the source {source.name}: the annotated output would "
                           "replace or mix with it; choose another folder")
-    claim_output_folder(out, SUMMARY_NAME, overwrite, "predict")
+    return claim_output_folder(out, SUMMARY_NAME, overwrite, "predict")
 
 
 class ImagesOutput:
@@ -62,16 +63,23 @@ class ImagesOutput:
 
     def write(self, frame, poses: FramePoses, canvas: np.ndarray) -> None:
         name = frame.name if Path(frame.name).suffix.lower() in (".jpg", ".jpeg", ".png") else frame.name + ".jpg"
-        path = self.out / name
-        if not cv2.imwrite(str(path), canvas):
-            raise HrnextError(f"cannot write {path}: check that the folder is writable")
+        ok, encoded = cv2.imencode(Path(name).suffix, canvas)
+        if not ok:
+            raise HrnextError(f"OpenCV cannot encode {name} ({Path(name).suffix})")
+        write_atomic(self.out / name, encoded.tobytes())  # the reason in one line: a full disk, permissions
         self.files.append(name)
         for person in poses.people():
             self.results.append({"image_id": frame.image_id, "category_id": 1, "file_name": frame.name, **person})
 
-    def close(self) -> list[str]:
-        _write_json_atomic(self.out / RESULTS_NAME, self.results)
-        return [RESULTS_NAME, *self.files]
+    def close(self) -> None:
+        write_atomic(self.out / RESULTS_NAME, (json.dumps(self.results) + "\n").encode("utf-8"))
+        self.results_written = True
+
+    results_written = False
+
+    def names(self) -> list[str]:
+        """The files written so far (after a failure too: the summary lists them for --overwrite)."""
+        return [RESULTS_NAME] * self.results_written + self.files
 
 
 class VideoOutput:
@@ -105,22 +113,24 @@ class VideoOutput:
         if self.named_frames:
             record.update(file_name=frame.name, image_id=frame.image_id)
         record["people"] = poses.people()
-        self._lines.write(json.dumps(record) + "\n")  # one write per frame: the file ends at a whole line
+        try:
+            self._lines.write(json.dumps(record) + "\n")  # one write per frame: the file ends at a whole line
+            self._lines.flush()  # a full disk shows here, not in a traceback at close
+        except OSError as exc:
+            raise HrnextError(f"cannot write {self.out / self.lines_name}: {exc.strerror or exc}: free some space "
+                              "or choose another --out") from None
         self.frames += 1
 
-    def close(self) -> list[str]:
+    def close(self) -> None:
         self._writer.release()  # finalises the mp4 (its index), also after Ctrl-C
-        self._lines.close()
+        try:
+            self._lines.close()
+        except OSError as exc:
+            raise HrnextError(f"cannot write {self.out / self.lines_name}: {exc.strerror or exc}") from None
+
+    def names(self) -> list[str]:
         return [self.video_name, self.lines_name]
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_summary(out: Path, summary: dict) -> Path:
-    path = Path(out) / SUMMARY_NAME
-    _write_json_atomic(path, summary)
-    return path
+    return write_atomic(Path(out) / SUMMARY_NAME, (json.dumps(summary) + "\n").encode("utf-8"))

@@ -122,14 +122,17 @@ class Video:
 
 
 class PeopleFinder:
-    """Person boxes of a picture: from a detections file, else a detector ONNX, else OpenCV's HOG;
-    boxes scored below ``DET_SCORE_THR`` dropped, the rest cut to the picture."""
+    """Person boxes of a picture: from a detections file, else a detector ONNX (``det_family``: its
+    preprocessing, as predict's --det-family), else OpenCV's HOG; boxes scored below ``DET_SCORE_THR``
+    dropped, the rest cut to the picture."""
 
-    def __init__(self, pictures: Folder | Video, detector: Path | None = None, boxes: Path | None = None):
+    def __init__(self, pictures: Folder | Video, detector: Path | None = None, boxes: Path | None = None,
+                 det_family: str | None = None):
         if detector is not None and boxes is not None:
             raise HrnextError("pass a detector or a detections file, not both")
         self.boxes_file = open_boxes_file(boxes, DET_SCORE_THR, pictures.box_keys) if boxes is not None else None
-        self.detector = None if boxes is not None else open_detector(detector) or HogPersonDetector(DET_SCORE_THR)
+        self.detector = None if boxes is not None else \
+            open_detector(detector, det_family=det_family) or HogPersonDetector(DET_SCORE_THR)
         self.name = (self.boxes_file or self.detector).name
 
     def __call__(self, image: np.ndarray, key, name: str) -> Boxes:

@@ -3,7 +3,7 @@ writes) and their drawing: skeletons, boxes, track ids."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -18,16 +18,29 @@ class FramePoses:
     """The people of one frame: ``boxes`` x1, y1, x2, y2 (N, 4), ``box_scores`` (N,), ``keypoints``
     (N, J, 3) x, y in image pixels and the joint's score (all float32); ``scores`` (N,) float64, the
     instance score (box score x mean joint score above 0.2); ``track_ids`` (N,) int64 on a video's
-    frames, else None. N may be 0; the dtypes stay."""
+    frames, else None; ``box_rows`` (N,) int64: the row of each person's box among the boxes its
+    crops were made of (OKS-NMS drops a detector's duplicates; given boxes keep every row; by
+    default each row in order). N may be 0; the dtypes stay."""
 
     boxes: np.ndarray
     box_scores: np.ndarray
     track_ids: np.ndarray | None
     keypoints: np.ndarray
     scores: np.ndarray
+    box_rows: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.box_rows is None:  # poses made by hand: one per box, in order
+            self.box_rows = np.arange(len(self.scores), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def select(self, keep: np.ndarray) -> "FramePoses":
+        """The people ``keep`` (indices or a mask), in that order."""
+        return FramePoses(self.boxes[keep], self.box_scores[keep],
+                          None if self.track_ids is None else self.track_ids[keep], self.keypoints[keep],
+                          self.scores[keep], self.box_rows[keep])
 
     def people(self) -> list[dict]:
         """JSON-ready dicts, one per person, as ``predict`` writes them: ``bbox`` COCO's [x, y, w, h]

@@ -14,11 +14,9 @@ import math
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from hrnext_trt import interrupts
 from hrnext_trt.contract import check_count, check_fraction, check_threads, resolve_device
@@ -101,72 +99,75 @@ def run_predict(config: PredictConfig) -> PredictResult:
     device = resolve_device(config.device)
     # A bad source fails before anything is written.
     source = open_source(config.source, config.max_frames, sequence=config.sequence)
-    failure = None
-    try:
-        if source.kind == "images" and config.detect_every > 1:
-            what = "a folder of images" if Path(config.source).is_dir() else "an image"
-            raise HrnextError(f"--detect-every {config.detect_every} carries boxes between a video's frames, and "
-                              f"{config.source} is {what}, "
-                              "detected image by image: leave it out, or pass --sequence if the folder holds a "
-                              "video's frames")
-        if source.kind == "images" and config.smooth:
-            raise HrnextError(f"--smooth filters each person's keypoints over a video's frames, and {config.source} "
-                              "is no video: leave it out, or pass --sequence if the folder holds a video's frames")
-        estimator = PoseEstimator(config.model, config.detector, device=device, batch=config.batch,
-                                  flip_test=config.flip_test, det_score_thr=config.det_score_thr,
-                                  det_iou_thr=config.det_iou_thr, det_family=config.det_family,
-                                  threads=config.threads, arch=config.arch, num_joints=config.num_joints,
-                                  input_size=config.input_size, option_names="cli")
-        with estimator:
-            boxes_file = _boxes_file(config, source)
-            detector_name = boxes_file.name if boxes_file is not None else estimator.detector.name
-            source_path = None if getattr(source, "camera", False) else Path(config.source)
-            prepare_out_dir(config.out, source_path, config.overwrite)
-            if source.kind == "images":
-                output = ImagesOutput(config.out)
-            else:
-                output = VideoOutput(config.out, source.label, source.fps or config.fps or SEQUENCE_FPS,
-                                     (source.width, source.height), named_frames=source.kind == "sequence")
-            description = estimator.network.description
-            log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
-                     f", {len(source)} frames" if len(source) else "", description, detector_name)
-            setup_s = time.perf_counter() - started
-            loop = _Loop(config, estimator, boxes_file, output, video=source.kind != "images")
-            try:
-                loop.run(source)
-            except Exception as exc:  # the files of the frames done are closed: the summary says the run failed
-                failure = exc
-    finally:
-        source.close()
-    skipped = source.skipped if isinstance(source, ImageSource) else []
-    if failure is None and skipped and not loop.frames and not loop.interrupted:
-        failure = HrnextError(f"none of the {len(skipped)} images of {config.source} could be read (first: "
-                              f"{skipped[0]}): are they images? replace or remove them")
-    ended_early = source.ended_early(loop.frames) if isinstance(source, VideoSource) and failure is None \
-        and not loop.interrupted else None
-    if ended_early:
-        log.warning("%s", ended_early)
+    # The output folder is this run's until its summary is written (a second run there is refused).
+    with ExitStack() as held:
+        failure = None
+        try:
+            if source.kind == "images" and config.detect_every > 1:
+                what = "a folder of images" if Path(config.source).is_dir() else "an image"
+                raise HrnextError(f"--detect-every {config.detect_every} carries boxes between a video's frames, and "
+                                  f"{config.source} is {what}, "
+                                  "detected image by image: leave it out, or pass --sequence if the folder holds a "
+                                  "video's frames")
+            if source.kind == "images" and config.smooth:
+                raise HrnextError(f"--smooth filters each person's keypoints over a video's frames, and "
+                                  f"{config.source} is no video: leave it out, or pass --sequence if the folder "
+                                  "holds a video's frames")
+            estimator = PoseEstimator(config.model, config.detector, device=device, batch=config.batch,
+                                      flip_test=config.flip_test, det_score_thr=config.det_score_thr,
+                                      det_iou_thr=config.det_iou_thr, det_family=config.det_family,
+                                      threads=config.threads, arch=config.arch, num_joints=config.num_joints,
+                                      input_size=config.input_size, option_names="cli")
+            with estimator:
+                boxes_file = _boxes_file(config, source)
+                detector_name = boxes_file.name if boxes_file is not None else estimator.detector.name
+                source_path = None if getattr(source, "camera", False) else Path(config.source)
+                held.enter_context(prepare_out_dir(config.out, source_path, config.overwrite))
+                if source.kind == "images":
+                    output = ImagesOutput(config.out)
+                else:
+                    output = VideoOutput(config.out, source.label, source.fps or config.fps or SEQUENCE_FPS,
+                                         (source.width, source.height), named_frames=source.kind == "sequence")
+                description = estimator.network.description
+                log.info("predict %s (%s%s) with %s; boxes: %s", config.source, source.kind,
+                         f", {len(source)} frames" if len(source) else "", description, detector_name)
+                setup_s = time.perf_counter() - started
+                loop = _Loop(config, estimator, boxes_file, output, video=source.kind != "images")
+                try:
+                    loop.run(source)
+                except Exception as exc:  # the files of the frames done are closed: the summary says the run failed
+                    failure = exc
+        finally:
+            source.close()
+        skipped = source.skipped if isinstance(source, ImageSource) else []
+        if failure is None and skipped and not loop.frames and not loop.interrupted:
+            failure = HrnextError(f"none of the {len(skipped)} images of {config.source} could be read (first: "
+                                  f"{skipped[0]}): are they images? replace or remove them")
+        ended_early = source.ended_early(loop.frames) if isinstance(source, VideoSource) and failure is None \
+            and not loop.interrupted else None
+        if ended_early:
+            log.warning("%s", ended_early)
 
-    # After the loop: the decoding thread joined, the network freed, the summary written.
-    teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
-    timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s, teardown_s,
-                           f"predict {config.source}: {description}, boxes: {detector_name}")
-    files = loop.files
-    summary = {"source": str(config.source), "kind": source.kind, "model": description,
-               "detector": detector_name, "device": device, "frames": loop.frames, "people": loop.people,
-               "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
-               "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-               "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
-               # A sequence's frames of another size than its first, scaled into the video.
-               "rescaled_frames": getattr(loop.output, "rescaled", []),
-               "ended_early": ended_early,  # a video shorter than its header says, or null
-               # A failed run's files hold the frames before the failure; --overwrite replaces them.
-               "error": None if failure is None else str(failure)}
-    summary_path = write_summary(config.out, summary)
-    if failure is not None:
-        raise failure
-    return PredictResult(Path(config.out), [Path(config.out) / f for f in files] + [summary_path], loop.frames,
-                         loop.people, loop.interrupted, timing, summary)
+        # After the loop: the decoding thread joined, the network freed, the summary written.
+        teardown_s = time.perf_counter() - started - setup_s - loop.wall_s
+        timing = timing_report(loop.timer.seconds, loop.frames, loop.people, loop.wall_s, setup_s, teardown_s,
+                               f"predict {config.source}: {description}, boxes: {detector_name}")
+        files = loop.files
+        summary = {"source": str(config.source), "kind": source.kind, "model": description,
+                   "detector": detector_name, "device": device, "frames": loop.frames, "people": loop.people,
+                   "interrupted": loop.interrupted, "decode_thread_s": round(source.decode_s, 4),
+                   "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+                   "timing": timing.to_dict(), "files": files, "skipped_unreadable": skipped,
+                   # A sequence's frames of another size than its first, scaled into the video.
+                   "rescaled_frames": getattr(loop.output, "rescaled", []),
+                   "ended_early": ended_early,  # a video shorter than its header says, or null
+                   # A failed run's files hold the frames before the failure; --overwrite replaces them.
+                   "error": None if failure is None else str(failure)}
+        summary_path = write_summary(config.out, summary)
+        if failure is not None:
+            raise failure
+        return PredictResult(Path(config.out), [Path(config.out) / f for f in files] + [summary_path], loop.frames,
+                             loop.people, loop.interrupted, timing, summary)
 
 
 def _boxes_file(config: PredictConfig, source) -> BoxesFile | None:
@@ -213,23 +214,26 @@ class _Loop:
             self.interrupted = True
         finally:
             with self.timer.stage("write"):
-                self.files = self.output.close()
+                try:
+                    self.output.close()
+                finally:  # also when closing failed: the summary lists every file this run made
+                    self.files = self.output.names()
             self._bar.close()
             self.wall_s = time.perf_counter() - loop_start
 
-    def _boxes(self, frame: Frame) -> tuple[Boxes, np.ndarray | None]:
+    def _boxes(self, frame: Frame) -> Boxes:
         def from_file() -> Boxes:
             return self.boxes_file.boxes_for(frame.image_id, frame.name, frame.image.shape)
         lookup = from_file if self.boxes_file is not None else None
         if self.video_poses is not None:
             return self.video_poses.boxes(frame.index, frame.image, lookup)
-        return (lookup() if lookup is not None else self.estimator.detect(frame.image)), None
+        return lookup() if lookup is not None else self.estimator.detect(frame.image)
 
     def _add(self, frame: Frame) -> None:
         with self.timer.stage("detect"):
-            boxes, ids = self._boxes(frame)
+            boxes = self._boxes(frame)
         with self.timer.stage("crop"):
-            self._pending.append((frame, self.estimator.prepare(frame.image, boxes, ids)))
+            self._pending.append((frame, self.estimator.prepare(frame.image, boxes)))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -237,9 +241,9 @@ class _Loop:
             return
         poses = self.estimator.estimate([people for _, people in pending], self.timer)
         if self.video_poses is not None:
-            with self.timer.stage("decode"):
-                for (frame, _), frame_poses in zip(pending, poses):  # in frame order
-                    self.video_poses.smooth(frame.index, frame_poses)
+            with self.timer.stage("decode"):  # track ids and smoothing, in frame order
+                poses = [self.video_poses.finish(frame.index, frame_poses)
+                         for (frame, _), frame_poses in zip(pending, poses)]
         for (frame, _), frame_poses in zip(pending, poses):
             with self.timer.stage("draw"):
                 fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None

@@ -1,4 +1,5 @@
-"""Track ids across video frames: greedy IoU matching of each detection round to the live tracks.
+"""Track ids across video frames: greedy IoU matching of each detection round's people (the poses
+OKS-NMS kept, see ``video.VideoPoses.finish``) to the live tracks.
 
 Between detection rounds (``--detect-every N``) the boxes of the last round are carried over
 unchanged, so a person keeps its id and its box; a track may find no match for up to

@@ -104,7 +104,8 @@ class OnnxRuntimeRunner(Runner):
             session = ort.InferenceSession(str(self.path), sess_options=options,
                                            providers=session_providers(self.device))
         except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, ...: one line, not its dump
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = first if len(first) <= 400 else first[:400] + " ..."  # the node's name whole, not cut mid-word
             raise HrnextError(f"onnxruntime cannot load {self.path} ({type(exc).__name__}: {first}): "
                               "export again") from None
         check_provider(session, self.device, str(self.path))

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.contract import resolve_device
+from hrnext_trt.contract import nvidia_gpu_present, resolve_device
 from hrnext_trt.data import TEST_SPLIT
 from hrnext_trt.data.files import read_image
 from hrnext_trt.errors import HrnextError
@@ -83,6 +83,9 @@ def train(config: TrainConfig, work_dir: str | Path, *, resume: str | Path | Non
 def _resolve_device(name: str):
     import torch
 
+    if name == "cuda" and not nvidia_gpu_present():  # set by --device, --cfg-options or the YAML: name the key
+        raise HrnextError("runtime.device is cuda (--device, or the config) but this machine has no NVIDIA GPU (no "
+                          "driver device found): use --device cpu, or auto")
     name = resolve_device(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise HrnextError("runtime.device is cuda but PyTorch sees no GPU: use --device cpu or install a CUDA build")
@@ -443,7 +446,7 @@ class _Trainer:
         for path, error in skipped:
             if path not in self.reported_paths:
                 self.reported_paths.add(path)
-                log.warning("skipped an unreadable training image: %s", error)
+                log.warning("skipped a training image: %s", error)
         return len(skipped)
 
     def _end_epoch(self, state: _Progress, stop: bool) -> Path | None:

@@ -16,19 +16,16 @@ the checkpoint is refused too, except for the keys that only say how to run (``R
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
-import socket
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hrnext_trt.errors import HrnextError
+from hrnext_trt.folder_lock import FolderLock, Holder, acquire
+from hrnext_trt.reports import check_not_another_commands
 from hrnext_trt.training.checkpointing import BEST_NAME, epoch_checkpoints
 from hrnext_trt.training.logging import LOG_NAME
 
@@ -94,86 +91,15 @@ def check_resume_config(checkpoint: Path, trained: dict | None, config: dict, fo
                           "continue with the new values")
 
 
-class WorkDirLock:
-    """This process's claim on a work dir; ``release()`` (or ``with``) gives it back."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def release(self) -> None:
-        # Only our own lock: a --force'd takeover may have replaced it.
-        if _read_lock(self.path).get("pid") == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> "WorkDirLock":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+_HOLDER = Holder("work dir", "training run", "--work-dir", "--force")
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), which tells a live pid from a reused one."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _read_lock(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _lock_is_live(info: dict) -> bool | None:
-    """True/False for a lock of this host; None when it cannot be told (another host, no pid)."""
-    pid = info.get("pid")
-    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return None
-    if sys.platform == "win32":  # os.kill would terminate the process there
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    started = info.get("proc_start")
-    return started is None or _process_start(pid) in (None, started)
-
-
-def acquire_lock(work_dir: Path, force: bool = False) -> WorkDirLock:
+def acquire_lock(work_dir: Path, force: bool = False) -> FolderLock:
     """Create ``work_dir/train.lock`` for this process; refuse when another live run holds it."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / LOCK_NAME
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "proc_start": _process_start(os.getpid())}
-    for _ in range(3):  # a stale lock is removed, then the exclusive create is tried again
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _read_lock(path)
-            live = _lock_is_live(holder)
-            who = f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
-            if live:
-                raise HrnextError(f"work dir {work_dir} is in use by another training run ({who}): wait for it "
-                                  "to finish or use another --work-dir") from None
-            if live is None and not force:
-                raise HrnextError(f"work dir {work_dir} is locked by a run this machine cannot check ({who or path}): "
-                                  f"if it is over, delete {path} or pass --force; else use another --work-dir") from None
-            log.warning("removing the stale lock %s of a run that is gone (%s)", path, who)
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        return WorkDirLock(path)
-    raise HrnextError(f"cannot lock work dir {work_dir}: {path} keeps reappearing; is another run starting there?")
+    return acquire(work_dir, LOCK_NAME, _HOLDER, force)
 
 
-def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) -> WorkDirLock:
+def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) -> FolderLock:
     """Lock ``work_dir`` for a run of ``config`` and check that it is this run's to write.
 
     ``resuming``: a checkpoint is being continued (its config was checked already). Without it,
@@ -182,6 +108,7 @@ def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) ->
     """
     if work_dir.exists() and not work_dir.is_dir():
         raise HrnextError(f"work dir {work_dir} is a file, not a folder: choose another --work-dir")
+    check_not_another_commands(work_dir, "--work-dir", "train")  # --force deletes a run's files, never others'
     lock = acquire_lock(work_dir, force)
     try:
         found = run_files(work_dir)

@@ -193,13 +193,26 @@ def check_demo_training_folder(folder: Path) -> None:
     """The demo trains anew in ``folder``, deleting the run there: only a previous demo's (its mark)."""
     if folder.exists() and not folder.is_dir():
         raise HrnextError(f"{folder} is a file, where the demo trains: choose another --out, or move it")
-    if not folder.is_dir() or (folder / DEMO_RUN_MARK).is_file():
+    if not folder.is_dir() or (folder / DEMO_RUN_MARK).is_file() or _an_earlier_demos_run(folder):
         return
     found = sorted(p.name for p in folder.iterdir())
     if found:
         shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
         raise HrnextError(f"{folder} holds files no demo made ({shown}): the demo trains anew there, deleting a "
                           "training run's checkpoints; choose another --out, or move them")
+
+
+def _an_earlier_demos_run(folder: Path) -> bool:
+    """A run a demo made before demos marked theirs: its config.yaml trains the preset's model on the
+    preset's bundled sample (no run of one's own looks so)."""
+    import yaml
+
+    try:
+        old = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+        preset = load_config(demo_preset(), ["runtime.device=cpu"]).to_dict()
+        return all(old[part][key] == preset[part][key] for part, key in (("model", "arch"), ("data", "train")))
+    except (OSError, yaml.YAMLError, TypeError, KeyError, UnicodeDecodeError):
+        return False
 
 
 def train_demo_model(work_dir: Path, device: str, options: tuple[str, ...] = ()) -> Path:

@@ -4,6 +4,10 @@ Every check of user input (files, shapes, checkpoints, engines) raises ``HrnextE
 single line that says what is wrong and how to fix it; the CLI prints it without a traceback.
 """
 
+from __future__ import annotations
+
+import errno
+
 
 class HrnextError(Exception):
     """A problem with the user's input or environment, explained in one line."""
@@ -11,3 +15,18 @@ class HrnextError(Exception):
     def __init__(self, message: str):
         # One line, always: a multi-line message would be cut by log collectors and CI summaries.
         super().__init__(" ".join(str(message).split()))
+
+
+def storage_error(exc: BaseException, path=None) -> str | None:
+    """One line for an error whose cause is storage that cannot take the write (no space, no quota,
+    a read-only file system), however deep (torch.save wraps it in a RuntimeError); ``path`` names
+    the file where the error itself does not. None for any other error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            name = exc.filename or path
+            where = f"cannot write {name}: " if name else "cannot write: "
+            return f"{where}{exc.strerror}: free some space (or pick a writable place) and run again"
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -20,6 +20,8 @@ from hrnext_trt.errors import HrnextError
 
 log = logging.getLogger(__name__)
 
+_WRITING_S = 5.0  # an empty lock younger than this is being written by its run
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -60,7 +62,8 @@ def acquire(folder: Path, name: str, holder: Holder, force: bool = False) -> Fol
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             info = _read(path)
-            live = _is_live(info)
+            # An empty lock: its run is writing it this instant, or (older) died before it could.
+            live = _is_live(info) if info else _age_s(path) < _WRITING_S
             who = f"pid {info.get('pid')} on {info.get('host')}, since {info.get('started')}"
             if live:
                 raise HrnextError(f"{holder.folder} {folder} is in use by another {holder.run} ({who}): wait for it "
@@ -73,11 +76,23 @@ def acquire(folder: Path, name: str, holder: Holder, force: bool = False) -> Fol
             log.warning("removing the stale lock %s of a run that is gone (%s)", path, who)
             path.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(me, f)
+        except OSError as exc:  # a full disk: no empty lock may stay to refuse every later run
+            path.unlink(missing_ok=True)
+            raise HrnextError(f"cannot write the lock {path} of {holder.folder} {folder}: {exc.strerror or exc}: "
+                              "free some space or choose another place") from None
         return FolderLock(path)
     raise HrnextError(f"cannot lock {holder.folder} {folder}: {path} keeps reappearing; is another run starting "
                       "there?")
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _process_start(pid: int) -> str | None:

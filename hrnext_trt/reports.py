@@ -216,7 +216,7 @@ def claim_output_folder(out: str | Path, listing: str, overwrite: bool, command:
     check_writable(out, "--out", folder=True)
     try:
         lock = acquire(out, output_lock_name(command), Holder("output folder", f"{command} run", "--out"))
-    except OSError as exc:
+    except OSError as exc:  # the folder itself could not be made (its own write errors say what they are)
         raise HrnextError(f"cannot create the output folder {out}: {exc.strerror or exc}: choose another --out") \
             from None
     try:

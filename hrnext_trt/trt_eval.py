@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -115,6 +114,9 @@ class TrtEvalConfig:
         elif self.detector is not None:
             raise HrnextError(f"--detector finds the people of your own pictures (--dataset {OWN_IMAGES}); a "
                               f"dataset's boxes come from its layout or --det-file: drop it")
+        if self.det_family is not None and self.dataset != OWN_IMAGES:
+            raise HrnextError(f"--det-family {self.det_family} picks the preprocessing of --detector, which finds the "
+                              f"people of your own pictures (--dataset {OWN_IMAGES}): drop it")
         if self.det_family is not None and self.detector is None:
             raise HrnextError(f"--det-family {self.det_family} picks a --detector ONNX's preprocessing, and none is "
                               "given: pass --detector, or drop it")
@@ -232,9 +234,8 @@ def sheet_file(backend: str, precision: str) -> str:
     return f"agreement_{backend}_{precision}.jpg"
 
 
-# What each row writes (a file's stem added where two files share backend and precision).
-_PREDICTION_FILE = re.compile(rf"(results|agreement)_({'|'.join(BACKENDS)})_({'|'.join(PRECISIONS)})(_[\w.-]+)?"
-                              r"\.(json|jpg)")
+PREDICTION_FILES = {name(backend, precision) for name in (results_file, sheet_file) for backend in BACKENDS
+                    for precision in PRECISIONS}
 
 
 def write_reports(report: Report, out: Path | None, json_path: Path | None,
@@ -247,6 +248,7 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
     written = {}
     if out is not None:
         out = Path(out).resolve()
+        ours = PREDICTION_FILES | _previous_prediction_files(out)  # read before this run's report replaces it
         files = {}
         for name, (row, content) in (predictions or {}).items():
             if name.endswith(".jpg"):
@@ -266,13 +268,23 @@ def write_reports(report: Report, out: Path | None, json_path: Path | None,
             title=_plot_title(meta), caption=caption))
         write_files({**files, **dict(report_files.values())})
         written = {kind: path for kind, (path, _) in report_files.items()}
-        for stale in [*out.glob("results_*.json"), *out.glob("agreement_*.jpg")]:  # of rows this run did not make
-            # Only names this command writes: a user's own results_*.json in the folder is not ours to delete.
-            if _PREDICTION_FILE.fullmatch(stale.name) and stale.name not in (predictions or {}):
-                stale.unlink()
+        for stale in ours - set(predictions or {}):  # of rows this run did not make
+            # Only names this command writes or its last report listed: a user's own results_*.json stays.
+            (out / stale).unlink(missing_ok=True)
     if json_path is not None:
         written["json_copy"] = report.write_json(json_path)
     return written
+
+
+def _previous_prediction_files(out: Path) -> set[str]:
+    """The results and sheet files the report already in ``out`` lists (its rows' own names, such as
+    a second INT8 file's ``results_onnxruntime_int8_model.json``)."""
+    try:
+        rows = json.loads((out / "trt_eval.json").read_text(encoding="utf-8"))["rows"]
+        return {Path(path).name for row in rows for path in (row.get("results"), row.get("sheet"))
+                if isinstance(path, str) and Path(path).parent == out}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 def row_label(row: EvalRow, rows: list[EvalRow]) -> str:

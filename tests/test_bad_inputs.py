@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -309,7 +310,7 @@ def test_a_full_disk_deep_in_a_save_is_one_line():
     from train): the CLI finds the storage error in the chain and says it in one line."""
     import errno
 
-    from hrnext_trt.cli import _storage_error
+    from hrnext_trt.errors import storage_error as _storage_error
 
     try:
         try:
@@ -323,3 +324,25 @@ def test_a_full_disk_deep_in_a_save_is_one_line():
     assert _storage_error(OSError(errno.EROFS, "Read-only file system")).startswith("cannot write: Read-only")
     assert _storage_error(RuntimeError("a bug")) is None
     assert _storage_error(OSError(errno.ENOENT, "No such file or directory", "x")) is None
+
+
+def test_a_checkpoint_save_on_a_full_disk_names_the_checkpoint(tmp_path):
+    """torch.save's OSError carries no file name: the save names its checkpoint itself, and leaves no
+    temporary file (was: "cannot write: No space left on device", the path unsaid)."""
+    import subprocess
+    import sys
+
+    from tests.test_predict_run import _can_mount_tmpfs
+
+    if not _can_mount_tmpfs():
+        pytest.skip("needs user namespaces to mount a small tmpfs (a full disk)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f"import torch\nfrom hrnext_trt.training.checkpointing import atomic_torch_save\n"
+              f"atomic_torch_save({{'w': torch.zeros(200_000)}}, '{disk}/run/best.pth')")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=256k tmpfs {disk} && "
+                           f"{sys.executable} -c \"$0\"; ls -a {disk}/run", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert f"HrnextError: cannot write {disk}/run/best.pth: No space left on device: free some space" in done.stderr, \
+        done.stderr[-2000:]
+    assert done.stdout.split() == [".", ".."]  # no temporary file left

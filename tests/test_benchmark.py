@@ -75,7 +75,7 @@ def test_bench_input_errors_are_one_line(tmp_path):
     for args, expected in ((["hrnext_huge"], "neither a checkpoint file nor an arch"),
                            (["hrnext_tiny", "--batch", "1,x"], "--batch '1,x'"),
                            (["hrnext_tiny", "--batch", "2,1,2"],
-                            "--batch 2,1,2 names batch 2 twice: give each size once"),
+                            "--batch 2,1,2 names batch 2 more than once: give each size once"),
                            (["hrnext_tiny", "--engines", str(tmp_path / "none")], "not found"),
                            (["hrnext_tiny", "--backends", "pytorch,tensorrtx"], "unknown backend 'tensorrtx'")):
         result = CliRunner().invoke(main, ["bench", *args])

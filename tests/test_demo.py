@@ -93,6 +93,14 @@ def test_a_training_run_the_demo_did_not_make_is_never_deleted(tmp_path):
     assert sorted(p.name for p in train_dir.iterdir()) == ["best.pth", "config.yaml", "epoch_2.pth"]
     assert all(p.read_bytes() == b"mine" for p in train_dir.iterdir())
     assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["train"]
+    # A run an earlier demo made, before demos marked theirs (the preset's model on the bundled
+    # sample), is the demo's to replace, as it always was.
+    from hrnext_trt.demo import check_demo_training_folder
+    from hrnext_trt.training import load_config
+    from hrnext_trt.training.config import save_config
+
+    save_config(load_config(demo_preset(), ["runtime.device=cpu", *TINY]), train_dir / "config.yaml")
+    check_demo_training_folder(train_dir)
 
 
 def test_training_progress_tells_a_cut_run_from_a_whole_one(tmp_path):

@@ -177,6 +177,9 @@ def test_detector_options_belong_to_own_pictures(tmp_path, fixtures_dir, picture
     with pytest.raises(HrnextError, match="--calib-detector and --calib-boxes find the people of unlabelled"):
         ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, calib_dataset="coco",
                      calib_boxes=detections)
+    with pytest.raises(HrnextError, match=r"--calib-det-family yolox picks the preprocessing of --calib-detector, "
+                                          r"which finds the people of your own pictures \(--calib-dataset images\)"):
+        ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, calib_dataset="coco", calib_det_family="yolox")
     with pytest.raises(HrnextError, match="not a folder: pass the dataset root \\(or --calib-dataset images"):
         ExportConfig(checkpoint=fixtures_dir / FIXTURE, out_dir=tmp_path, calib_dataset="coco",
                      calib_data=detections)

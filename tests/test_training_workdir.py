@@ -293,3 +293,18 @@ def test_validation_data_is_checked_before_any_training(data_dir, tmp_path):
         line = one_error_line(train_cli(work, tiny_options(root)))
         assert needle in line, line
         assert not list(work.glob("*.pth"))
+
+
+def test_an_empty_lock_is_a_run_writing_it_or_one_that_died_before_it_could(tmp_path):
+    """A lock file left empty (its run killed between creating and writing it, or a full disk) would
+    refuse every later run as "a run this machine cannot check": young it is a run starting, old it
+    is stale and taken over."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / LOCK_NAME).write_text("")
+    with pytest.raises(HrnextError, match="is in use by another training run"):
+        acquire_lock(work)
+    an_hour_ago = time.time() - 3600
+    os.utime(work / LOCK_NAME, (an_hour_ago, an_hour_ago))
+    acquire_lock(work).release()
+    assert not (work / LOCK_NAME).exists()

@@ -120,6 +120,11 @@ def test_onnx_folder_without_manifest_is_read_by_file_names(tiny_export, data_di
     assert all(json.loads(open(path).read()) for path in results)
     assert [line.split()[2] for line in report.table().splitlines()[4:7]] == ["model.onnx", "model_fp16.onnx",
                                                                               "model_int8.onnx"]
+    # Run again without that file: its results, which the last report listed, go with it.
+    (folder / "model_fp16.onnx").unlink()
+    run_trt_eval(_config(checkpoint, folder, data_dir, backends=("onnxruntime",), flip_test=False, out=out))
+    assert sorted(p.name for p in out.glob("results_*.json")) == ["results_onnxruntime_fp32.json",
+                                                                   "results_onnxruntime_int8.json"]
 
 
 def _one_line_error(config) -> str:
@@ -292,8 +297,10 @@ def test_a_rerun_removes_its_own_stale_results_and_nobody_elses(tiny_export, dat
     run_trt_eval(_config(checkpoint, engines, data_dir, out=out, backends=("pytorch", "onnxruntime"), iters=1))
     assert {p.name for p in out.glob("results_*.json")} == {"results_pytorch_fp32.json",
                                                               "results_onnxruntime_fp32.json"}
-    (out / "results_mine.json").write_text("[]")  # the user's own file, in the same folder
+    for mine in ("results_mine.json", "results_pytorch_fp32_backup.json"):  # the user's own files, in the folder
+        (out / mine).write_text("[]")
     run_trt_eval(_config(checkpoint, engines, data_dir, out=out, backends=("pytorch",), iters=1))
-    # The ONNX Runtime results of the first run would be read as this run's: gone; the user's file stays.
-    assert {p.name for p in out.glob("results_*.json")} == {"results_pytorch_fp32.json", "results_mine.json"}
+    # The ONNX Runtime results of the first run would be read as this run's: gone; the user's files stay.
+    assert {p.name for p in out.glob("results_*.json")} == {"results_pytorch_fp32.json", "results_mine.json",
+                                                              "results_pytorch_fp32_backup.json"}
     assert (out / "results_mine.json").read_text() == "[]"

@@ -94,6 +94,9 @@ def test_agreement_is_oks_as_oks_nms_computes_it():
     (["--dataset", "images", "--data-root", "{one}"], "is one image, and the backends are compared over many people"),
     (["--dataset", "crowdpose", "--data-root", "{folder}", "--detector", "{boxes}"],
      "--detector finds the people of your own pictures"),
+    (["--dataset", "crowdpose", "--data-root", "{folder}", "--det-family", "rtmdet"],
+     "--det-family rtmdet picks the preprocessing of --detector, which finds the people of your own pictures "
+     r"\(--dataset images\): drop it"),
     (["--dataset", "images", "--data-root", "{folder}", "--det-family", "rtmdet"],
      "--det-family rtmdet picks a --detector ONNX's preprocessing, and none is given: pass --detector, or drop it"),
     (["--dataset", "images", "--data-root", "{folder}", "--out", "{folder}"],

@@ -10,7 +10,6 @@ this is the one place that decides where those lines go: stderr, so stdout keeps
 
 from __future__ import annotations
 
-import errno
 import importlib
 import logging
 import sys
@@ -19,7 +18,7 @@ import click
 from tqdm import tqdm
 
 from hrnext_trt import __version__, interrupts
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, storage_error
 
 # command name -> (module under hrnext_trt.cli, one-line help shown by --help)
 COMMANDS = {
@@ -84,7 +83,7 @@ class _LazyGroup(click.Group):
             click.secho(f"error: {exc}", err=True, fg="red")
             sys.exit(2)
         except (OSError, RuntimeError) as exc:
-            full = _storage_error(exc)  # a full disk or a read-only file system, however deep the write was
+            full = storage_error(exc)  # a full disk or a read-only file system, however deep the write was
             if full is None:
                 raise
             click.secho(f"error: {full}", err=True, fg="red")
@@ -93,19 +92,6 @@ class _LazyGroup(click.Group):
             # Every ``finally`` below has run: workers are stopped, staging folders removed.
             click.secho(f"\nerror: {interrupts.message()}", err=True, fg="red")
             sys.exit(interrupts.exit_code())
-
-
-def _storage_error(exc: BaseException) -> str | None:
-    """One line for an error whose cause (torch.save wraps it in a RuntimeError) is storage that
-    cannot take the write: no space, no quota, a read-only file system; None for any other error."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            where = f"cannot write {exc.filename}: " if exc.filename else "cannot write: "
-            return f"{where}{exc.strerror}: free some space (or pick a writable place) and run again"
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

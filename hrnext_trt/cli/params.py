@@ -49,7 +49,8 @@ def parse_batches(text: str, flag: str = "--batch") -> tuple[int, ...]:
         raise HrnextError(f"{flag} needs positive batch sizes, got {text}")
     repeated = sorted({b for b in batches if batches.count(b) > 1})
     if repeated:  # each size is one group of rows: a repeat would be dropped without a word
-        raise HrnextError(f"{flag} {text} names batch {', '.join(map(str, repeated))} twice: give each size once")
+        raise HrnextError(f"{flag} {text} names batch {', '.join(map(str, repeated))} more than once: give each "
+                          "size once")
     return batches
 
 

@@ -63,6 +63,10 @@ class ExportConfig:
                               f"{', '.join(CALIB_DATASETS)}")
         if self.calib_data is not None:
             set_(self, "calib_data", Path(self.calib_data))
+        if self.calib_det_family is not None and self.calib_dataset != OWN_IMAGES:
+            raise HrnextError(f"--calib-det-family {self.calib_det_family} picks the preprocessing of "
+                              f"--calib-detector, which finds the people of your own pictures (--calib-dataset "
+                              f"{OWN_IMAGES}): drop it")
         if self.calib_det_family is not None and self.calib_detector is None:
             raise HrnextError(f"--calib-det-family {self.calib_det_family} picks a --calib-detector ONNX's "
                               "preprocessing, and none is given: pass --calib-detector, or drop it")

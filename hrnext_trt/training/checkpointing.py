@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, storage_error
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
 BEST_NAME = "best.pth"  # the best-AP checkpoint of a run
@@ -40,8 +40,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = storage_error(exc, path) if isinstance(exc, (OSError, RuntimeError)) else None
+        if full is not None:  # a full disk: the checkpoint's name, not torch's "unexpected pos"
+            raise HrnextError(full) from None
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path

@@ -441,3 +441,100 @@ def test_a_carried_frame_shows_the_people_of_its_detection_round(models):
     assert len(first) == 1 and first.track_ids.tolist() == [1]
     assert second.track_ids.tolist() == [1] and second.box_rows.tolist() == [0]
     assert len(alone) in (1, 2)  # whatever NMS alone keeps there, the carried frame keeps the round's
+
+
+class _Scripted:
+    """A detector returning ``boxes(call number, image)``; ``fail_on``: the call that raises."""
+
+    def __init__(self, boxes, fail_on=None):
+        self.boxes, self.fail_on, self.calls = boxes, fail_on, 0
+
+    def detect(self, image):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise MemoryError("out of memory (a stand-in)")
+        return Boxes(*self.boxes(self.calls, image))
+
+
+def test_carried_frames_never_lose_the_people_their_round_kept(models):
+    """Between detections OKS-NMS does not run again over the round's boxes: a near-duplicate box it
+    dropped at the round cannot win on a carried frame and take the person (and its id) away."""
+    rng = np.random.default_rng(1)
+    image = cv2.imread(str(IMAGE))
+    frames = [np.clip(image.astype(int) + rng.integers(-60, 61, image.shape), 0, 255).astype(np.uint8)
+              for _ in range(12)]
+    duplicate = _Scripted(lambda n, im: ([[100, 60, 260, 380], [103, 61, 263, 381]], [0.9, 0.9]))
+    with PoseEstimator(models["pose"], duplicate, device="cpu") as estimator:
+        video = estimator.video(detect_every=2)
+        poses = [video(frame) for frame in frames]
+    for i in range(0, 12, 2):
+        assert len(poses[i]) >= 1
+        assert poses[i + 1].track_ids.tolist() == poses[i].track_ids.tolist()
+        assert poses[i + 1].box_rows.tolist() == poses[i].box_rows.tolist()
+
+
+def test_a_frame_of_another_size_keeps_ids_and_smoothing_in_its_pixels(models):
+    """A sequence's odd-sized frame (the same scene scaled) on a detection round: the tracks and the
+    smoothing move to its pixels (was: new ids for everyone, and joints pulled across scales)."""
+    image = cv2.imread(str(IMAGE))
+    people = np.float32([[40, 60, 200, 400], [300, 60, 460, 400]])
+
+    def scaled(n, frame):
+        s = frame.shape[1] / image.shape[1]
+        return people * s, [0.9, 0.9]
+
+    sizes = [1, 1, 0.5, 1, 1]
+    frames = [cv2.resize(image, None, fx=s, fy=s) if s != 1 else image for s in sizes]
+    for every in (1, 2):
+        with PoseEstimator(models["pose"], _Scripted(scaled), device="cpu") as estimator:
+            poses = [*map(estimator.video(detect_every=every, smooth=True), frames)]
+        assert [p.track_ids.tolist() for p in poses] == [[1, 2]] * 5
+
+
+def test_smoothing_follows_a_frame_of_another_size():
+    """A still joint seen at full size, then in a half-size frame: moved to the new pixels, the
+    smoothed joint is where the frame shows it (was: pulled halfway back toward full-size pixels)."""
+    from hrnext_trt.predict.smoothing import OneEuroSmoother
+
+    joints = np.array([[[300.0, 200.0, 0.9], [320.0, 260.0, 0.9]]], np.float32)
+    box = np.float32([[250, 100, 400, 500]])
+    smoother = OneEuroSmoother()
+    for i in range(3):
+        smoother([1], joints, box, i / 30)
+    smoother.rescale(0.5, 0.5)
+    half = joints.copy()
+    half[..., :2] *= 0.5
+    np.testing.assert_allclose(smoother([1], half, box * 0.5, 3 / 30), half, atol=1e-4)
+
+
+def test_a_failed_video_call_leaves_no_trace(models):
+    """A call that fails (out of memory; Ctrl-C in a notebook) moves no frame and no boxes: the next
+    frames keep each person's id (was: the old round's ids given to the new boxes, people swapped)."""
+    image = cv2.imread(str(IMAGE))
+    left, right = [40, 60, 200, 400], [300, 60, 460, 400]
+    order = _Scripted(lambda n, im: ([left, right] if n < 2 else [right, left], [0.9, 0.8]), fail_on=2)
+    with PoseEstimator(models["pose"], order, device="cpu") as estimator:
+        video = estimator.video(detect_every=2)
+        first, carried = video(image), video(image)
+        with pytest.raises(MemoryError):
+            video(image)
+        assert video.frames == 2
+        after = [video(image) for _ in range(3)]
+    ids = {tuple(box): track for box, track in zip(first.boxes.tolist(), first.track_ids.tolist())}
+    for poses in [carried, *after]:
+        assert {tuple(box): track for box, track in zip(poses.boxes.tolist(), poses.track_ids.tolist())} == ids
+
+
+def test_a_time_lapse_is_smoothed_too(models):
+    """At 0.5 frames/s every frame is 2 s after the last: tracks are kept for 3 frames, not 1 s (was:
+    each track restarted every frame, --smooth silently doing nothing)."""
+    rng = np.random.default_rng(0)
+    image = cv2.imread(str(IMAGE))
+    frames = [np.clip(image.astype(int) + rng.integers(-40, 41, image.shape), 0, 255).astype(np.uint8)
+              for _ in range(4)]
+    fixed = _Scripted(lambda n, im: ([[40, 60, 200, 400]], [0.9]))
+    with PoseEstimator(models["pose"], fixed, device="cpu") as estimator:
+        smooth = [p.keypoints for p in map(estimator.video(fps=0.5, smooth=True), frames)]
+        raw = [p.keypoints for p in map(estimator.video(fps=0.5), frames)]
+    np.testing.assert_array_equal(smooth[0], raw[0])  # a track's first frame passes through
+    assert any(not np.array_equal(s, r) for s, r in zip(smooth[1:], raw[1:]))

@@ -502,3 +502,51 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(tmp
     run_predict(PredictConfig(str(video), models["pose"], detector=models["detector"], out=out, overwrite=True,
                               max_frames=2, progress=False))
     assert "removing the stale lock" in caplog.text and not (out / ".predict.lock").exists()
+
+
+def test_an_unreadable_file_in_a_sequence_keeps_the_detection_cadence(tmp_path, models):
+    """A sequence's unreadable file is no frame: the detector runs on every N-th frame shown and the
+    smoothing clock is the written video's (was: counted by file position, so predict and
+    estimator.video() on the same frames detected on different frames and smoothed differently)."""
+    from hrnext_trt.predict import PoseEstimator
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    base = cv2.resize(cv2.imread(str(bundled_dataset_root("coco-mini") / "val2017" / "000000040083.jpg")), (320, 240))
+    readable = []
+    for i in range(8):
+        frame = np.clip(base.astype(np.int16) + 12 * i, 0, 255).astype(np.uint8)  # boxes move with brightness
+        if i == 2:
+            (folder / f"{i:06d}.png").write_bytes(b"not a png")
+            continue
+        cv2.imwrite(str(folder / f"{i:06d}.png"), frame)
+        readable.append(frame)
+    run_predict(PredictConfig(str(folder), models["pose"], detector=models["jitter"], out=tmp_path / "o",
+                              sequence=True, fps=10, detect_every=2, smooth=True, batch=3, progress=False))
+    lines = [json.loads(line) for line in (tmp_path / "o" / "seq.jsonl").read_text().splitlines()]
+    with PoseEstimator(models["pose"], models["jitter"], device="cpu") as estimator:
+        video = estimator.video(fps=10, detect_every=2, smooth=True)
+        for line, frame in zip(lines, readable, strict=True):
+            poses = video(frame)
+            assert [p["bbox"] for p in line["people"]] == [p["bbox"] for p in poses.people()]
+            np.testing.assert_allclose([p["keypoints"] for p in line["people"]],
+                                       [p["keypoints"] for p in poses.people()], atol=0.011)
+
+
+def test_a_placeholder_frame_rate_is_taken_as_30_and_said(tmp_path, caplog):
+    from hrnext_trt.predict.sources import open_source
+
+    path = tmp_path / "fast.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 1500, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    if cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) < 1000:
+        pytest.skip("this OpenCV wrote another frame rate")
+    source = open_source(str(path), None)
+    try:
+        assert source.fps == 30.0
+    finally:
+        source.close()
+    assert f"video {path} states 1500 frames/s: taken as 30 for its frame times, the written video and " \
+           "--smooth" in caplog.text

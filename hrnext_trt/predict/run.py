@@ -187,7 +187,8 @@ class _Loop:
         self.interrupted = False
         self.files: list[str] = []
         self.wall_s = 0.0
-        self._pending: list[tuple[Frame, PersonCrops]] = []
+        self._pending: list[tuple[Frame, PersonCrops, int]] = []  # with the frame's place in the video
+        self._video_index = 0  # a sequence's unreadable files are no frames: its own count, not file positions
 
     def run(self, source) -> None:
         self._bar = progress_bar(total=len(source) or None, desc="predict", unit="frame",
@@ -203,7 +204,7 @@ class _Loop:
                     if frame is None:
                         break
                     self._add(frame)
-                    if sum(len(p.boxes) for _, p in self._pending) >= self.config.batch \
+                    if sum(len(p.boxes) for _, p, _ in self._pending) >= self.config.batch \
                             or len(self._pending) >= self.config.batch:
                         self._flush()
                 if stop.is_set():
@@ -221,30 +222,30 @@ class _Loop:
             self._bar.close()
             self.wall_s = time.perf_counter() - loop_start
 
-    def _boxes(self, frame: Frame) -> Boxes:
+    def _add(self, frame: Frame) -> None:
         def from_file() -> Boxes:
             return self.boxes_file.boxes_for(frame.image_id, frame.name, frame.image.shape)
         lookup = from_file if self.boxes_file is not None else None
-        if self.video_poses is not None:
-            return self.video_poses.boxes(frame.index, frame.image, lookup)
-        return lookup() if lookup is not None else self.estimator.detect(frame.image)
-
-    def _add(self, frame: Frame) -> None:
+        index, carried = self._video_index, False
         with self.timer.stage("detect"):
-            boxes = self._boxes(frame)
+            if self.video_poses is not None:
+                boxes, carried = self.video_poses.boxes(index, frame.image, lookup), self.video_poses.carried(index)
+                self._video_index += 1
+            else:
+                boxes = lookup() if lookup is not None else self.estimator.detect(frame.image)
         with self.timer.stage("crop"):
-            self._pending.append((frame, self.estimator.prepare(frame.image, boxes)))
+            self._pending.append((frame, self.estimator.prepare(frame.image, boxes, keep_all=carried), index))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        poses = self.estimator.estimate([people for _, people in pending], self.timer)
+        poses = self.estimator.estimate([people for _, people, _ in pending], self.timer)
         if self.video_poses is not None:
             with self.timer.stage("decode"):  # track ids and smoothing, in frame order
-                poses = [self.video_poses.finish(frame.index, frame_poses)
-                         for (frame, _), frame_poses in zip(pending, poses)]
-        for (frame, _), frame_poses in zip(pending, poses):
+                poses = [self.video_poses.finish(index, frame_poses)
+                         for (_, _, index), frame_poses in zip(pending, poses)]
+        for (frame, _, _), frame_poses in zip(pending, poses):
             with self.timer.stage("draw"):
                 fps = self.frames / max(time.perf_counter() - self._start, 1e-9) if self.config.show_fps else None
                 canvas = annotate(frame.image, frame_poses, self.estimator.meta, self.config.kpt_thr,

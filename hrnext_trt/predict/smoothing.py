@@ -36,6 +36,11 @@ class OneEuroSmoother:
         self.min_cutoff, self.beta, self.d_cutoff, self.forget_s = min_cutoff, beta, d_cutoff, forget_s
         self._tracks: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # id -> (x, dx/dt, time)
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Every track's state in the pixels of a frame of another size (the same scene scaled)."""
+        scale = np.array([sx, sy])
+        self._tracks = {k: (x * scale, dx * scale, t) for k, (x, dx, t) in self._tracks.items()}
+
     def __call__(self, track_ids: np.ndarray, keypoints: np.ndarray, boxes_xyxy: np.ndarray,
                  time_s: float) -> np.ndarray:
         """Smoothed copy of ``keypoints`` (N, J, 3) of the people ``track_ids`` (N,) at ``time_s``;

@@ -101,6 +101,9 @@ class VideoSource:
         self.height, self.width = first.shape[:2]
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 30.0
+        if self.fps != fps and not camera:  # a container's placeholder (0, 90000): said, not silently taken
+            log.warning("video %s states %g frames/s: taken as 30 for its frame times, the written video and "
+                        "--smooth", capture_arg, fps)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not camera else 0
         self.total = self._stated = count if count > 0 else None
         if max_frames is not None:

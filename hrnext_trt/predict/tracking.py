@@ -24,6 +24,10 @@ class IouTracker:
         self._missed: list[int] = []
         self._next_id = 1
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """The live tracks' boxes in the pixels of a frame of another size (the same scene scaled)."""
+        self._boxes = (self._boxes * np.float32([sx, sy, sx, sy])).astype(np.float32)
+
     def update(self, boxes: Boxes) -> np.ndarray:
         """Track ids (N,) of a detection round's boxes, best IoU pairs matched first."""
         ids = np.zeros(len(boxes), dtype=np.int64)

@@ -7,12 +7,14 @@ folders use it, each with its own file name and wording (``Holder``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +56,32 @@ class FolderLock:
 def acquire(folder: Path, name: str, holder: Holder, force: bool = False) -> FolderLock:
     """Create ``folder/name`` for this process; refuse when another live run holds it."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
+    # Runs starting at once take turns (a kernel lock on the folder, released at once): a stale lock
+    # is read, removed and replaced by one of them only (two re-queued jobs both took it over).
+    with _turn(folder):
+        return _acquire(folder, folder / name, holder, force)
+
+
+@contextlib.contextmanager
+def _turn(folder: Path) -> Iterator[None]:
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # no fcntl (Windows) or no such lock here: the exclusive create alone
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock (some network mounts)
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the turn
+
+
+def _acquire(folder: Path, path: Path, holder: Holder, force: bool) -> FolderLock:
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
           "proc_start": _process_start(os.getpid())}
     for _ in range(3):  # a stale lock is removed, then the exclusive create is tried again

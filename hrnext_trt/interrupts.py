@@ -30,6 +30,8 @@ EXIT_CODE = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 MESSAGE = "interrupted (Ctrl-C): stopped before the end; only complete files were kept"
 _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 _received: int = signal.SIGINT  # the signal of the interruption under way (a KeyboardInterrupt is Ctrl-C's)
+_stopping = False  # a Ctrl-C or SIGTERM arrived: errors it causes on the way out (a killed worker) are its
+_owner = os.getpid()  # the process that installed the handlers (forked children inherit them)
 
 _cleanups: dict[int, Callable[[], None]] = {}
 _lock = threading.Lock()
@@ -89,20 +91,52 @@ def by_sigterm() -> bool:
     return _received == signal.SIGTERM
 
 
+def stopping() -> bool:
+    """Whether a Ctrl-C or SIGTERM has arrived: an error on the way out (a DataLoader worker the same
+    signal ended) belongs to the interruption, not to the work."""
+    return _stopping
+
+
+def _children_end(signum, frame) -> None:
+    """SIGCHLD while a SIGTERM stops the process: the children end with it, which is no failure."""
+
+
 def _on_sigterm(signum, frame) -> None:
-    global _received
-    _received = signum
+    global _received, _stopping
+    if os.getpid() != _owner:  # a forked worker (a DataLoader's): end as SIGTERM's default, quietly
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _received, _stopping = signum, True
+    # The same SIGTERM (sent to the process group) ends DataLoader workers too: torch's SIGCHLD check
+    # would report each as a failure from inside the loader's cleanup, a traceback on the way out.
+    # (A Python no-op, not SIG_DFL: a SIGCHLD already pending would find no handler and raise.)
+    if signal.getsignal(signal.SIGCHLD) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+        signal.signal(signal.SIGCHLD, _children_end)
     raise KeyboardInterrupt  # Ctrl-C's path: every finally runs, and the CLI says which signal it was
+
+
+def _forget_in_child() -> None:
+    """A forked child (a DataLoader worker) keeps neither the wake-up pipe, whose signals the parent's
+    watchdog would take for its own, nor the SIGTERM handler: it ends as SIGTERM's default."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:  # forked from another thread than the main one: no wake-up fd to drop there
+        pass
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def install_watchdog(grace_s: float = GRACE_S) -> bool:
     """Start the watchdog and take SIGTERM as a Ctrl-C (main thread only, once per process); False
     where the watchdog cannot run."""
-    global _installed
+    global _installed, _owner
     if _installed or threading.current_thread() is not threading.main_thread():
         return _installed
+    _owner = os.getpid()
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # another owner's handler stays
         signal.signal(signal.SIGTERM, _on_sigterm)
+    os.register_at_fork(after_in_child=_forget_in_child)
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     try:
@@ -121,15 +155,17 @@ def install_watchdog(grace_s: float = GRACE_S) -> bool:
 
 def _watch(read_fd: int, grace_s: float) -> None:
     # The C-level signal handler writes each signal's number here, whatever the main thread is doing.
+    global _received, _stopping
     while True:
         data = os.read(read_fd, 64)
         if not data:
             return
         signum = next((s for s in (signal.SIGTERM, signal.SIGINT) if s in data), None)
+        if signum is not None:
+            _stopping = True
         if signum is not None and not _handled_by_caller:
             time.sleep(grace_s)
             # Still running: the main thread is stuck in C code (or ignoring the KeyboardInterrupt).
-            global _received
             _received = signum
             run_cleanups()
             sys.stderr.write(f"error: {message()}\n")

@@ -259,3 +259,28 @@ except KeyboardInterrupt:
     assert proc.returncode == 143 and stdout.decode().strip() == "finally ran"
     assert stderr.decode().strip() == ("error: interrupted (SIGTERM): stopped before the end; only complete files "
                                        "were kept")
+
+
+def test_a_forked_worker_ended_by_sigterm_ends_quietly_and_the_parent_goes_on():
+    """DataLoader workers are forked: one ended by SIGTERM (a lingering worker's terminate(), or the
+    whole process group's SIGTERM) dies as SIGTERM's default, and its signal is not taken for the
+    parent's (was: the inherited handler raised KeyboardInterrupt in the worker, and the shared
+    wake-up pipe made the parent's watchdog end the parent 3 s later)."""
+    script = """
+import multiprocessing, sys, time
+from hrnext_trt import interrupts
+assert interrupts.install_watchdog(grace_s=0.5)
+def child():
+    time.sleep(30)
+worker = multiprocessing.get_context("fork").Process(target=child)
+worker.start()
+time.sleep(0.3)
+worker.terminate()
+worker.join()
+time.sleep(2)  # past the watchdog's grace
+print(worker.exitcode, interrupts.stopping(), flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout.split() == ["-15", "False"], done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr

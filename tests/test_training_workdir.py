@@ -308,3 +308,77 @@ def test_an_empty_lock_is_a_run_writing_it_or_one_that_died_before_it_could(tmp_
     os.utime(work / LOCK_NAME, (an_hour_ago, an_hour_ago))
     acquire_lock(work).release()
     assert not (work / LOCK_NAME).exists()
+
+
+def _take_lock(folder: str, start: float, held) -> None:
+    while time.time() < start:
+        pass
+    try:
+        lock = acquire_lock(Path(folder))
+    except HrnextError:
+        return
+    held.put(os.getpid())
+    time.sleep(0.3)
+    lock.release()
+
+
+def test_runs_starting_at_once_take_a_stale_lock_over_one_at_a_time(tmp_path):
+    """Two re-queued jobs finding their killed run's stale lock: only one takes it over (was: both, in
+    6 of 60 tries: one read and removed the stale lock while the other had already replaced it)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for trial in range(8):
+        work = tmp_path / str(trial)
+        work.mkdir()
+        (work / LOCK_NAME).write_text(json.dumps({"pid": 2 ** 22 + 11, "host": socket.gethostname()}))
+        held = context.Queue()
+        start = time.time() + 0.2
+        racers = [context.Process(target=_take_lock, args=(str(work), start, held)) for _ in range(3)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(30)
+        holders = []
+        while not held.empty():
+            holders.append(held.get())
+        assert len(holders) == 1, (trial, holders)
+
+
+def test_a_resumed_log_drops_a_torn_line_and_shows_each_step_once(tmp_path):
+    """An interrupted run's log may end in a torn line and hold records past the checkpoint it is
+    resumed from: the resumed run neither glues its first record to the fragment (every later read
+    failed) nor leaves the abandoned steps to be counted twice."""
+    from hrnext_trt.training.logging import LOG_NAME, TrainLogger
+
+    records = [{"kind": "event", "iteration": 0, "event": "start"}, {"kind": "train", "iteration": 5, "loss": 2.0},
+               {"kind": "train", "iteration": 10, "loss": 1.5}, {"kind": "epoch", "iteration": 10, "loss": 1.7},
+               {"kind": "train", "iteration": 15, "loss": 1.2}]  # epoch 2, never saved
+    (tmp_path / LOG_NAME).write_text("".join(json.dumps(r) + "\n" for r in records) + '{"kind": "train", "ite')
+    logger = TrainLogger(tmp_path, start_step=10)
+    logger.log("event", 10, event="start")
+    logger.log("train", 15, loss=1.1)
+    logger.close()
+    lines = (tmp_path / LOG_NAME).read_text().splitlines()
+    assert all(json.loads(line) for line in lines)  # every line whole
+    assert [(r["kind"], r["iteration"]) for r in read_log(tmp_path)] == [
+        ("event", 0), ("train", 5), ("train", 10), ("epoch", 10), ("event", 10), ("train", 15)]
+    assert [r["loss"] for r in read_log(tmp_path, "train")] == [2.0, 1.5, 1.1]
+
+
+def test_max_epochs_that_cut_a_schedule_at_a_checkpoint_evaluate_its_last_epoch(tmp_path, data_dir):
+    """--max-epochs N on a run whose checkpoint of epoch N was saved mid-schedule (no evaluation
+    there): epoch N is evaluated as the run's last and best.pth written (was: "completed all N
+    epochs: nothing to train", with no evaluation and no best.pth)."""
+    from hrnext_trt.training import load_config, train
+
+    options = tiny_options(data_dir / "coco-mini", **{"schedule.epochs": "3", "runtime.checkpoint_interval": "1",
+                                                       "runtime.eval_interval": "10"})
+    train(load_config(CONFIG, options), tmp_path, progress=False)
+    assert [r["epoch"] for r in read_log(tmp_path, "val")] == [3]  # only the last epoch was evaluated
+    for name in ("epoch_3.pth", "best.pth"):  # as if killed in epoch 3: epoch_2.pth is the latest state
+        (tmp_path / name).unlink()
+    options = [o for o in options if not o.startswith("schedule.epochs=")] + ["schedule.epochs=2"]
+    train(load_config(CONFIG, options), tmp_path, resume="auto", progress=False)
+    # Epoch 2 evaluated as the run's last; the abandoned epoch 3's record is superseded.
+    assert [r["epoch"] for r in read_log(tmp_path, "val")] == [2] and (tmp_path / "best.pth").is_file()

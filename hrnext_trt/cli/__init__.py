@@ -83,6 +83,9 @@ class _LazyGroup(click.Group):
             click.secho(f"error: {exc}", err=True, fg="red")
             sys.exit(2)
         except (OSError, RuntimeError) as exc:
+            if interrupts.stopping():  # e.g. "DataLoader worker ... killed by signal": the same SIGTERM's doing
+                click.secho(f"\nerror: {interrupts.message()}", err=True, fg="red")
+                sys.exit(interrupts.exit_code())
             full = storage_error(exc)  # a full disk or a read-only file system, however deep the write was
             if full is None:
                 raise

@@ -1,26 +1,64 @@
 """Training records: one JSON object per line in ``log.jsonl`` plus TensorBoard scalars.
 
-Only rank 0 writes; other ranks get a logger that drops everything.
+Only rank 0 writes; other ranks get a logger that drops everything. A resumed run appends to the
+same log from its checkpoint's iteration: what an interrupted run logged past that point (an
+epoch it did not finish, or finished without saving) is superseded, and ``read_log`` leaves it
+out, as TensorBoard does (``purge_step``). A line a kill or a full disk left torn is dropped.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 LOG_NAME = "log.jsonl"
 
 
 def read_log(work_dir: str | Path, kind: str | None = None) -> list[dict]:
-    """The records of a run's ``log.jsonl``, in order; only those of ``kind`` when given."""
-    lines = (Path(work_dir) / LOG_NAME).read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    return [r for r in records if kind is None or r["kind"] == kind]
+    """The records of a run's ``log.jsonl``, in order, each step once (the resumed run's where an
+    interrupted one logged past its checkpoint); only those of ``kind`` when given."""
+    records, torn = [], 0
+    for line in (Path(work_dir) / LOG_NAME).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record, torn = None, torn + 1
+        if not isinstance(record, dict):
+            continue
+        if record.get("event") == "start":  # a run (re)starting at this iteration supersedes what lies past it
+            records = [r for r in records if r.get("iteration", 0) <= record.get("iteration", 0)]
+        records.append(record)
+    if torn:
+        log.warning("%s: skipped %d line(s) that are not whole JSON records", Path(work_dir) / LOG_NAME, torn)
+    return [r for r in records if kind is None or r.get("kind") == kind]
+
+
+def _drop_torn_line(path: Path) -> None:
+    """Cut a last line without its newline (a kill or a full disk mid-write): appended to, it would
+    glue the next record to it and neither would parse."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n")
+            f.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
+    except FileNotFoundError:
+        return
 
 
 class TrainLogger:
-    def __init__(self, work_dir: str | Path, enabled: bool = True):
+    def __init__(self, work_dir: str | Path, enabled: bool = True, start_step: int = 0):
+        """``start_step``: the iteration a resumed run starts at (what was logged past it is superseded)."""
         self.enabled = enabled
         self._file = None
         self._tb = None
@@ -28,10 +66,12 @@ class TrainLogger:
             return
         work_dir = Path(work_dir)
         # Append: a resumed run continues the same log.
+        _drop_torn_line(work_dir / LOG_NAME)
         self._file = open(work_dir / LOG_NAME, "a", encoding="utf-8")
         from torch.utils.tensorboard import SummaryWriter
 
-        self._tb = SummaryWriter(log_dir=str(work_dir / "tensorboard"))
+        # purge_step: TensorBoard hides the interrupted run's scalars past the resumed iteration.
+        self._tb = SummaryWriter(log_dir=str(work_dir / "tensorboard"), purge_step=start_step or None)
 
     def log(self, kind: str, step: int, **values) -> None:
         """One record: ``kind`` is "train", "val" or "event"; numbers also go to TensorBoard."""

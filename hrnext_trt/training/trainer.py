@@ -294,6 +294,12 @@ class _Trainer:
         resume_path = self._resume_path(resume)
         self._setup(resume_path is not None, weights_origin)
         ckpt = self._read_resume(resume_path, force, weights_origin)
+        trained_for = ((ckpt or {}).get("config") or {}).get("schedule", {}).get("epochs")
+        if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and isinstance(trained_for, int) \
+                and trained_for > ckpt["epoch"]:
+            # --max-epochs cuts a longer schedule at this checkpoint: its epoch ends the run now, and a
+            # run's last epoch is evaluated (best.pth), as a run of that length would have been.
+            ckpt["eval_pending"] = True
         if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and not ckpt.get("eval_pending", False):
             # A finished run resumed again (a re-queued job): nothing to train, nothing rewritten.
             self._say(f"{resume_path} completed all {ckpt['epoch']} epochs of the schedule: nothing to train "
@@ -310,7 +316,7 @@ class _Trainer:
                 lock.release()
 
     def _run(self, state: _Progress, resume_path, start, time_budget_s, stop_after_epochs) -> Path:
-        self.logger = TrainLogger(self.work_dir, enabled=self.dist.is_main)
+        self.logger = TrainLogger(self.work_dir, enabled=self.dist.is_main, start_step=state.iteration)
         try:
             if resume_path is not None:
                 self._say(f"resumed from {resume_path} at epoch {state.epoch}, iteration {state.iteration}")

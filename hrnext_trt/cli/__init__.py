@@ -83,14 +83,14 @@ class _LazyGroup(click.Group):
             click.secho(f"error: {exc}", err=True, fg="red")
             sys.exit(2)
         except (OSError, RuntimeError) as exc:
+            full = storage_error(exc)  # a full disk or a read-only file system, however deep the write was
+            if full is not None:  # said as such, also after a graceful Ctrl-C
+                click.secho(f"error: {full}", err=True, fg="red")
+                sys.exit(2)
             if interrupts.stopping():  # e.g. "DataLoader worker ... killed by signal": the same SIGTERM's doing
                 click.secho(f"\nerror: {interrupts.message()}", err=True, fg="red")
                 sys.exit(interrupts.exit_code())
-            full = storage_error(exc)  # a full disk or a read-only file system, however deep the write was
-            if full is None:
-                raise
-            click.secho(f"error: {full}", err=True, fg="red")
-            sys.exit(2)
+            raise
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM taken as one
             # Every ``finally`` below has run: workers are stopped, staging folders removed.
             click.secho(f"\nerror: {interrupts.message()}", err=True, fg="red")

@@ -81,9 +81,10 @@ def is_cpu_low_precision(runner: Runner) -> bool:
 
 
 def compare(runners: Iterable[Runner], measure: Callable[[Runner], list[Row]], row_type: type[Row],
-            artifacts: list[Artifact], backends: Iterable[str]) -> list[Row]:
+            artifacts: list[Artifact], backends: Iterable[str], first_row_reference: bool = False) -> list[Row]:
     """Every runner's rows (``measure(active runner)``, or ``row_type.unavailable``), the "no engine"
-    row, then each row compared with the PyTorch row of its group."""
+    row, then each row compared with the PyTorch row of its group (``first_row_reference``: else with
+    the group's first row measured)."""
     rows: list[Row] = []
     for runner in runners:
         try:
@@ -106,6 +107,10 @@ def compare(runners: Iterable[Runner], measure: Callable[[Runner], list[Row]], r
     torch_rows = [r for r in rows if r.backend == "pytorch" and r.status == "ok"]
     for row in sorted(torch_rows, key=lambda r: not r.plain_fp32):  # stable: the first of each kind
         references.setdefault(row.group, row)
+    if first_row_reference:
+        for row in rows:
+            if row.status == "ok":
+                references.setdefault(row.group, row)
     for row in rows:
         if row.status == "ok" and row.group in references:
             row.compare_with(references[row.group])

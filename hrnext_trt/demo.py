@@ -28,6 +28,7 @@ from hrnext_trt.errors import HrnextError
 from hrnext_trt.export import ExportConfig, export_artifacts, summary
 from hrnext_trt.export.folder import check_target
 from hrnext_trt.training import load_config, train
+from hrnext_trt.training.work_dir import read_run_config
 from hrnext_trt.keypoints import get_meta
 from hrnext_trt.predict import PredictConfig, PredictResult, run_predict
 from hrnext_trt.predict.outputs import SUMMARY_NAME
@@ -205,13 +206,11 @@ def check_demo_training_folder(folder: Path) -> None:
 def _an_earlier_demos_run(folder: Path) -> bool:
     """A run a demo made before demos marked theirs: its config.yaml trains the preset's model on the
     preset's bundled sample (no run of one's own looks so)."""
-    import yaml
-
+    old = read_run_config(folder)
+    preset = load_config(demo_preset(), ["runtime.device=cpu"]).to_dict()
     try:
-        old = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-        preset = load_config(demo_preset(), ["runtime.device=cpu"]).to_dict()
         return all(old[part][key] == preset[part][key] for part, key in (("model", "arch"), ("data", "train")))
-    except (OSError, yaml.YAMLError, TypeError, KeyError, UnicodeDecodeError):
+    except (TypeError, KeyError):  # no config.yaml, or one of another shape
         return False
 
 

@@ -17,6 +17,17 @@ class HrnextError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)  # the disk or the quota is full
+_STORAGE = (*_NO_ROOM, errno.EROFS)  # ... or the file system takes no writes at all
+
+
+def write_error(path, exc: OSError, place: str = "another place") -> str:
+    """The line for a write of ``path`` that failed with ``exc``: its reason, and to free space where
+    the disk is full, else to ``choose {place}``."""
+    room = "free some space or " if exc.errno in _NO_ROOM else ""
+    return f"cannot write {path}: {exc.strerror or exc}: {room}choose {place}"
+
+
 def storage_error(exc: BaseException, path=None) -> str | None:
     """One line for an error whose cause is storage that cannot take the write (no space, no quota,
     a read-only file system), however deep (torch.save wraps it in a RuntimeError); ``path`` names
@@ -24,7 +35,7 @@ def storage_error(exc: BaseException, path=None) -> str | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        if isinstance(exc, OSError) and exc.errno in _STORAGE:
             name = exc.filename or path
             where = f"cannot write {name}: " if name else "cannot write: "
             return f"{where}{exc.strerror}: free some space (or pick a writable place) and run again"

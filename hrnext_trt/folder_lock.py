@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, write_error
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ def _acquire(folder: Path, path: Path, holder: Holder, force: bool) -> FolderLoc
                 json.dump(me, f)
         except OSError as exc:  # a full disk: no empty lock may stay to refuse every later run
             path.unlink(missing_ok=True)
-            raise HrnextError(f"cannot write the lock {path} of {holder.folder} {folder}: {exc.strerror or exc}: "
-                              "free some space or choose another place") from None
+            raise HrnextError(write_error(path, exc, f"another {holder.option}")) from None
         return FolderLock(path)
     raise HrnextError(f"cannot lock {holder.folder} {folder}: {path} keeps reappearing; is another run starting "
                       "there?")

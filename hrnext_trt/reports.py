@@ -11,7 +11,6 @@ cell (a bare NaN is not JSON, and strict parsers refuse the file).
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
@@ -19,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, write_error
 from hrnext_trt.folder_lock import FolderLock, Holder, acquire
 
 
@@ -157,8 +156,7 @@ def write_files(files: dict[Path, bytes]) -> None:
         for tmp, current in staged:
             os.replace(tmp, current)
     except OSError as exc:  # also where permissions say yes and the file system no (/proc, read-only mounts)
-        full = "free some space or " if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        raise HrnextError(f"cannot write {current}: {exc.strerror or exc}: {full}choose another place") from None
+        raise HrnextError(write_error(current, exc)) from None
     finally:
         for tmp, _ in staged:
             try:
@@ -258,16 +256,8 @@ def check_output_folder(out: str | Path, listing: str, overwrite: bool, command:
     return owned
 
 
-def plot_accuracy_latency(rows: list[dict], path: str | Path, *, x: str, y: str, label: str,
-                          x_label: str, y_label: str, title: str, caption: str = "") -> Path:
-    """Scatter of ``y`` against ``x`` (one labelled point per row that has both), saved as a PNG;
-    ``caption`` is printed under the axes."""
-    return write_atomic(path, accuracy_latency_png(rows, x=x, y=y, label=label, x_label=x_label, y_label=y_label,
-                                                   title=title, caption=caption))
-
-
 def accuracy_latency_png(rows: list[dict], **kwargs) -> bytes:
-    """The PNG of :func:`accuracy_latency_figure` (its keyword arguments)."""
+    """The PNG of :func:`accuracy_latency_figure` (its keyword arguments), for ``write_files``."""
     import matplotlib.pyplot as plt
 
     fig = accuracy_latency_figure(rows, **kwargs)
@@ -282,7 +272,8 @@ LABEL_FONT_SIZE = 8
 
 def accuracy_latency_figure(rows: list[dict], *, x: str, y: str, label: str, x_label: str, y_label: str,
                             title: str, caption: str = ""):
-    """The figure of :func:`plot_accuracy_latency`.
+    """Scatter of ``y`` against ``x`` (one labelled point per row that has both); ``caption`` is
+    printed under the axes.
 
     Labels sit in a column right of the axes, each joined to its point by a line, at its point's
     height where it can and otherwise moved just enough to keep one label height from its

@@ -179,8 +179,8 @@ def run_trt_eval(config: TrtEvalConfig) -> Report:
             predictions[name] = (row, content)
         return [row]
 
-    rows = compare(runners, measure, EvalRow, artifacts, config.backends)
-    reference = subject.compare_rows(rows)
+    rows = compare(runners, measure, EvalRow, artifacts, config.backends, subject.first_row_reference)
+    reference = subject.reference_name(rows)
     if no_reference:  # asked for, but not there: a row that says why, not a silently missing one
         rows.insert(0, EvalRow.unavailable("pytorch", "fp32", device, no_reference))
     for row in rows:  # unavailable rows too: every row of the report names the same headline metric
@@ -398,8 +398,9 @@ class _OnDataset:
         row, results = _evaluate(runner, self.dataset, self.input_size, self.crops, self.config, self.key)
         return row, results_file(runner.backend, runner.precision), results
 
-    def compare_rows(self, rows: list["EvalRow"]) -> str:
-        """The rows' reference, compared with by ``compare``: the PyTorch row."""
+    first_row_reference = False  # compared with the PyTorch row only
+
+    def reference_name(self, rows: list["EvalRow"]) -> str:
         return "PyTorch"
 
     def lead_footnotes(self) -> list[str]:
@@ -438,16 +439,13 @@ class _OnPictures:
                             self.reference)
         return row, sheet_file(runner.backend, runner.precision), sheet
 
-    def compare_rows(self, rows: list["EvalRow"]) -> str:
-        """Without a PyTorch row (``compare``'s reference) every row is compared with the agreement's
-        reference, the first row measured, in dOKS and speed-up alike (was: both columns empty)."""
-        if not any(r.backend == "pytorch" and r.status == "ok" for r in rows):
-            first = next(r for r in rows if r.status == "ok")
-            for row in rows:
-                if row.status == "ok":
-                    row.compare_with(first)
-            return self.reference["name"]
-        return "PyTorch"
+    # Without a PyTorch row every row is compared with the agreement's reference, the first row
+    # measured, in dOKS and speed-up alike (was: both columns empty).
+    first_row_reference = True
+
+    def reference_name(self, rows: list["EvalRow"]) -> str:
+        """What dOKS and speed-up compare with: PyTorch where it ran, else the first row measured."""
+        return "PyTorch" if any(r.backend == "pytorch" and r.status == "ok" for r in rows) else self.reference["name"]
 
     def lead_footnotes(self) -> list[str]:
         return [AGREEMENT_FOOTNOTE.format(reference=self.reference["name"], **self.people.source)]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hrnext_trt.reports import Column, Report, plot_accuracy_latency
+from hrnext_trt.reports import Column, Report, accuracy_latency_png
 
 ROWS = [
     {"backend": "pytorch", "precision": "fp32", "AP": 0.7123, "p50_ms": 12.5, "status": "ok", "notes": ""},
@@ -53,10 +53,9 @@ def test_json_csv_markdown_parse_back(tmp_path):
     assert body[0][2] == "0.712" and body[2][2] == "-"
 
 
-def test_plot_writes_a_png(tmp_path):
-    path = plot_accuracy_latency(ROWS, tmp_path / "plot.png", x="p50_ms", y="AP", label="precision",
-                                 x_label="ms", y_label="AP", title="t")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_plot_writes_a_png():
+    png = accuracy_latency_png(ROWS, x="p50_ms", y="AP", label="precision", x_label="ms", y_label="AP", title="t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_labels_never_overlap_even_at_equal_accuracy():

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, write_error
 from hrnext_trt.folder_lock import FolderLock
 from hrnext_trt.predict.poses import FramePoses
 from hrnext_trt.reports import claim_output_folder, write_atomic
@@ -117,8 +117,7 @@ class VideoOutput:
             self._lines.write(json.dumps(record) + "\n")  # one write per frame: the file ends at a whole line
             self._lines.flush()  # a full disk shows here, not in a traceback at close
         except OSError as exc:
-            raise HrnextError(f"cannot write {self.out / self.lines_name}: {exc.strerror or exc}: free some space "
-                              "or choose another --out") from None
+            raise HrnextError(write_error(self.out / self.lines_name, exc, "another --out")) from None
         self.frames += 1
 
     def close(self) -> None:
@@ -126,7 +125,7 @@ class VideoOutput:
         try:
             self._lines.close()
         except OSError as exc:
-            raise HrnextError(f"cannot write {self.out / self.lines_name}: {exc.strerror or exc}") from None
+            raise HrnextError(write_error(self.out / self.lines_name, exc, "another --out")) from None
 
     def names(self) -> list[str]:
         return [self.video_name, self.lines_name]

@@ -232,8 +232,8 @@ class _Trainer:
             raise HrnextError(f"{path} holds {ckpt['arch']} with {ckpt['num_joints']} joints, the config trains "
                               f"{self.cfg.model.arch} with {self.meta.num_joints}: resume with the config it was "
                               "trained with")
-        check_resume_config(path, ckpt.get("config"), self.cfg.to_dict(), force)
         trained = ckpt.get("config")
+        check_resume_config(path, trained, self.cfg.to_dict(), force)
         if isinstance(trained, dict):  # the weights the run started from, as it recorded them
             load_from = trained.get("model", {}).get("load_from")
             given = self.cfg.model.load_from
@@ -247,6 +247,11 @@ class _Trainer:
         if ckpt["epoch"] > self.cfg.schedule.epochs:
             raise HrnextError(f"{path} has trained {ckpt['epoch']} epochs, more than the {self.cfg.schedule.epochs} "
                               f"asked: pass --max-epochs {ckpt['epoch']} or more (the schedule's length) to resume it")
+        trained_for = trained.get("schedule", {}).get("epochs") if isinstance(trained, dict) else None
+        if ckpt["epoch"] == self.cfg.schedule.epochs and isinstance(trained_for, int) and trained_for > ckpt["epoch"]:
+            # --max-epochs cuts a longer schedule at this checkpoint: its epoch ends the run now, and a
+            # run's last epoch is evaluated (best.pth), as a run of that length would have been.
+            ckpt["eval_pending"] = True
         return ckpt
 
     def _resume(self, ckpt: dict | None) -> _Progress:
@@ -294,12 +299,6 @@ class _Trainer:
         resume_path = self._resume_path(resume)
         self._setup(resume_path is not None, weights_origin)
         ckpt = self._read_resume(resume_path, force, weights_origin)
-        trained_for = ((ckpt or {}).get("config") or {}).get("schedule", {}).get("epochs")
-        if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and isinstance(trained_for, int) \
-                and trained_for > ckpt["epoch"]:
-            # --max-epochs cuts a longer schedule at this checkpoint: its epoch ends the run now, and a
-            # run's last epoch is evaluated (best.pth), as a run of that length would have been.
-            ckpt["eval_pending"] = True
         if ckpt is not None and ckpt["epoch"] == self.cfg.schedule.epochs and not ckpt.get("eval_pending", False):
             # A finished run resumed again (a re-queued job): nothing to train, nothing rewritten.
             self._say(f"{resume_path} completed all {ckpt['epoch']} epochs of the schedule: nothing to train "

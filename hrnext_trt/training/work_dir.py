@@ -112,7 +112,7 @@ def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) ->
     lock = acquire_lock(work_dir, force)
     try:
         found = run_files(work_dir)
-        old_config = _read_config(work_dir / CONFIG_NAME)
+        old_config = read_run_config(work_dir)
         if not force:
             if old_config is not None:
                 changes = config_changes(old_config, config, RESUME_FREE if resuming else ())
@@ -131,13 +131,15 @@ def claim_work_dir(work_dir: Path, config: dict, resuming: bool, force: bool) ->
     return lock
 
 
-def _read_config(path: Path) -> dict | None:
+def read_run_config(work_dir: Path) -> dict | None:
+    """The config.yaml of the run in ``work_dir``: None where there is none; an unreadable one is a
+    dict that differs from every config (treated as another run's)."""
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.safe_load((work_dir / CONFIG_NAME).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return {"config.yaml": "unreadable"}  # differs from every config: treated as another run's
+        return {"config.yaml": "unreadable"}
     return values if isinstance(values, dict) else {"config.yaml": values}
 
 

@@ -21,6 +21,16 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)  # the disk or the quota is full
 _STORAGE = (*_NO_ROOM, errno.EROFS)  # ... or the file system takes no writes at all
 
 
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The first line of another library's error (ONNX Runtime's and YAML's run to pages), cut at
+    ``limit`` characters, which keeps a node's or a file's name whole; its type where it says nothing."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return line if len(line) <= limit else line[:limit] + " ..."
+
+
 def write_error(path, exc: OSError, place: str = "another place") -> str:
     """The line for a write of ``path`` that failed with ``exc``: its reason, and to free space where
     the disk is full, else to ``choose {place}``."""

@@ -87,6 +87,12 @@ def exit_code() -> int:
     return 128 + int(_received)
 
 
+def arrived(signum: int) -> None:
+    """Record ``signum`` as the interruption under way: the last line names it, the exit code is its."""
+    global _received, _stopping
+    _received, _stopping = signum, True
+
+
 def by_sigterm() -> bool:
     return _received == signal.SIGTERM
 
@@ -102,12 +108,11 @@ def _children_end(signum, frame) -> None:
 
 
 def _on_sigterm(signum, frame) -> None:
-    global _received, _stopping
     if os.getpid() != _owner:  # a forked worker (a DataLoader's): end as SIGTERM's default, quietly
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    _received, _stopping = signum, True
+    arrived(signum)
     # The same SIGTERM (sent to the process group) ends DataLoader workers too: torch's SIGCHLD check
     # would report each as a failure from inside the loader's cleanup, a traceback on the way out.
     # (A Python no-op, not SIG_DFL: a SIGCHLD already pending would find no handler and raise.)

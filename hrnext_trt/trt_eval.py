@@ -316,8 +316,11 @@ def _load_model(config: TrtEvalConfig, manifest: Manifest | None, artifacts: lis
     ckpt = read_checkpoint(config.checkpoint)
     spec = checkpoint_spec(ckpt)
     flip = recipe_flip_test(ckpt)
-    for artifact in artifacts:  # the export's manifest checks the file itself (sha256); a copied folder its model
-        artifact.check_model(spec.arch, spec.num_joints, f"--checkpoint {config.checkpoint}")
+    # The export's manifest checks the file itself (sha256); a copied folder its model: the one the
+    # checkpoint records, else the one --arch/--joints make of it (the paper's mmpose files record none).
+    arch, joints = spec.arch or config.arch, spec.num_joints or config.num_joints
+    for artifact in artifacts:
+        artifact.check_model(arch, joints, f"--checkpoint {config.checkpoint}")
     dataset = spec.dataset or (manifest.model.dataset if manifest is not None else None)
     if "pytorch" not in config.backends:
         return None, spec.input_size, flip, dataset

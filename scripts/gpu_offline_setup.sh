@@ -5,8 +5,8 @@
 #        scripts/gpu_offline_setup.sh fetch [DIR]        (DIR defaults to .whl)
 #      downloads, for CPython 3.12 on x86-64 Linux, what the GPU machine lacks: the wheels below
 #      and the source archives of xtcocotools, cppimport and pycuda (they compile there), then
-#      packs them into DIR/carry1, DIR/carry2, ... of at most CARRY_MB MiB each (default 48: a
-#      64 MiB transfer limit less this checkout's ~15 MiB), splitting the larger files.
+#      packs them into DIR/carry1, DIR/carry2, ... of at most CARRY_MB MiB each (default 44: a
+#      64 MiB transfer limit less this checkout's ~15 MiB and ~5 to spare), splitting the larger files.
 #   2. Bring the checkout and every carry folder to the GPU machine (in as many transfers as there
 #      are carry folders), then there, from the checkout's root:
 #        scripts/gpu_offline_setup.sh install [DIR]
@@ -15,7 +15,7 @@
 #      hrnext-trt (editable) without touching the network, checks every requirement, and prints
 #      what it can use. Then `. .venv-gpu/bin/activate` and scripts/gpu_verify.sh.
 #   Optional, for ONNX Runtime's CUDA rows (the machine's own onnxruntime may be a CPU build):
-#        scripts/gpu_offline_setup.sh fetch-ort [DIR]    (DIR defaults to .whl-ort; ~245 MB, 6 carries)
+#        scripts/gpu_offline_setup.sh fetch-ort [DIR]    (DIR defaults to .whl-ort; ~244 MiB, 6 carries)
 #      here, and `install DIR` there: it adds onnxruntime-gpu, built for CUDA 13, to .venv-gpu.
 #
 # What such a machine is assumed to have (NVIDIA's CUDA images and this project's lent machines:
@@ -30,7 +30,7 @@
 #   machine's opencv-python-headless stands in for opencv-contrib-python-headless (the same cv2;
 #   OpenCV 5 keeps only predict's HOG person detector in contrib: a warning says so).
 #   ONNX Runtime's CUDA rows appear where the machine's onnxruntime has the CUDA provider, or with
-#   fetch-ort's onnxruntime-gpu (apart: its 245 MB take six transfers, which ride along with the
+#   fetch-ort's onnxruntime-gpu (apart: its 244 MiB take six transfers, which ride along with the
 #   calls that run GPU steps anyway). It loads the CUDA libraries of the machine's PyTorch (CUDA 13).
 # - The machine's python3 may itself be a virtual environment (the lent machines': /opt/torch/.venv):
 #   .venv-gpu then sees its packages through a .pth file, which --system-site-packages alone
@@ -45,6 +45,7 @@ set -euo pipefail
 ACTION=${1:-}
 DIR=${2:-.whl}
 HERE=$(cd "$(dirname "$0")" && pwd)
+CARRY_DEFAULT=44  # MiB per transfer: 64 less the checkout's ~15 and ~5 to spare (fetch-ort's 46: see its case)
 
 # Wheels (name==version) that an NVIDIA CUDA/PyTorch image does not carry.
 WHEELS=(
@@ -83,7 +84,7 @@ for spec in sys.argv[2:]:
     (folder / sdist["filename"]).write_bytes(data)
     print(f"Saved {folder / sdist['filename']}")
 EOF
-  python3 "$HERE/offline_bundle.py" pack "$DIR" --carry-mb "${CARRY_MB:-48}"
+  python3 "$HERE/offline_bundle.py" pack "$DIR" --carry-mb "${CARRY_MB:-$CARRY_DEFAULT}"
 }
 
 # pycuda, configured for this machine: CUDA_ROOT as nvcc reports it, the driver's libcuda linked
@@ -147,7 +148,8 @@ EOF
 
 case "$ACTION" in
   fetch) fetch ;;
-  fetch-ort) DIR=${2:-.whl-ort}; WHEELS=("${ORT_WHEELS[@]}"); SDISTS=(); fetch ;;
+  # 46: five full parts ride alone (calls 4-8) and the last, ~14 MiB, beside .whl/carry3 (call 3).
+  fetch-ort) DIR=${2:-.whl-ort}; WHEELS=("${ORT_WHEELS[@]}"); SDISTS=(); CARRY_DEFAULT=46; fetch ;;
   install) install ;;
   *) echo "usage: $0 fetch|fetch-ort|install [DIR]" >&2; exit 2 ;;
 esac

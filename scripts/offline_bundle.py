@@ -2,7 +2,7 @@
 machine without network: packed into transfers of a size limit, gathered back there, a virtual
 environment layered over the machine's own packages, and the check that nothing is missing.
 
-    python3 scripts/offline_bundle.py pack DIR [--carry-mb 48]    (where it was fetched)
+    python3 scripts/offline_bundle.py pack DIR [--carry-mb 44]    (where it was fetched)
     python3 scripts/offline_bundle.py gather DIR                  (on the GPU machine)
     python3 scripts/offline_bundle.py venv PATH                   (with the machine's python3)
     python3 scripts/offline_bundle.py check DIR                   (inside that environment)
@@ -182,7 +182,7 @@ def main() -> None:
         cmd = sub.add_parser(name)
         cmd.add_argument("path", type=Path)
         if name == "pack":
-            cmd.add_argument("--carry-mb", type=float, default=48.0)
+            cmd.add_argument("--carry-mb", type=float, default=44.0)
     args = parser.parse_args()
     if args.action == "pack":
         pack(args.path, args.carry_mb)

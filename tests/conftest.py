@@ -23,6 +23,16 @@ def pytest_configure(config):
                                 "or set HRNEXT_SHARED")
 
 
+# The session's fixture export takes two minutes on a slow 2-core machine. Under xdist its users come
+# first: xdist's load scheduling hands each worker a chunk of consecutive tests to start with, so one
+# worker gets them all and builds the export while the other runs the rest (users spread over both
+# workers left one of them waiting on the export's lock).
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # every worker collects, and reorders, alike
+        items.sort(key=lambda item: "fixture_export" not in getattr(item, "fixturenames", ()))  # stable
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED
@@ -74,3 +84,27 @@ def fixture_export(tmp_path_factory):
     exit_code = json.loads(done.read_text())["exit_code"]
     assert exit_code == 0, printed.read_text()
     return out, printed.read_text()
+
+
+@pytest.fixture()
+def gpu_machine_with_pycuda(tmp_path, monkeypatch):
+    """A machine whose NVIDIA driver is there (``nvidia_gpu_present``) and whose pycuda is ``driver_source``:
+    the GPU's presence and pycuda's ``driver`` module are the injected parts, everything else is real."""
+    import sys
+
+    from hrnext_trt import contract
+    from hrnext_trt.engines import cuda_device
+    from hrnext_trt.export import exporter
+
+    def make(driver_source: str) -> None:
+        package = tmp_path / "fake_pycuda" / "pycuda"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "driver.py").write_text(driver_source)
+        monkeypatch.syspath_prepend(str(package.parent))
+        for name in [m for m in sys.modules if m == "pycuda" or m.startswith("pycuda.")]:
+            monkeypatch.delitem(sys.modules, name)
+        for module in (contract, cuda_device, exporter):
+            monkeypatch.setattr(module, "nvidia_gpu_present", lambda: True)
+
+    return make

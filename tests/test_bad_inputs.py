@@ -111,6 +111,28 @@ def test_nan_keypoints_never_score_through_the_library(data_dir):
     assert evaluate_results("coco", ann_file, _gt_results(ann_file))["AP"] > 0.85
 
 
+def test_results_made_in_memory_with_numpy_values_score_as_plain_numbers(data_dir):
+    """NumPy scalars and arrays (results built in memory) were refused: "image_id must be an integer, got
+    int64 np.int64(785)"."""
+    import numpy as np
+
+    from hrnext_trt.evaluation import evaluate_results
+
+    ann_file = data_dir / ANN["crowdpose"]
+    plain = _gt_results(ann_file)
+    for i, res in enumerate(plain):
+        res["score"] = 0.5 + 0.4 * ((i * 7) % 5) / 5  # unequal scores: the ranking is part of what is compared
+        res["keypoints"] = [v + 4.0 * (i % 3) if k % 3 < 2 else v for k, v in enumerate(res["keypoints"])]
+    numpy_made = [{"image_id": np.int64(r["image_id"]), "category_id": np.int32(1),
+                   "keypoints": np.asarray(r["keypoints"], dtype=np.float64), "score": np.float32(r["score"])}
+                  for r in plain]
+    expected = evaluate_results("crowdpose", ann_file, plain)
+    assert 0.3 < expected["AP"] < 1.0
+    assert evaluate_results("crowdpose", ann_file, numpy_made) == pytest.approx(expected, abs=1e-7)
+    with pytest.raises(HrnextError, match="result 0 .*image_id must be an integer, got float64"):
+        evaluate_results("crowdpose", ann_file, [{**numpy_made[0], "image_id": np.float64(1.5)}])
+
+
 def _drop(field):
     def mutate(data):
         for ann in data["annotations"]:
@@ -157,6 +179,16 @@ ANNOTATION_CASES = {
     "annotations-no-num-keypoints": ("coco", _drop("num_keypoints"), ["annotation 0 (id", "no 'num_keypoints'"]),
     "annotations-repeated-image-id": ("coco", lambda d: {**d, "images": d["images"] + d["images"][:1]},
                                       ["image 4 (id", "is another image's id too: image ids must be unique"]),
+    # The COCO tools' loadRes copies 'categories' (a KeyError traceback), and ignore crowd regions and
+    # people without labelled keypoints (every metric -1, exit 0).
+    "annotations-no-categories-coco": ("coco", lambda d: {k: v for k, v in d.items() if k != "categories"},
+                                       ["no 'categories' list", '"categories": [{"id": 1']),
+    "annotations-no-categories-crowdpose": ("crowdpose", lambda d: {k: v for k, v in d.items() if k != "categories"},
+                                            ["no 'categories' list"]),
+    "annotations-nobody-labelled-ochuman": ("ochuman", lambda d: {**d, "annotations": [
+        {**a, "num_keypoints": 0} for a in d["annotations"]]}, ["none of its", "people is scored"]),
+    "annotations-all-crowd-coco": ("coco", lambda d: {**d, "annotations": [{**a, "iscrowd": 1} for a in d["annotations"]]},
+                                   ["none of its", "people is scored", "crowd region"]),
 }
 
 
@@ -326,6 +358,20 @@ def test_a_full_disk_deep_in_a_save_is_one_line():
     assert _storage_error(OSError(errno.ENOENT, "No such file or directory", "x")) is None
 
 
+def test_another_librarys_error_is_cut_to_its_first_line():
+    """ONNX Runtime's and YAML's errors run to pages, and some say nothing at all (an empty message
+    made the detector's load error an IndexError traceback): one line, cut after 400 characters."""
+    from hrnext_trt.errors import first_line
+
+    assert first_line(RuntimeError("")) == "RuntimeError"
+    assert first_line(RuntimeError("  \n ")) == "RuntimeError"
+    assert first_line(RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Load model failed\nstack line")) == (
+        "[ONNXRuntimeError] : 1 : FAIL : Load model failed")
+    long = "x" * 401
+    assert first_line(ValueError(long)) == "x" * 400 + " ..."
+    assert first_line(ValueError(long[:400])) == "x" * 400
+
+
 def test_a_checkpoint_save_on_a_full_disk_names_the_checkpoint(tmp_path):
     """torch.save's OSError carries no file name: the save names its checkpoint itself, and leaves no
     temporary file (was: "cannot write: No space left on device", the path unsaid)."""
@@ -346,3 +392,29 @@ def test_a_checkpoint_save_on_a_full_disk_names_the_checkpoint(tmp_path):
     assert f"HrnextError: cannot write {disk}/run/best.pth: No space left on device: free some space" in done.stderr, \
         done.stderr[-2000:]
     assert done.stdout.split() == [".", ".."]  # no temporary file left
+
+
+def test_a_full_disk_under_tensorboard_is_one_line_and_leaves_no_empty_events_file(tmp_path):
+    """A resume on a full disk: TensorBoard's writer thread printed its own traceback beside the
+    one-line error, the error named no file, and each attempt left one more empty events file."""
+    import subprocess
+    import sys
+
+    from tests.test_predict_run import _can_mount_tmpfs
+
+    if not _can_mount_tmpfs():
+        pytest.skip("needs user namespaces to mount a small tmpfs (a full disk)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f"from hrnext_trt.training.logging import TrainLogger\n"
+              f"import os\nos.makedirs('{disk}/run/tensorboard')\n"
+              f"try:\n    f = open('{disk}/fill', 'wb')\n    while True: f.write(bytes(4096)); f.flush()\n"
+              f"except OSError: pass\n"
+              f"TrainLogger('{disk}/run', start_step=5)")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=256k tmpfs {disk} && "
+                           f"{sys.executable} -c \"$0\"; ls -a {disk}/run/tensorboard", script], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert (f"HrnextError: cannot write {disk}/run/tensorboard: No space left on device: free some space"
+            in done.stderr), done.stderr[-2000:]
+    assert "Exception in thread" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.split() == [".", ".."]  # no empty events file left

@@ -350,6 +350,12 @@ def test_comparisons_of_two_models_and_options_that_would_change_nothing_are_ref
     code, out = _trt_eval(other, copied, data_dir / "crowdpose-mini")
     assert code == 2 and f"{copied / 'model.onnx'} holds hrnext_tiny with 14 joints, --checkpoint {other} is " \
                          "hrnext_s with 14" in _one_error_line(out)
+    # ... also where the checkpoint records no model and --arch says it (was: compared, "speed-up", exit 0).
+    bare = tmp_path / "bare.pth"
+    torch.save(torch.load(other, weights_only=True)["state_dict"], bare)
+    code, out = _trt_eval(bare, copied, data_dir / "crowdpose-mini", "--arch", "hrnext_s", "--joints", "14")
+    assert code == 2 and f"holds hrnext_tiny with 14 joints, --checkpoint {bare} is hrnext_s with 14" \
+        in _one_error_line(out), out
     crowd = ["--dataset", "crowdpose", "--data-root", data_dir / "crowdpose-mini"]
     for args, needle in [
         (["--engines", engines, "--out", engines], f"--out {engines} is the export folder"),
@@ -414,3 +420,15 @@ def test_options_that_would_change_nothing_are_refused_in_one_line(fixtures_dir,
         code, out = _run(*args)
         assert code == 2 and needle in out.strip().splitlines()[-1], out
     assert not (tmp_path / "exp").exists() and not (tmp_path / "demo").exists()
+
+
+def test_a_pycuda_that_does_not_load_beside_a_gpu_is_one_line(gpu_machine_with_pycuda):
+    """pycuda installed but not loadable (libcuda.so.1 off the loader path, built for another numpy)
+    beside a GPU was "no GPU": export-engine then failed with a TypeError traceback after its ONNX
+    stage, and an engine said no GPU was visible."""
+    from hrnext_trt.engines.cuda_device import gpu_info
+
+    gpu_machine_with_pycuda('raise ImportError("libcuda.so.1: cannot open shared object file: No such file")')
+    with pytest.raises(HrnextError, match=r"^pycuda cannot be loaded \(libcuda\.so\.1: cannot open shared object "
+                                          r"file: No such file\): reinstall it against this machine's CUDA driver"):
+        gpu_info()

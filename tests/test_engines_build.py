@@ -7,6 +7,8 @@ input fails in one line. Running an engine needs a GPU: those tests are in test_
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -168,3 +170,36 @@ def test_bad_builder_options_are_one_clear_line(fixtures_dir, tmp_path, args, me
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "out").exists()
 
+
+
+def test_a_refused_build_beside_a_gpu_pycuda_cannot_see_keeps_its_log(fixtures_dir, tmp_path, monkeypatch,
+                                                                       gpu_machine_with_pycuda):
+    """A build the builder refuses (TensorRT for RTX on a GPU it does not target) failed the export,
+    whose staging folder went with the log the error named: the log now outlives the export. The
+    machine's GPU is hidden from pycuda (CUDA_VISIBLE_DEVICES=""), which was a TypeError traceback."""
+    import re
+
+    from click.testing import CliRunner
+
+    from hrnext_trt.cli import main
+
+    gpu_machine_with_pycuda("class Error(Exception):\n    pass\n\n\ndef init():\n    pass\n\n\n"
+                            "class Device:\n    @staticmethod\n    def count():\n        return 0\n")
+    trt = import_builder(TENSORRT_RTX)
+
+    class RefusingBuilder(trt.Builder):  # the refusal alone is injected: parse, config and log are real
+        def build_serialized_network(self, network, config):
+            return None
+
+    monkeypatch.setattr(trt, "Builder", RefusingBuilder)
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(main, ["export-engine", str(fixtures_dir / "hrnext_tiny_crowdpose.pth"), "--arch",
+                                       "hrnext_tiny", "--joints", "14", "--input-size", "64x48", "--verify-images", "2",
+                                       "--builder", TENSORRT_RTX, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    found = re.search(r"failed to build model_fp32\.engine: no error was logged \(log: (\S+\.log)\)$", line)
+    assert found, line
+    log = Path(found.group(1))
+    assert log.is_file() and "[INFO]" in log.read_text() and not out.exists()
+    log.unlink()

@@ -99,3 +99,22 @@ def test_a_runner_pads_a_batch_below_the_profile_s_min(tmp_path, fixtures_dir, d
         both = runner.infer({"images": images})["heatmaps"]
     assert one.shape == (1, *both.shape[1:])
     np.testing.assert_allclose(one[0], both[0], atol=1e-4)
+
+
+def test_an_engine_never_deactivated_does_not_abort_the_process_at_exit(exported):
+    """pycuda aborts a process whose context stack is not empty at exit ("PyCUDA ERROR: The context
+    stack was not empty upon module cleanup"): an engine a script never closes is deactivated first."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, _ = exported
+    script = ("import numpy as np\nfrom hrnext_trt.engines import TensorRTEngine\n"
+              f"engine = TensorRTEngine({str(out / 'model_fp32.engine')!r})\nengine.activate()\n"
+              "print(engine.infer({'images': np.zeros((1, 3, 256, 192), np.float32)})['heatmaps'].shape)\n")
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0 and "PyCUDA ERROR" not in done.stderr, done.stderr[-2000:]
+    assert "(1, 14, 64, 48)" in done.stdout, done.stdout

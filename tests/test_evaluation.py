@@ -205,3 +205,8 @@ def test_oks_nms_drops_near_duplicates_only():
     # Threshold 1 keeps everything; nothing in, nothing out.
     assert sorted(oks_nms(poses, scores, areas, CROWDPOSE.sigmas, threshold=1.0).tolist()) == [0, 1, 2]
     assert oks_nms(np.zeros((0, 14, 3)), np.zeros(0), np.zeros(0), CROWDPOSE.sigmas).size == 0
+    # Equal scores: the later pose first, as mmpose's argsort()[::-1] (was the earlier: another pose kept).
+    assert oks_nms(poses, np.array([0.9, 0.9, 0.7]), areas, CROWDPOSE.sigmas).tolist() == [1, 2]
+    assert oks_nms(poses[[1, 0, 2]], np.array([0.9, 0.9, 0.7]), areas, CROWDPOSE.sigmas).tolist() == [1, 2]
+    # A NaN score (a broken model's) ranks last, as it did.
+    assert oks_nms(poses, np.array([np.nan, 0.9, 0.7]), areas, CROWDPOSE.sigmas).tolist() == [1, 2]

@@ -59,7 +59,8 @@ def test_fixture_model_exports_and_matches(tmp_path, fixtures_dir):
     export_and_run(model, tmp_path / "tiny.onnx", (256, 192), opset=17)
 
 
-@pytest.mark.parametrize("arch", ["hrnext_s", "hrnext_b", "hrnet_w32", "hrnet_w48"])
+# hrnext_s and hrnet_w32 go through the project's exporter in test_export_onnx.py (the same checks).
+@pytest.mark.parametrize("arch", ["hrnext_b", "hrnet_w48"])
 def test_arch_exports_and_matches(arch, tmp_path):
     torch.manual_seed(0)
     model = randomize_statistics(build_pose_model(arch, 17))

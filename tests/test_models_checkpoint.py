@@ -19,6 +19,12 @@ def project_checkpoint(model, **overrides):
     return {**ckpt, **overrides}
 
 
+def _same_tensors(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Every tensor of ``a`` equals ``b``'s of the same name (each state_dict taken once: per key it took a minute)."""
+    theirs = b.state_dict()
+    return all(torch.equal(v, theirs[k]) for k, v in a.state_dict().items())
+
+
 def test_project_checkpoint_round_trip(tmp_path, mmpose_file):
     model = load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=14)
     path = tmp_path / "ckpt.pth"
@@ -115,13 +121,87 @@ def test_initial_weights_of_other_joints_load_all_but_the_head(tmp_path, mmpose_
     line = load_initial_weights(coco, mmpose_file)
     assert line == (f"--load-from {mmpose_file} predicts 14 joints and this model 17: its backbone is loaded, the "
                     "head (the last 1x1 convolution) starts fresh")
-    assert all(torch.equal(v, source.backbone.state_dict()[k]) for k, v in coco.backbone.state_dict().items())
+    assert _same_tensors(coco.backbone, source.backbone)
     assert all(torch.equal(v, fresh_head[k]) for k, v in coco.head.state_dict().items())
 
     path = tmp_path / "crowdpose.pth"
     torch.save(project_checkpoint(source), path)
     same = build_pose_model("hrnext_tiny", 14)
     assert load_initial_weights(same, path) is None
-    assert all(torch.equal(v, source.state_dict()[k]) for k, v in same.state_dict().items())
+    assert _same_tensors(same, source)
     with pytest.raises(HrnextError, match="holds hrnext_tiny, model hrnext_s was asked for"):
         load_initial_weights(build_pose_model("hrnext_s", 14), path)
+
+
+def _outputs_equal(a, b) -> bool:
+    x = torch.randn(1, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.equal(a(x), b(x))
+
+
+def test_checkpoints_as_other_tools_save_them_load_their_weights(tmp_path, mmpose_file, caplog):
+    """DataParallel's module. prefix, timm's state_dict_ema, mmcv's ema_* buffers, BatchNorm without
+    num_batches_tracked: each loads the weights the file means (were: refused, or the EMA set dropped
+    without a word), and each choice is said."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="hrnext_trt")
+    reference = load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=14)
+    raw = torch.load(mmpose_file, weights_only=True)
+    state = raw["state_dict"]
+    averaged = {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}
+    variants = {
+        "module": ({**raw, "state_dict": {f"module.{k}": v for k, v in state.items()}}, state, None),
+        "timm_ema": ({**raw, "state_dict_ema": averaged}, averaged, "loading its EMA weights (state_dict_ema)"),
+        "mmcv_ema": ({**raw, "state_dict": {**state, **{"ema_" + k.replace(".", "_"): v + 1 for k, v in state.items()
+                                                        if v.is_floating_point()}}}, state,
+                     f"dropping {sum(v.is_floating_point() for v in state.values())} mmcv EMA buffers"),
+        "mmengine_ema": ({**raw, "ema_state_dict": {f"module.{k}": v for k, v in averaged.items()}}, state,
+                         "which mmengine's EMA hook saves as the averaged weights"),
+        "no_num_batches_tracked": ({**raw, "state_dict": {k: v for k, v in state.items()
+                                                          if not k.endswith("num_batches_tracked")}}, state, None),
+    }
+    for name, (ckpt, meant, said) in variants.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save(ckpt, path)
+        caplog.clear()
+        loaded = load_pose_model(path, arch="hrnext_tiny", num_joints=14)
+        expected = load_pose_model({"meta": {}, "state_dict": meant}, arch="hrnext_tiny", num_joints=14)
+        assert _outputs_equal(loaded, expected), name
+        assert _outputs_equal(loaded, reference) == (meant is state), name
+        if said:
+            assert any(said in r.getMessage() and str(path) in r.getMessage() for r in caplog.records), name
+
+
+def test_the_official_hrnet_layout_loads_as_mmposes(tmp_path):
+    """deep-high-resolution-net's pose_hrnet files (conv1., stage2., final_layer.; the most common HRNet
+    weights) were "neither an hrnext-trt nor an mmpose 0.x checkpoint"."""
+    model = build_pose_model("hrnet_w32", 17)
+    mmpose = {k.replace("head.", "keypoint_head.final_layer."): v for k, v in model.state_dict().items()}
+    official = {k[len("backbone."):] if k.startswith("backbone.") else k.replace("keypoint_head.", ""): v
+                for k, v in mmpose.items()}
+    assert "final_layer.weight" in official and "conv1.weight" in official
+    path = tmp_path / "pose_hrnet_w32_256x192.pth"
+    torch.save(official, path)
+    loaded = load_pose_model(path, arch="hrnet_w32", num_joints=17)
+    assert _same_tensors(loaded, model)
+
+
+def test_initial_weights_of_a_backbone_alone_start_a_fresh_head(tmp_path, mmpose_file):
+    """A backbone-only file (pretrained weights) for --load-from: was "pass --arch and --joints", which
+    train has not."""
+    from hrnext_trt.models import load_initial_weights
+
+    source = load_pose_model(mmpose_file, arch="hrnext_tiny", num_joints=14)
+    raw = torch.load(mmpose_file, weights_only=True)
+    path = tmp_path / "backbone.pth"
+    torch.save({"state_dict": {k: v for k, v in raw["state_dict"].items() if k.startswith("backbone.")}}, path)
+    torch.manual_seed(0)
+    model = build_pose_model("hrnext_tiny", 17)
+    fresh_head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    assert load_initial_weights(model, path) == (f"--load-from {path} holds no head: its backbone is loaded, the "
+                                                 "head starts fresh")
+    assert _same_tensors(model.backbone, source.backbone)
+    assert all(torch.equal(v, fresh_head[k]) for k, v in model.head.state_dict().items())
+    with pytest.raises(HrnextError, match="does not fit hrnext_s"):
+        load_initial_weights(build_pose_model("hrnext_s", 17), path)

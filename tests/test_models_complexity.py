@@ -20,7 +20,7 @@ def test_hrnet_parameter_counts_with_a_17_joint_head(arch, millions):
 ])
 def test_hrnext_macs_match_the_paper(arch, joints, size, gmacs, mparams):
     summary = arch_summary(arch, joints, size)
-    assert abs(summary["macs"] / 1e9 - gmacs) / gmacs < 0.02
+    assert round(summary["macs"] / 1e9, 2) == gmacs  # measured on the original code (was 11.16 for hrnext_b)
     assert abs(summary["params"] / 1e6 - mparams) / mparams < 1e-3
     assert [s["name"] for s in summary["stages"]] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
     assert sum(s["params"] for s in summary["stages"]) == summary["params"]
@@ -29,7 +29,7 @@ def test_hrnext_macs_match_the_paper(arch, joints, size, gmacs, mparams):
 
 def test_dka_counts_as_one_per_sample_convolution_in_either_form():
     """A real model in either DKA form counts what a shapes-only (meta) model counts, and the
-    static form's K-fold convolution is not counted K times."""
+    static form's K-fold convolution is not counted K times (the kernel mixing is, once per image)."""
     model = build_pose_model("hrnext_tiny", 14)
     grouped = model_complexity(model.set_dka_mode("grouped"), (64, 64))
     static = model_complexity(model.set_dka_mode("static"), (64, 64))
@@ -42,4 +42,5 @@ def test_dka_counts_as_one_per_sample_convolution_in_either_form():
     hw, c, h = 16 * 16, 16, 64
     block = hw * (c * 9 + c * h + h * 9 + h * c + c * c + c * 25 + c * 49 + c * c + c * c)
     attention = (c * 4 + 4 * 4) + (c * 4 + 4 * 4) + (h * 16 + 16 * 4) + (h * 16 + 16 * 4)
-    assert next(s for s in grouped["stages"] if s["name"] == "stage1")["macs"] == block + attention
+    mixing = 4 * (c * 9 + c * h + h * 9 + h * c)  # each image's kernels: K = 4 weighted kernels summed, once
+    assert next(s for s in grouped["stages"] if s["name"] == "stage1")["macs"] == block + attention + mixing

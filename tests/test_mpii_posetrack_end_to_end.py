@@ -58,7 +58,7 @@ def test_train_export_and_trt_eval_on_mpii_mini(mpii_mini, tmp_path, caplog):
     # held-out check crops come from MPII's train split.
     result = CliRunner().invoke(main, ["export-engine", str(best), "--out", str(engines), "--fp16",
                                        "--calib-data", str(mpii_mini), "--calib-dataset", "mpii",
-                                       "--verify-images", "2"])
+                                       "--verify-images", "2", "--no-engines"])  # engine builds: test_engines_build
     assert result.exit_code == 0, result.output
 
     report = run_trt_eval(TrtEvalConfig(best, engines, "mpii", mpii_mini, batch=4, iters=2, warmup=1, device="cpu",

@@ -538,3 +538,21 @@ def test_a_time_lapse_is_smoothed_too(models):
         raw = [p.keypoints for p in map(estimator.video(fps=0.5), frames)]
     np.testing.assert_array_equal(smooth[0], raw[0])  # a track's first frame passes through
     assert any(not np.array_equal(s, r) for s, r in zip(smooth[1:], raw[1:]))
+
+
+def test_a_state_dict_of_any_name_is_a_checkpoint(tmp_path, fixtures_dir):
+    """A .bin or .safetensors state_dict, which export-engine and trt-eval load, was refused by predict
+    ("expected a checkpoint (.pth) ...") and with --arch told to drop it ("describes its own model")."""
+    import torch
+
+    from hrnext_trt.predict.model import load_pose_network
+
+    state = torch.load(fixtures_dir / "hrnext_tiny_crowdpose.pth", weights_only=True)["state_dict"]
+    path = tmp_path / "pytorch_model.bin"
+    torch.save(state, path)
+    network = load_pose_network(path, "cpu", arch="hrnext_tiny", num_joints=14, input_size=(64, 48))
+    assert network.description.startswith("pytorch_model.bin (PyTorch fp32, hrnext_tiny")
+    assert network.meta.num_joints == 14 and network.input_size == (64, 48)
+    with pytest.raises(HrnextError, match=r"pytorch_model\.bin is an mmpose file, which does not record its "
+                                          r"model: pass --arch, --joints, --input-size"):
+        load_pose_network(path, "cpu")

@@ -23,8 +23,9 @@ def command(dataset: str, ann_file: str, results_file: str, as_json: bool) -> No
     PoseTrack per-joint AP and mAP (percent, poseval's definitions)."""
     metrics = evaluate_results(dataset, ann_file, results_file)
     if as_json:
-        # NaN (PoseTrack: a joint nobody annotated) is not JSON: null.
-        click.echo(json.dumps({k: None if v != v else v for k, v in metrics.items()}))
+        # "Nothing of this kind to score" as trt-eval's reports say it: null (NaN, poseval's mark, is not
+        # JSON; -1 is the COCO tools' mark, e.g. no easy CrowdPose image, and no score).
+        click.echo(json.dumps({k: None if v != v or v < 0 else v for k, v in metrics.items()}))
         return
     click.echo(f"{dataset} keypoints: {results_file}")
     width = max(len(name) for name in metrics)

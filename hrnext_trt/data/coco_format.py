@@ -9,6 +9,7 @@ scorer, a cropper or a drawing sees it. A bad record is one line naming the file
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def _check_number(rec: _Record, name: str, value: Any) -> None:
     """Raise for ``value`` (named ``name`` in the message) unless it is a finite int or float."""
     if isinstance(value, str):
         raise rec.fail(f"{name} is a string ({value!r}), not a number: write it as a JSON number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real: NumPy's scalars too (results made in memory), never a bool.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise rec.fail(f"{name} must be a number, got {_describe(value)}")
     if not math.isfinite(value):
         raise rec.fail(f"{name} is {value}: {_NON_FINITE_FIX}")
@@ -69,16 +71,18 @@ def _integer_id(rec: _Record, field: str) -> int:
     if isinstance(value, str):
         raise rec.fail(f"{field} is a string ({value!r}) but ids are JSON numbers: write it as {field}: "
                        f"{value.strip() if value.strip().isdigit() else 'N'}")
-    if isinstance(value, float) and value.is_integer():  # 785.0 from some tools is still image 785
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise rec.fail(f"{field} must be an integer, got {_describe(value)}")
-    return value
+    if isinstance(value, numbers.Integral) or float(value).is_integer():  # 785.0 from some tools is image 785
+        return int(value)
+    raise rec.fail(f"{field} must be an integer, got {_describe(value)}")
 
 
 def _numbers(rec: _Record, field: str, length: int, hint: str = "") -> list:
     """``field`` as a flat list of ``length`` finite numbers."""
     values = rec.get(field)
+    if isinstance(values, np.ndarray) and values.ndim == 1:  # results made in memory
+        values = values.tolist()
     if not isinstance(values, list):
         raise rec.fail(f"{field} must be a flat list of {length} numbers, got {_describe(values)}")
     if len(values) != length:
@@ -179,6 +183,13 @@ def check_annotation_file(data: Any, path: str | Path, num_joints: int, dataset:
             raise rec.fail(f"refers to image {ann['image_id']}, which the file's 'images' list lacks")
 
 
+def check_categories(data: dict, path: str | Path) -> None:
+    """The ``categories`` list the COCO tools read (their loadRes copies it): one line when it is missing."""
+    if not isinstance(data.get("categories"), list) or not data["categories"]:
+        raise HrnextError(f"annotation file {path} has no 'categories' list, which the COCO tools read: add "
+                          '"categories": [{"id": 1, "name": "person"}] (the keypoint file of the split has it)')
+
+
 def check_results(results: Any, source: str, num_joints: int, dataset: str, image_ids: set[int],
                   category_ids: set[int] | None = None) -> list[dict]:
     """A checked copy of COCO-format keypoint results: a non-empty list of objects with an integer
@@ -200,6 +211,8 @@ def check_results(results: Any, source: str, num_joints: int, dataset: str, imag
         keypoints = _keypoints(rec, num_joints, dataset)
         score = _number(rec, "score")
         category_id = res.get("category_id", 1)
+        if isinstance(category_id, numbers.Integral) and not isinstance(category_id, (bool, np.bool_)):
+            category_id = int(category_id)  # NumPy's from results made in memory: JSON's int
         if category_ids and category_id not in category_ids:
             raise rec.fail(f"category_id {category_id!r} is not a category of the annotation file "
                            f"({', '.join(map(str, sorted(category_ids)))}): the scorer would ignore it")

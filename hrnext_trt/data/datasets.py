@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnext_trt.data.coco_format import check_annotation_file, check_detection
+from hrnext_trt.data.coco_format import check_annotation_file, check_categories, check_detection
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.keypoints import KeypointMeta, get_meta
@@ -154,6 +154,8 @@ def load_dataset(name: str, root: str | Path, split: str, boxes: str = "gt", det
         raise HrnextError(f"{name} annotation file not found: {ann_file} ({hint})")
     data = read_json(ann_file, f"{name} annotation file")
     images, annotations = _parse_annotations(data, ann_file, meta, image_dir)
+    if meta.eval_mode in ("coco", "crowdpose"):  # scored by the COCO tools: refused here, not after a whole run
+        check_categories(data, ann_file)
     labelled = {int(im["id"]): bool(im.get("is_labeled", True)) for im in data["images"]}
 
     if name == "posetrack":

@@ -28,15 +28,19 @@ def import_pycuda():
 
 
 def gpu_info(device: int = 0) -> dict | None:
-    """``{"name", "compute_capability", "cuda_driver"}`` of a CUDA device; None without pycuda or without
-    an NVIDIA GPU. A GPU that is there but cannot be reached (driver too old, broken CUDA) is an error,
-    never "no GPU"."""
+    """``{"name", "compute_capability", "cuda_driver"}`` of a CUDA device; None without pycuda, without
+    an NVIDIA GPU or when the device is not visible (CUDA_VISIBLE_DEVICES). A GPU that is there but
+    cannot be reached (driver too old, broken CUDA, a pycuda that does not load) is an error, never
+    "no GPU"."""
     if not nvidia_gpu_present():
         return None
     try:
         import pycuda.driver as cuda
-    except ImportError:
-        return None
+    except ImportError as exc:
+        if getattr(exc, "name", None) == "pycuda":
+            return None
+        import_pycuda()  # installed but does not load (libcuda.so.1 not found, another numpy): its one line
+        raise
     try:
         cuda.init()
         if cuda.Device.count() <= device:

@@ -17,6 +17,7 @@ the heatmaps come back as a tensor of the same library on the same GPU, with no 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 from pathlib import Path
@@ -93,6 +94,10 @@ class TensorRTEngine:
             self._release()
             raise
         self._active = True
+        # An engine never deactivated (``PoseEstimator(M)(image)`` in a script) would leave its context
+        # on the stack at exit, where pycuda aborts the process; atexit runs this before pycuda's cleanup
+        # (registered after pycuda's import, so earlier in atexit's last-in-first-out order).
+        atexit.register(self.deactivate)
 
     def _check_runs_here(self, builder: str):
         """(builder module, pycuda driver) when this machine can run the engine; else EngineNotRunnableHere
@@ -181,6 +186,7 @@ class TensorRTEngine:
     def deactivate(self) -> None:
         if not self._active:
             return
+        atexit.unregister(self.deactivate)
         try:
             self._stream.synchronize()
             self._save_runtime_cache()

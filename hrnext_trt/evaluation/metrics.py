@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 import numpy as np
 
-from hrnext_trt.data.coco_format import check_annotation_file, check_results
+from hrnext_trt.data.coco_format import check_annotation_file, check_categories, check_results
 from hrnext_trt.data.files import read_json
 from hrnext_trt.errors import HrnextError
 from hrnext_trt.evaluation.pckh import PCKH_METRICS, pckh_metrics
@@ -87,6 +87,8 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
                           annotation_fields=_SCORED_FIELDS[meta.eval_mode])
     if not gt_data["annotations"]:
         raise HrnextError(f"annotation file {ann_file} holds no annotated people: there is nothing to score against")
+    if meta.eval_mode in ("coco", "crowdpose"):
+        _check_scored_people(gt_data, ann_file)
     categories = {c.get("id") for c in gt_data.get("categories") or () if isinstance(c, dict)}
     source = f"results file {results}" if isinstance(results, (str, Path)) else "results"
     results = read_results(results, meta, {int(im["id"]) for im in gt_data["images"]}, categories)
@@ -102,6 +104,18 @@ def evaluate_results(dataset_name: str, ann_file: str | Path, results: list[dict
         else:
             stats = _coco_stats(gt_data, results, meta)
     return {name: float(value) for name, value in zip(names, stats)}
+
+
+def _check_scored_people(gt_data: dict, ann_file: Path) -> None:
+    """What the COCO tools need of a ground truth beyond the loaders' fields: a ``categories`` list
+    and a person they score (neither a crowd region nor without labelled keypoints: those they
+    ignore), else every metric would be -1 and the run would measure nothing."""
+    check_categories(gt_data, ann_file)
+    people = gt_data["annotations"]
+    if not any(not a.get("iscrowd") and a.get("num_keypoints", 0) > 0 for a in people):
+        raise HrnextError(f"annotation file {ann_file}: none of its {len(people)} people is scored (each is a crowd "
+                          "region or has no labelled keypoint), so there is nothing to score against: give the "
+                          "split's keypoint annotation file")
 
 
 def read_results(results: list[dict] | str | Path, meta: KeypointMeta, image_ids: set[int],

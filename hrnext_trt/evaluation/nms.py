@@ -37,7 +37,9 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
     oks = oks_matrix(keypoints, np.asarray(areas, dtype=np.float64), sigmas)
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    # mmpose's argsort()[::-1], stable: on equal scores the later pose first, as NumPy's default sort
+    # gives it on small arrays (an insertion sort); on larger ones that order depends on the CPU.
+    order = np.argsort(np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf), kind="stable")[::-1]
     keep = []
     suppressed = np.zeros(len(order), dtype=bool)
     for i in order:

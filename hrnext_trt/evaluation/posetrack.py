@@ -87,7 +87,8 @@ def _frame_detections(gt_people: list[tuple], pr_people: list[tuple]) -> tuple[n
         pr_xy = np.array([p[0][:, :2] for p in pr_people])
         gt_xy = np.array([g[0][:, :2] for g in gt_people])
         head = np.array([g[2] for g in gt_people])
-        dist = np.linalg.norm(pr_xy[:, None] - gt_xy[None], axis=-1) / head[None, :, None]  # (P, G, 15)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero-size head box: poseval's inf/nan, no match
+            dist = np.linalg.norm(pr_xy[:, None] - gt_xy[None], axis=-1) / head[None, :, None]  # (P, G, 15)
         dist[~(has_pr[:, None] & has_gt[None])] = np.inf
         match = dist <= DIST_THRESHOLD
         pck = match.sum(axis=2).astype(np.float64)
@@ -120,7 +121,8 @@ def joint_ap(scores: np.ndarray, labels: np.ndarray, total: float) -> float:
         return 0.0
     # poseval's argsort()[::-1], stable: NumPy's default sort orders equal scores differently on AVX-512
     # and AVX2 CPUs, and the order of tied hits and misses moves the AP. Ties rank the later entry
-    # first, as the default sort does on poseval's small arrays (an insertion sort).
+    # first, as the default sort does on arrays of up to 16 (an insertion sort); on longer ones
+    # poseval's own AP for tied scores depends on the CPU, and this is the one fixed answer.
     order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")[::-1]
     true_pos = np.cumsum(labels[order] == 1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -33,7 +33,7 @@ from hrnext_trt.export.own_images import own_crop_sets
 from hrnext_trt.export.calib_study import calibration_study, format_study, study_choices
 from hrnext_trt.export.sensitivity import (HeldoutEvaluator, format_sensitivity, plan_fp16, plan_int8, plan_line,
                                            read_sensitivity)
-from hrnext_trt.export.tensorrt_build import build_engine
+from hrnext_trt.export.tensorrt_build import BuildFailed, build_engine
 from hrnext_trt.export.verify import (agreement, engine_heatmaps, format_engine_table, format_table, onnx_heatmaps,
                                      torch_heatmaps)
 from hrnext_trt.export.versions import package_versions
@@ -251,19 +251,32 @@ def _engine_targets(config: ExportConfig, builder: str, gpu: dict | None) -> tup
     return rtx_targets(config.compute_capabilities, gpu)
 
 
+def _keep_log(log_path: Path) -> Path:
+    """A copy of a failed build's log outside the export's staging folder, which the failure removes."""
+    handle, kept = tempfile.mkstemp(prefix=f"hrnext-trt-{log_path.stem}-", suffix=".log")
+    with open(handle, "wb") as f:
+        f.write(log_path.read_bytes() if log_path.is_file() else b"")
+    return Path(kept)
+
+
 def _build_engines(config: ExportConfig, builder: str, targets: tuple[str, ...], manifest: Manifest, paths: dict,
                    input_size, gpu, reference, heldout, codec, step) -> None:
     out = config.out_dir
     timing_cache = config.timing_cache_path if builder == TENSORRT else None  # TensorRT for RTX has none
     run_reason = unavailable_reason("tensorrt", "cuda")
-    if run_reason is None and gpu["compute_capability"] not in targets:
+    if run_reason is None and gpu is None:  # a GPU pycuda does not see (CUDA_VISIBLE_DEVICES)
+        run_reason = "no CUDA GPU is visible to pycuda"
+    elif run_reason is None and gpu["compute_capability"] not in targets:
         run_reason = f"this GPU's compute capability {gpu['compute_capability']} is not a target"
     for precision, onnx_path in paths.items():
         engine_path, log_path = out / engine_file(precision), out / f"build_{precision}.log"
         with step(f"engine_{precision}", f"built {engine_path.name} ({TITLES[builder]}, log {log_path.name})"):
             # The FP32 engine is the accuracy reference among engines: true FP32, no TF32 rounding.
-            info = build_engine(builder, onnx_path, engine_path, log_path, input_size, config.batch,
-                                config.workspace_gb, timing_cache, tf32=precision != "fp32", targets=targets)
+            try:
+                info = build_engine(builder, onnx_path, engine_path, log_path, input_size, config.batch,
+                                    config.workspace_gb, timing_cache, tf32=precision != "fp32", targets=targets)
+            except BuildFailed as exc:  # the failed export's folder goes: its log, the builder's own words, stays
+                raise HrnextError(f"{exc.text} (log: {_keep_log(log_path)})") from None
         manifest.add_file(log_path, "log", precision)
         build = {k: v for k, v in info.items() if k not in ("builder", "builder_version", "targets")}
         entry = manifest.add_file(engine_path, "tensorrt", precision, built_from=onnx_path.name, log=log_path.name,

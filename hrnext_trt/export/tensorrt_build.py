@@ -52,6 +52,14 @@ def _recording_logger(trt):
     return RecordingLogger()
 
 
+class BuildFailed(HrnextError):
+    """The builder refused the ONNX: ``text`` says why; the message adds where the build's log is."""
+
+    def __init__(self, text: str, log_path: Path):
+        self.text = text
+        super().__init__(f"{text} (log: {log_path})")
+
+
 def _strongly_typed_network(trt, builder):
     flag = trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
     network = builder.create_network(0)
@@ -89,8 +97,8 @@ def _build(trt, builder_name: str, logger, onnx_path: Path, engine_path: Path, l
     network = _strongly_typed_network(trt, builder)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        raise HrnextError(f"{title} cannot parse {onnx_path.name}: {_parser_error(parser)}; the ONNX needs operators "
-                          f"the parser supports (log: {log_path})")
+        raise BuildFailed(f"{title} cannot parse {onnx_path.name}: {_parser_error(parser)}; the ONNX needs operators "
+                          "the parser supports", log_path)
     onnx_nodes = _onnx_node_count(onnx_path)
     profile_shapes = [(b, 3, *input_size) for b in batch]
     _check_profile_fits(network, onnx_path, profile_shapes)
@@ -112,7 +120,7 @@ def _build(trt, builder_name: str, logger, onnx_path: Path, engine_path: Path, l
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         reason = logger.errors[-1] if logger.errors else "no error was logged"
-        raise HrnextError(f"{title} failed to build {engine_path.name}: {reason} (log: {log_path})")
+        raise BuildFailed(f"{title} failed to build {engine_path.name}: {reason}", log_path)
     engine_path.write_bytes(serialized)
     if timing_cache is not None:
         timing_cache.parent.mkdir(parents=True, exist_ok=True)

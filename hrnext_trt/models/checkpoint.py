@@ -8,6 +8,7 @@ model description, so the caller names the arch and joint count; its keys are re
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 from pathlib import Path
@@ -23,6 +24,10 @@ CHECKPOINT_FORMAT = "hrnext-trt"
 CHECKPOINT_FORMAT_VERSION = 1
 _HEAD_KEY = "head.weight"
 _MMPOSE_HEAD = "keypoint_head.final_layer."  # the head's prefix in mmpose files; ours is "head."
+
+_NORMALISED = "_hrnext_trt_weights_read"
+
+log = logging.getLogger(__name__)
 
 
 def make_checkpoint(model: PoseModel, input_size: tuple[int, int], dataset: str, **state: Any) -> dict:
@@ -92,12 +97,46 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError, zipfile errors... for a bad file
         raise HrnextError(_unreadable(path, f" ({type(exc).__name__})")) from None
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return {"state_dict": ckpt}  # a bare state_dict (torch.save(model.state_dict())): --arch/--joints
+        ckpt = {"state_dict": ckpt}  # a bare state_dict (torch.save(model.state_dict())): --arch/--joints
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         what = f"a dict of {', '.join(map(str, list(ckpt)[:4]))}" if isinstance(ckpt, dict) else \
             f"a {type(ckpt).__name__}"
         raise HrnextError(f"{path} is a PyTorch file but not a model checkpoint: it holds {what}, and no "
                           "state_dict or tensors")
+    return normalise_weights(ckpt, str(path))
+
+
+def normalise_weights(ckpt: dict, source: str) -> dict:
+    """The checkpoint with the weights the model loads as ``state_dict``, in a layout the loaders know;
+    each choice the file leaves open is said (info). Other tools' files: timm's ``state_dict_ema`` is
+    taken over ``state_dict`` (timm loads it by default); mmcv's and mmengine's EMA hooks swap the
+    averaged weights into the model before saving, so their ``state_dict`` is already the average
+    (mmcv's ``ema_*`` buffers, the raw copies, are dropped); DataParallel's ``module.`` prefix is
+    removed; the official HRNet code's keys (``conv1.``, ``stage2.``, ``final_layer.``) are read as
+    mmpose's HRNet."""
+    if ckpt.get("format") == CHECKPOINT_FORMAT or ckpt.get(_NORMALISED):
+        return ckpt
+    ckpt = {**ckpt, _NORMALISED: True}  # read once, said once (a dict read from a file is passed on)
+    ema = ckpt.get("state_dict_ema")
+    if isinstance(ema, dict) and ema and all(isinstance(v, torch.Tensor) for v in ema.values()):
+        log.info("%s: loading its EMA weights (state_dict_ema), as timm does; its state_dict is not used", source)
+        ckpt["state_dict"] = ema
+    elif isinstance(ckpt.get("ema_state_dict"), dict):
+        log.info("%s: loading its state_dict, which mmengine's EMA hook saves as the averaged weights "
+                 "(ema_state_dict holds the raw ones)", source)
+    state = ckpt["state_dict"]
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    copies = [k for k in state if k.startswith("ema_") and "." not in k]  # mmcv EMAHook's buffers
+    if copies:
+        log.info("%s: dropping %d mmcv EMA buffers (ema_*): its model weights are the averaged ones mmcv's "
+                 "EMA hook swapped in before saving", source, len(copies))
+        state = {k: v for k, v in state.items() if k not in copies}
+    if "final_layer.weight" in state and "conv1.weight" in state and any(k.startswith("stage2.") for k in state):
+        log.info("%s: reading the official HRNet code's layout as mmpose's HRNet", source)
+        state = {(_MMPOSE_HEAD + k[len("final_layer."):]) if k.startswith("final_layer.") else f"backbone.{k}": v
+                 for k, v in state.items()}
+    ckpt["state_dict"] = state
     return ckpt
 
 
@@ -151,13 +190,14 @@ def _shape(t: Any) -> str:
     return "(" + ",".join(str(d) for d in t.shape) + ")"
 
 
-def _check_fit(state_dict: dict, model: PoseModel, source: str) -> None:
-    """One line naming what does not fit, or nothing."""
-    expected = model.state_dict()
+def _check_fit(state_dict: dict, model: PoseModel, source: str, head: bool = True) -> None:
+    """One line naming what does not fit, or nothing; ``head=False``: the head's tensors are not expected."""
+    expected = {k: v for k, v in model.state_dict().items() if head or not k.startswith("head.")}
     if _HEAD_KEY in state_dict and state_dict[_HEAD_KEY].shape[0] != model.num_joints:
         raise HrnextError(f"checkpoint {source} has {state_dict[_HEAD_KEY].shape[0]} joints, model {model.arch} "
                           f"was asked for {model.num_joints}")
-    missing = [k for k in expected if k not in state_dict]
+    # BatchNorm's step counters, which torch fills in itself (older saves and slimmed releases lack them).
+    missing = [k for k in expected if k not in state_dict and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]
     differ = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
     problems = []
@@ -185,7 +225,7 @@ def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
     if source is None:
         source = "(in memory)" if isinstance(checkpoint, dict) else checkpoint
     source = str(source)
-    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    ckpt = normalise_weights(checkpoint, source) if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     meta = checkpoint_meta(ckpt)
     if meta["format"] == CHECKPOINT_FORMAT:
         version = ckpt.get("format_version", CHECKPOINT_FORMAT_VERSION)
@@ -193,7 +233,8 @@ def load_pose_model(checkpoint: str | Path | dict, arch: str | None = None,
             raise HrnextError(f"checkpoint {source} has format version {version}; this hrnext-trt reads up to "
                               f"{CHECKPOINT_FORMAT_VERSION}: upgrade hrnext-trt")
         if arch is not None and arch != meta["arch"]:
-            raise HrnextError(f"checkpoint {source} holds {meta['arch']}, model {arch} was asked for")
+            raise HrnextError(f"checkpoint {source} holds {meta['arch']}, model {arch} was asked for: drop --arch "
+                              "(the checkpoint records its model), or pass a checkpoint of that model")
         if num_joints is not None and int(num_joints) != meta["num_joints"]:
             raise HrnextError(f"checkpoint {source} has {meta['num_joints']} joints, model {meta['arch']} was "
                               f"asked for {num_joints}")
@@ -225,6 +266,13 @@ def load_initial_weights(model: PoseModel, checkpoint: str | Path) -> str | None
     ckpt = read_checkpoint(checkpoint)
     kind = checkpoint_meta(ckpt)["format"]
     head = ckpt.get("state_dict", {}).get(_MMPOSE_HEAD + "weight" if kind == "mmpose" else _HEAD_KEY)
+    if kind in ("mmpose", "state_dict") and head is None:  # a backbone's weights (pretrained, or cut from a model)
+        state = ckpt["state_dict"]
+        state = remap_mmpose_state_dict(state, model.arch) if kind == "mmpose" else state
+        _check_fit(state, model, str(checkpoint), head=False)
+        missing, _ = model.load_state_dict(state, strict=False)
+        assert all(k.startswith("head.") for k in missing), missing
+        return f"--load-from {checkpoint} holds no head: its backbone is loaded, the head starts fresh"
     joints = None if kind == CHECKPOINT_FORMAT or head is None else int(head.shape[0])
     weights = load_pose_model(ckpt, arch=model.arch, num_joints=joints, source=checkpoint)
     if weights.num_joints == model.num_joints:

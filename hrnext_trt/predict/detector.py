@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from hrnext_trt.contract import unavailable_reason
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, first_line
 from hrnext_trt.predict.boxes import DET_IOU_THR, DET_SCORE_THR, Boxes, box_nms
 from hrnext_trt.runners.base import BackendUnavailable
 from hrnext_trt.runners.onnxruntime import check_provider, session_providers
@@ -83,7 +83,7 @@ class OnnxPersonDetector:
             probe = self._run(self._feed(blank, "yolox"))
         except Exception as exc:  # onnxruntime's own types: a graph that cannot run on an image
             raise HrnextError(f"detector {self.path} does not run on a {self.input_size[0]}x{self.input_size[1]} "
-                              f"image: {str(exc).splitlines()[0][:200]}") from None
+                              f"image: {first_line(exc)}") from None
         self.layout = output_layout(probe, self.path, self.input_size)
         if self.layout == "raw":
             if family not in (None, "ultralytics"):
@@ -192,7 +192,7 @@ def _session(path: Path, device: str, threads: int | None):
         # TF32 allowed: the boxes only choose the crops, no accuracy row compares the detector.
         session = ort.InferenceSession(str(path), sess_options=options, providers=session_providers(device, tf32=True))
     except Exception as exc:  # onnxruntime raises its own types for corrupt or unsupported graphs
-        raise HrnextError(f"onnxruntime cannot load detector {path}: {str(exc).splitlines()[0]}") from None
+        raise HrnextError(f"onnxruntime cannot load detector {path}: {first_line(exc)}") from None
     try:
         check_provider(session, device, f"detector {path}")
     except BackendUnavailable as exc:

@@ -17,7 +17,9 @@ from hrnext_trt.model_spec import ModelSpec
 from hrnext_trt.runners import OnnxRuntimeRunner, PyTorchRunner, Runner, TensorRTRunner
 from hrnext_trt.runners.onnxruntime import read_onnx_metadata
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
+# Listed in a folder's hint; any file that is neither ONNX nor an engine is read as a checkpoint
+# (export-engine and trt-eval take a .safetensors or .bin state_dict too).
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 
 @dataclass
@@ -54,18 +56,15 @@ def load_pose_network(path: str | Path, device: str, threads: int | None = None,
     suffix = path.suffix.lower()
     given = [names[key] for key, value in (("arch", arch), ("num_joints", num_joints), ("input_size", input_size))
              if value is not None]
-    if given and suffix not in CHECKPOINT_SUFFIXES:
+    if given and suffix in (".onnx", ".engine"):
         raise HrnextError(f"{', '.join(given)}: {path.name} describes its own model; these options are for "
                           "checkpoints that do not record theirs (the paper's .pth files): drop them")
-    if suffix in CHECKPOINT_SUFFIXES:
-        network = _checkpoint(path, device, threads, arch, num_joints, input_size, names)
-    elif suffix == ".onnx":
+    if suffix == ".onnx":
         network = _onnx(path, device, threads)
     elif suffix == ".engine":
         network = _engine(path)
     else:
-        raise HrnextError(f"pose model {path}: expected a checkpoint (.pth), an ONNX file (.onnx) or an engine "
-                          "(.engine)")
+        network = _checkpoint(path, device, threads, arch, num_joints, input_size, names)
     network.runner.check_batch(batch)  # an engine outside its optimisation profile fails now
     return network
 

@@ -197,7 +197,7 @@ class _Loop:
         loop_start = self._start = time.perf_counter()
         self.timer.restart()
         try:
-            with _stop_requested_on_ctrl_c() as stop:
+            with _stop_requested_on_signal() as stop:
                 while not stop.is_set():
                     with self.timer.stage("read"):
                         frame = next(frames, None)
@@ -258,22 +258,26 @@ class _Loop:
 
 
 @contextmanager
-def _stop_requested_on_ctrl_c():
-    """An event set by the first Ctrl-C, so the loop ends between frames with every file whole; a
-    second Ctrl-C raises KeyboardInterrupt as usual. Only the main thread can take signals."""
+def _stop_requested_on_signal():
+    """An event set by the first Ctrl-C or SIGTERM, so the loop ends between frames with every file
+    whole (a SIGTERM raising at once could land between a frame's video and JSON writes); a second
+    one stops at once as usual. Only the main thread can take signals."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
-    def on_ctrl_c(signum, frame):
+    def on_signal(signum, frame):
+        interrupts.arrived(signum)  # SIGTERM's exit code and name in the last line
         stop.set()
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous[signum])
 
-    signal.signal(signal.SIGINT, on_ctrl_c)
+    for signum in previous:
+        signal.signal(signum, on_signal)
     try:
         with interrupts.handled_by_caller():  # the CLI's watchdog must not cut the closing of the files
             yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -42,7 +42,7 @@ class Artifact:
         spec = self.spec
         if spec is None or arch is None or spec.arch is None:
             return
-        if (spec.arch, spec.num_joints) != (arch, num_joints):
+        if spec.arch != arch or num_joints not in (None, spec.num_joints):  # None: joints said by nothing yet
             source = f" ({self.manifest['source_checkpoint']['path']})" if self.manifest is not None else ""
             raise HrnextError(f"{self.path} holds {spec.arch} with {spec.num_joints} joints, {what} is {arch} with "
                               f"{num_joints}: compare the checkpoint it was exported from{source}, or export this "

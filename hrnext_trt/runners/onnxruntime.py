@@ -20,7 +20,7 @@ import numpy as np
 
 from hrnext_trt.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from hrnext_trt.engines.manifest_check import verify_model_file
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, first_line
 from hrnext_trt.pipeline import run_batched
 from hrnext_trt.runners.base import BackendUnavailable, Runner
 
@@ -104,9 +104,7 @@ class OnnxRuntimeRunner(Runner):
             session = ort.InferenceSession(str(self.path), sess_options=options,
                                            providers=session_providers(self.device))
         except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, ...: one line, not its dump
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            first = first if len(first) <= 400 else first[:400] + " ..."  # the node's name whole, not cut mid-word
-            raise HrnextError(f"onnxruntime cannot load {self.path} ({type(exc).__name__}: {first}): "
+            raise HrnextError(f"onnxruntime cannot load {self.path} ({type(exc).__name__}: {first_line(exc)}): "
                               "export again") from None
         check_provider(session, self.device, str(self.path))
         inputs = {i.name: i for i in session.get_inputs()}

@@ -22,7 +22,7 @@ import yaml
 
 from hrnext_trt.contract import INPUT_MULTIPLE
 from hrnext_trt.data.transforms import AugmentConfig
-from hrnext_trt.errors import HrnextError
+from hrnext_trt.errors import HrnextError, first_line
 
 BASE_KEY = "_base_"
 
@@ -146,7 +146,7 @@ def _parse_yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise HrnextError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise HrnextError(f"{where}: not valid YAML ({first_line(exc)})") from None
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
+
+from hrnext_trt.errors import HrnextError, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,26 @@ def _drop_torn_line(path: Path) -> None:
         return
 
 
+def _quiet_tensorboard_thread() -> None:
+    """TensorBoard's writer thread prints its own traceback when a write fails (a full disk), and
+    the writer raises the same error in the training thread at its next call, which says it in one
+    line: the thread's print is dropped; every other thread's error is printed as before."""
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # another TensorBoard: its thread's print stays
+        return
+    previous = threading.excepthook
+    if getattr(previous, "hrnext_quiet_tensorboard", False):
+        return
+
+    def hook(args):
+        if not isinstance(args.thread, _AsyncWriterThread):
+            previous(args)
+
+    hook.hrnext_quiet_tensorboard = True
+    threading.excepthook = hook
+
+
 class TrainLogger:
     def __init__(self, work_dir: str | Path, enabled: bool = True, start_step: int = 0):
         """``start_step``: the iteration a resumed run starts at (what was logged past it is superseded)."""
@@ -70,19 +93,41 @@ class TrainLogger:
         self._file = open(work_dir / LOG_NAME, "a", encoding="utf-8")
         from torch.utils.tensorboard import SummaryWriter
 
-        # purge_step: TensorBoard hides the interrupted run's scalars past the resumed iteration.
-        self._tb = SummaryWriter(log_dir=str(work_dir / "tensorboard"), purge_step=start_step or None)
+        _quiet_tensorboard_thread()
+        tb_dir = work_dir / "tensorboard"
+        before = set(tb_dir.iterdir()) if tb_dir.is_dir() else set()
+        try:
+            # purge_step: TensorBoard hides the interrupted run's scalars past the resumed iteration.
+            self._tb = SummaryWriter(log_dir=str(tb_dir), purge_step=start_step or None)
+        except BaseException as exc:
+            self._file.close()
+            # An events file a full disk left empty would be one more per attempt to resume.
+            for made in set(tb_dir.iterdir()) - before if tb_dir.is_dir() else ():
+                if made.is_file() and made.stat().st_size == 0:
+                    made.unlink()
+            full = storage_error(exc, tb_dir)  # TensorBoard's error names no file
+            if full:
+                raise HrnextError(full) from None
+            raise
 
     def log(self, kind: str, step: int, **values) -> None:
         """One record: ``kind`` is "train", "val" or "event"; numbers also go to TensorBoard."""
         if not self.enabled:
             return
         record = {"kind": kind, "time": round(time.time(), 3), "iteration": step, **values}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        for key, value in values.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch",):
-                self._tb.add_scalar(f"{kind}/{key}", value, step)
+        where = Path(self._file.name)
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+            where = Path(self._tb.log_dir)
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch",):
+                    self._tb.add_scalar(f"{kind}/{key}", value, step)
+        except OSError as exc:  # neither names its file
+            full = storage_error(exc, where)
+            if full:
+                raise HrnextError(full) from None
+            raise
 
     def close(self) -> None:
         if self._file is not None:

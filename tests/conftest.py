@@ -89,7 +89,8 @@ def fixture_export(tmp_path_factory):
 @pytest.fixture()
 def gpu_machine_with_pycuda(tmp_path, monkeypatch):
     """A machine whose NVIDIA driver is there (``nvidia_gpu_present``) and whose pycuda is ``driver_source``:
-    the GPU's presence and pycuda's ``driver`` module are the injected parts, everything else is real."""
+    the GPU's presence and pycuda's ``driver`` module are the injected parts, everything else is real.
+    The injected modules leave with the test (monkeypatch then puts back any real ones)."""
     import sys
 
     from hrnext_trt import contract
@@ -107,4 +108,6 @@ def gpu_machine_with_pycuda(tmp_path, monkeypatch):
         for module in (contract, cuda_device, exporter):
             monkeypatch.setattr(module, "nvidia_gpu_present", lambda: True)
 
-    return make
+    yield make
+    for name in [m for m in sys.modules if m == "pycuda" or m.startswith("pycuda.")]:
+        del sys.modules[name]

@@ -18,10 +18,9 @@ torch = pytest.importorskip("torch")
 @pytest.mark.parametrize("arch", ["hrnext_s", "hrnet_w32"])
 def test_onnx_matches_pytorch_at_batch_1_and_7(tmp_path, arch):
     from hrnext_trt.models import build_pose_model, prepare_for_export
-
-    input_size = (128, 96)
     from tests.test_model_onnx import randomize_statistics
 
+    input_size = (128, 96)
     torch.manual_seed(0)
     model = randomize_statistics(build_pose_model(arch, 14))  # BatchNorm folding shows in the output
     path = tmp_path / "model.onnx"

@@ -51,3 +51,11 @@ def storage_error(exc: BaseException, path=None) -> str | None:
             return f"{where}{exc.strerror}: free some space (or pick a writable place) and run again"
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def raise_storage_error(exc: BaseException, path) -> None:
+    """Raise the one line of :func:`storage_error` (``path`` names the file where ``exc`` does not) when
+    ``exc`` is storage that took no write; return otherwise, for the caller to re-raise ``exc``."""
+    full = storage_error(exc, path)
+    if full is not None:
+        raise HrnextError(full) from None

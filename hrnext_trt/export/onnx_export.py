@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from hrnext_trt.contract import INPUT_NAME, OUTPUT_NAME
-from hrnext_trt.errors import HrnextError, storage_error
+from hrnext_trt.errors import raise_storage_error
 from hrnext_trt.export.metadata import set_onnx_metadata
 from hrnext_trt.export.simplify import simplify
 from hrnext_trt.model_spec import ModelSpec
@@ -52,9 +52,7 @@ def save_checked(model, path: Path, spec: ModelSpec, precision: str, extra: dict
     try:
         onnx.save(model, str(path))
     except OSError as exc:
-        full = storage_error(exc, path)
-        if full is None:
-            raise
-        raise HrnextError(full) from None
+        raise_storage_error(exc, path)
+        raise
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return {"opset": opset, "nodes": len(model.graph.node)}

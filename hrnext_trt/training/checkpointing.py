@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hrnext_trt.errors import HrnextError, storage_error
+from hrnext_trt.errors import HrnextError, raise_storage_error
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
 BEST_NAME = "best.pth"  # the best-AP checkpoint of a run
@@ -42,9 +42,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        full = storage_error(exc, path) if isinstance(exc, (OSError, RuntimeError)) else None
-        if full is not None:  # a full disk: the checkpoint's name, not torch's "unexpected pos"
-            raise HrnextError(full) from None
+        if isinstance(exc, (OSError, RuntimeError)):  # a full disk: the checkpoint's name, not torch's "unexpected pos"
+            raise_storage_error(exc, path)
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path

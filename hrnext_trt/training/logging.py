@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from hrnext_trt.errors import HrnextError, storage_error
+from hrnext_trt.errors import raise_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,7 @@ class TrainLogger:
             for made in set(tb_dir.iterdir()) - before if tb_dir.is_dir() else ():
                 if made.is_file() and made.stat().st_size == 0:
                     made.unlink()
-            full = storage_error(exc, tb_dir)  # TensorBoard's error names no file
-            if full:
-                raise HrnextError(full) from None
+            raise_storage_error(exc, tb_dir)  # TensorBoard's error names no file
             raise
 
     def log(self, kind: str, step: int, **values) -> None:
@@ -124,9 +122,7 @@ class TrainLogger:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch",):
                     self._tb.add_scalar(f"{kind}/{key}", value, step)
         except OSError as exc:  # neither names its file
-            full = storage_error(exc, where)
-            if full:
-                raise HrnextError(full) from None
+            raise_storage_error(exc, where)
             raise
 
     def close(self) -> None:
